@@ -3,8 +3,8 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::Ordering::*;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use crate::clock::saturating_nanos;
@@ -13,6 +13,7 @@ use crate::permit::{Outcome, OwnedPermit, Permit, Rejected, Ticket, TicketKind};
 use crate::snapshot::{Counts, Snapshot};
 use crate::state::{Mode, Reason, State, Word, IN_FLIGHT_ONE, STATE_MASK, SUCCESS_ONE};
 use crate::striped::StripedCounter;
+use crate::sync::{AtomicU32, AtomicU64, Mutex, MutexGuard};
 use crate::transition::{Listener, Transition};
 use crate::window::Rolling;
 
@@ -492,7 +493,13 @@ impl Inner {
                 self.update_probes(t.generation, |w| w.0 - IN_FLIGHT_ONE);
             }
             Outcome::Success if self.is_slow(t, now) => {
-                self.trip(t.generation, State::HalfOpen, Reason::SlowCallRate, now, None);
+                self.trip(
+                    t.generation,
+                    State::HalfOpen,
+                    Reason::SlowCallRate,
+                    now,
+                    None,
+                );
             }
             Outcome::Success => {
                 let after = self.update_probes(t.generation, |w| w.0 - IN_FLIGHT_ONE + SUCCESS_ONE);
@@ -501,7 +508,13 @@ impl Inner {
                 }
             }
             Outcome::Failure => {
-                self.trip(t.generation, State::HalfOpen, Reason::HalfOpenFailure, now, None);
+                self.trip(
+                    t.generation,
+                    State::HalfOpen,
+                    Reason::HalfOpenFailure,
+                    now,
+                    None,
+                );
             }
             Outcome::FailureWithRetryAfter(d) => {
                 let hint = Some(d).filter(|d| !d.is_zero());
@@ -623,7 +636,13 @@ impl Inner {
     fn expire_probes(&self, generation: u32, now: u64) {
         // The deadline belongs to `generation` (it is only set under the lock for the current
         // generation), so `trip` re-checking the generation is enough.
-        self.trip(generation, State::HalfOpen, Reason::HalfOpenTimeout, now, None);
+        self.trip(
+            generation,
+            State::HalfOpen,
+            Reason::HalfOpenTimeout,
+            now,
+            None,
+        );
     }
 
     fn close(&self, generation: u32, now: u64) {

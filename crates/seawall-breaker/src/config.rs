@@ -167,7 +167,9 @@ impl Config {
             ));
         }
         match self.window {
-            Window::Count(0) => return Err(ConfigError::new("window", "must hold at least 1 call")),
+            Window::Count(0) => {
+                return Err(ConfigError::new("window", "must hold at least 1 call"))
+            }
             Window::Time { duration, buckets } => {
                 if buckets == 0 || buckets > 1000 {
                     return Err(ConfigError::new("window_buckets", "must be in 1..=1000"));
@@ -182,7 +184,10 @@ impl Config {
             Window::Count(_) => {}
         }
         if self.open_timeout.is_zero() {
-            return Err(ConfigError::new("open_timeout", "must be greater than zero"));
+            return Err(ConfigError::new(
+                "open_timeout",
+                "must be greater than zero",
+            ));
         }
         if self.open_timeout_max < self.open_timeout {
             return Err(ConfigError::new(
@@ -328,12 +333,27 @@ mod tests {
     fn impossible_values_name_their_field() {
         let cases = [
             (Config::builder().failure_threshold(0), "failure_threshold"),
-            (Config::builder().failure_rate_threshold(1.5), "failure_rate_threshold"),
-            (Config::builder().slow_call_rate_threshold(0.0), "slow_call_rate_threshold"),
+            (
+                Config::builder().failure_rate_threshold(1.5),
+                "failure_rate_threshold",
+            ),
+            (
+                Config::builder().slow_call_rate_threshold(0.0),
+                "slow_call_rate_threshold",
+            ),
             (Config::builder().window(Window::Count(0)), "window"),
-            (Config::builder().half_open_max_calls(0), "half_open_max_calls"),
-            (Config::builder().half_open_max_calls(5000), "half_open_max_calls"),
-            (Config::builder().open_timeout(Duration::ZERO), "open_timeout"),
+            (
+                Config::builder().half_open_max_calls(0),
+                "half_open_max_calls",
+            ),
+            (
+                Config::builder().half_open_max_calls(5000),
+                "half_open_max_calls",
+            ),
+            (
+                Config::builder().open_timeout(Duration::ZERO),
+                "open_timeout",
+            ),
             (
                 Config::builder().open_timeout(Duration::from_secs(600)),
                 "open_timeout_max",

@@ -56,6 +56,7 @@ mod registry;
 mod snapshot;
 mod state;
 mod striped;
+mod sync;
 mod transition;
 mod window;
 

@@ -204,10 +204,18 @@ mod tests {
     #[test]
     fn word_round_trips_every_field() {
         for state in [State::Closed, State::Open, State::HalfOpen] {
-            for mode in [Mode::Normal, Mode::ForcedOpen, Mode::Disabled, Mode::MetricsOnly] {
+            for mode in [
+                Mode::Normal,
+                Mode::ForcedOpen,
+                Mode::Disabled,
+                Mode::MetricsOnly,
+            ] {
                 let w = Word::new(state, mode, u32::MAX);
                 let w = Word(w.0 + 5 * IN_FLIGHT_ONE + 7 * SUCCESS_ONE);
-                assert_eq!((w.state(), w.mode(), w.generation()), (state, mode, u32::MAX));
+                assert_eq!(
+                    (w.state(), w.mode(), w.generation()),
+                    (state, mode, u32::MAX)
+                );
                 assert_eq!((w.in_flight(), w.successes()), (5, 7));
             }
         }
@@ -217,6 +225,9 @@ mod tests {
     fn next_generation_wraps_and_clears_counts() {
         let w = Word(Word::new(State::HalfOpen, Mode::Normal, u32::MAX).0 + IN_FLIGHT_ONE);
         let n = w.next(State::Open, Mode::Normal);
-        assert_eq!((n.generation(), n.in_flight(), n.state()), (0, 0, State::Open));
+        assert_eq!(
+            (n.generation(), n.in_flight(), n.state()),
+            (0, 0, State::Open)
+        );
     }
 }

@@ -1,20 +1,48 @@
 //! A counter split across cache lines so that threads incrementing it do not contend.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
+#[cfg(not(loom))]
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+#[cfg(loom)]
+use crate::sync::AtomicU64;
+
+#[cfg(not(loom))]
 const STRIPES: usize = 8;
+// Under loom one stripe suffices: the model explores interleavings, not cache lines.
+#[cfg(loom)]
+const STRIPES: usize = 1;
 
 #[repr(align(128))]
-#[derive(Default)]
 struct Cell(AtomicU64);
+
+impl Default for Cell {
+    fn default() -> Self {
+        Cell(AtomicU64::new(0))
+    }
+}
 
 /// A monotonic counter whose increments from different threads land on different cache lines
 /// (the idea of Java's `LongAdder`). Reads sum the stripes.
-#[derive(Default)]
 pub(crate) struct StripedCounter {
     cells: [Cell; STRIPES],
 }
 
+impl Default for StripedCounter {
+    fn default() -> Self {
+        StripedCounter {
+            cells: std::array::from_fn(|_| Cell::default()),
+        }
+    }
+}
+
+#[cfg(loom)]
+fn stripe() -> usize {
+    0
+}
+
+#[cfg(not(loom))]
 fn stripe() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
@@ -37,7 +65,7 @@ impl StripedCounter {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

@@ -68,7 +68,9 @@ where
                 Poll::Ready(result.map_err(CallError::Failed))
             }
             InnerProj::Rejected { rejected } => {
-                let r = rejected.take().expect("ResponseFuture polled after completion");
+                let r = rejected
+                    .take()
+                    .expect("ResponseFuture polled after completion");
                 Poll::Ready(Err(CallError::Rejected(r)))
             }
         }

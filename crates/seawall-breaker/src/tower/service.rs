@@ -56,7 +56,9 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         match self.breaker.try_acquire_owned() {
-            Ok(permit) => ResponseFuture::called(self.inner.call(req), permit, self.classifier.clone()),
+            Ok(permit) => {
+                ResponseFuture::called(self.inner.call(req), permit, self.classifier.clone())
+            }
             Err(rejected) => ResponseFuture::rejected(rejected),
         }
     }
