@@ -1,0 +1,67 @@
+//! Durations written as `30s`, `15m`, `500ms` or `1h 30m` (parsed by `humantime`).
+
+use std::time::Duration;
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
+
+/// Parses a human-readable duration such as `30s`, `15m`, `500ms` or `1h 30m`.
+///
+/// A unit is required; negative values are rejected.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall::config::duration::parse;
+/// assert_eq!(parse("15m"), Ok(Duration::from_secs(900)));
+/// assert_eq!(parse("500ms"), Ok(Duration::from_millis(500)));
+/// assert!(parse("30").is_err());
+/// ```
+pub fn parse(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|err| {
+        format!("invalid duration {text:?} (expected e.g. `500ms`, `30s`, `15m`, `1h`): {err}")
+    })
+}
+
+/// Serde adapter for a `Duration` field: `#[serde(with = "duration")]`.
+pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(de)?;
+    parse(&text).map_err(D::Error::custom)
+}
+
+/// Serde adapter for an `Option<Duration>` field.
+pub mod option {
+    use super::*;
+
+    /// Deserialises `null`/`~` as `None` and anything else as a duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(de)?
+            .map(|text| parse(&text).map_err(D::Error::custom))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_common_units() {
+        assert_eq!(parse("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse("1m 30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse("0s"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn rejects_missing_unit_negative_and_garbage() {
+        for bad in ["30", "-5s", "5 parsecs", "", "fast"] {
+            let err = parse(bad).unwrap_err();
+            assert!(
+                err.starts_with(&format!("invalid duration {bad:?}")),
+                "{err}"
+            );
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The daemon's YAML configuration: schema, parsing with field-path + `line:column` errors,
+//! semantic validation, and secret resolution from environment variables.
+//!
+//! # Layout
+//! - [`load`]/[`parse`] (`load.rs`): YAML → validated [`Config`].
+//! - `model.rs`, `provider.rs`, `pipeline.rs`, `breaker.rs`: the schema, with each field's
+//!   default in its doc comment.
+//! - [`duration`] and [`size`]: `30s`-style durations and `10MB`-style sizes (binary units).
+//! - `spans.rs`: field path → position map built from the YAML events, so checks run after
+//!   deserialisation (`validate.rs`) still report `line:column`.
+//! - `secrets.rs`: [`Config::resolve_secrets`]; `error.rs`: [`ConfigError`].
+//!
+//! ```
+//! let yaml = "providers: [{ name: a, kind: openai, base_url: 'https://api.openai.com', fallbacks: [b] }]";
+//! let err = seawall::config::parse(yaml).unwrap_err();
+//! assert_eq!(
+//!     err.to_string(),
+//!     "config error: providers[0].fallbacks[0] at 1:86: unknown provider `b`"
+//! );
+//! ```
+
+mod breaker;
+pub mod duration;
+mod error;
+mod load;
+mod model;
+mod pipeline;
+mod provider;
+mod secrets;
+pub mod size;
+mod spans;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use breaker::{BreakerSettings, DEFAULT_OPEN_TIMEOUT_MAX};
+pub use error::{ConfigError, Location, Position};
+pub use load::{load, parse};
+pub use model::{
+    AdminConfig, AuthConfig, AuthMode, Config, FeatureFlagsConfig, GlobalHealthConfig,
+    ServerConfig, TelemetryConfig,
+};
+pub use pipeline::{
+    BatchConfig, FallbackConfig, OutputConfig, OutputType, PipelineConfig, QueueConfig,
+    RerouteConfig, ResilienceConfig, SamplingConfig,
+};
+pub use provider::{ProviderConfig, ProviderKind, ProviderTimeouts};
+pub use secrets::{Secret, Secrets};

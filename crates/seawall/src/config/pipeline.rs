@@ -1,0 +1,203 @@
+//! `pipelines:` entries: event inputs (`POST /ingest/{name}`), their outputs and fallback.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::breaker::BreakerSettings;
+use super::{duration, size};
+
+/// One event pipeline; every output receives every accepted event.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Unique name, used in `POST /ingest/{name}`: letters, digits, `-`, `_`, `.`. Required.
+    pub name: String,
+    /// Per-output queue settings.
+    #[serde(default)]
+    pub queue: QueueConfig,
+    /// Largest accepted ingest request body, in bytes. Default `10MB` (10 MiB).
+    #[serde(default = "default_max_body", with = "size")]
+    pub max_body: u64,
+    /// Destinations; at least one, names unique within the pipeline.
+    pub outputs: Vec<OutputConfig>,
+    /// What happens when an output's endpoint is open or a send fails.
+    #[serde(default)]
+    pub fallback: FallbackConfig,
+}
+
+pub(crate) fn default_max_body() -> u64 {
+    10 << 20
+}
+
+/// Bounded queue in front of each output.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Events each output's queue holds. Default 10 000; at least 1.
+    pub capacity: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self { capacity: 10_000 }
+    }
+}
+
+/// The destination type of an output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputType {
+    /// NDJSON batches POSTed to `endpoint` (and `alternates`).
+    Http,
+    /// NDJSON appended to `path`.
+    File,
+    /// NDJSON written to standard output.
+    Stdout,
+    /// Events are counted as delivered and discarded.
+    Blackhole,
+}
+
+impl OutputType {
+    /// The type's name as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::File => "file",
+            Self::Stdout => "stdout",
+            Self::Blackhole => "blackhole",
+        }
+    }
+}
+
+/// One output of a pipeline.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Name, unique within the pipeline. Required.
+    pub name: String,
+    /// Destination type. Required.
+    #[serde(rename = "type")]
+    pub kind: OutputType,
+    /// `http` only, required there: the primary `http(s)://` endpoint URL.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// `http` only: more endpoint URLs for reroute, each distinct from `endpoint` and each
+    /// other. Default: none.
+    #[serde(default)]
+    pub alternates: Vec<String>,
+    /// `file` only, required there: the file NDJSON is appended to.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Timeout of one batch send. Default `10s`; must be > 0.
+    #[serde(default = "default_output_timeout", with = "duration")]
+    pub timeout: Duration,
+    /// Batching limits.
+    #[serde(default)]
+    pub batch: BatchConfig,
+    /// Breaker settings, one breaker per endpoint.
+    #[serde(default)]
+    pub resilience: ResilienceConfig,
+}
+
+fn default_output_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl OutputConfig {
+    /// Every endpoint of an `http` output: `endpoint` then `alternates` (empty otherwise).
+    pub fn endpoints(&self) -> impl Iterator<Item = &str> {
+        self.endpoint
+            .iter()
+            .chain(self.alternates.iter())
+            .map(String::as_str)
+    }
+}
+
+/// A batch is sent when any limit is reached.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Events per batch. Default 1000; at least 1.
+    pub max_events: usize,
+    /// Encoded bytes per batch. Default `1MB` (1 MiB); at least 1.
+    #[serde(with = "size")]
+    pub max_bytes: u64,
+    /// Longest wait for a batch to fill. Default `200ms`; `0s` sends at once.
+    #[serde(with = "duration")]
+    pub linger: Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_events: 1000,
+            max_bytes: 1 << 20,
+            linger: Duration::from_millis(200),
+        }
+    }
+}
+
+/// `resilience:` block of an output.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResilienceConfig {
+    /// Breaker settings for each endpoint of the output.
+    pub circuit_breaker: BreakerSettings,
+}
+
+/// `fallback:` block of a pipeline.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FallbackConfig {
+    /// Step 1: reroute to the output's other healthy endpoints.
+    pub reroute: RerouteConfig,
+    /// Step 2: health-based sampling into the retry buffer.
+    pub sampling: SamplingConfig,
+    /// Events held for retry per output; `0` disables the buffer. Default 10 000.
+    pub retry_buffer: usize,
+}
+
+impl Default for FallbackConfig {
+    fn default() -> Self {
+        Self {
+            reroute: RerouteConfig::default(),
+            sampling: SamplingConfig::default(),
+            retry_buffer: 10_000,
+        }
+    }
+}
+
+/// Reroute settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RerouteConfig {
+    /// Other endpoints tried for one batch; `0` disables reroute. Default 3.
+    pub max_attempts: u32,
+}
+
+impl Default for RerouteConfig {
+    fn default() -> Self {
+        Self { max_attempts: 3 }
+    }
+}
+
+/// Health-based sampling settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SamplingConfig {
+    /// Floor of the kept share, in [0, 1]. Default 0.1.
+    pub min_rate: f64,
+    /// Seed of the sampling RNG, for reproducible runs. Default: none (random).
+    pub seed: Option<u64>,
+}
+
+impl Default for SamplingConfig {
+    fn default() -> Self {
+        Self {
+            min_rate: 0.1,
+            seed: None,
+        }
+    }
+}

@@ -1,0 +1,514 @@
+//! Semantic checks run after deserialisation: ranges, cross-references and contradictions.
+//! Each error names the YAML field path and its position from the [`SpanMap`].
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::breaker::BreakerSettings;
+use super::error::{ConfigError, Location};
+use super::model::{AuthMode, Config};
+use super::pipeline::{OutputConfig, OutputType, PipelineConfig};
+use super::provider::ProviderConfig;
+use super::spans::{join_index, join_key as key, SpanMap};
+
+/// Provider names that would shadow the gateway's own routes.
+const RESERVED_PROVIDER_NAMES: &[&str] = &["ingest"];
+
+type Checked = Result<(), ConfigError>;
+
+/// Runs every check on `config`, returning the first problem in document order.
+pub(crate) fn validate(config: &Config) -> Checked {
+    let v = Validator {
+        spans: &config.spans,
+    };
+    v.server(config)?;
+    v.admin(config)?;
+    v.auth(config)?;
+    v.providers(&config.providers)?;
+    v.feature_flags(config)?;
+    v.telemetry(config)?;
+    v.pipelines(&config.pipelines)?;
+    v.global_health(config)
+}
+
+/// Builds an `Invalid` error at `path`, positioned at that field or its nearest ancestor.
+pub(crate) fn invalid_at(spans: &SpanMap, path: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        location: Location {
+            field: path.to_owned(),
+            position: spans.nearest_position(path),
+        },
+        message: message.into(),
+    }
+}
+
+struct Validator<'a> {
+    spans: &'a SpanMap,
+}
+
+impl Validator<'_> {
+    fn fail(&self, path: &str, message: impl Into<String>) -> Checked {
+        Err(invalid_at(self.spans, path, message))
+    }
+
+    /// Picks the first of `paths` written in the file (else the first) to report a conflict.
+    fn fail_any(&self, paths: &[&str], message: impl Into<String>) -> Checked {
+        let path = paths
+            .iter()
+            .find(|p| self.spans.contains(p))
+            .unwrap_or(&paths[0]);
+        self.fail(path, message)
+    }
+
+    fn positive(&self, path: &str, d: Duration) -> Checked {
+        if d.is_zero() {
+            return self.fail(path, "must be greater than zero");
+        }
+        Ok(())
+    }
+
+    fn at_least_one(&self, path: &str, n: u64) -> Checked {
+        if n == 0 {
+            return self.fail(path, "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// A fraction in (0, 1] (or [0, 1] with `allow_zero`); NaN is rejected.
+    fn fraction(&self, path: &str, x: f64, allow_zero: bool) -> Checked {
+        let ok = if allow_zero {
+            (0.0..=1.0).contains(&x)
+        } else {
+            x > 0.0 && x <= 1.0
+        };
+        if !ok {
+            let range = if allow_zero { "[0, 1]" } else { "(0, 1]" };
+            return self.fail(path, format!("{x} is out of range: must be in {range}"));
+        }
+        Ok(())
+    }
+
+    fn percent(&self, path: &str, p: u32) -> Checked {
+        if !(1..=100).contains(&p) {
+            return self.fail(path, format!("{p} is out of range: must be in 1..=100"));
+        }
+        Ok(())
+    }
+
+    fn name(&self, path: &str, name: &str) -> Checked {
+        let ok = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            return self.fail(
+                path,
+                format!("invalid name {name:?}: use letters, digits, `-`, `_` or `.`"),
+            );
+        }
+        Ok(())
+    }
+
+    fn env_name(&self, path: &str, var: &str) -> Checked {
+        let mut chars = var.chars();
+        let ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return self.fail(
+                path,
+                format!("{var:?} is not an environment variable name (expected e.g. `MY_TOKEN`)"),
+            );
+        }
+        Ok(())
+    }
+
+    fn http_url(&self, path: &str, url: &str) -> Checked {
+        if let Err(why) = check_http_url(url) {
+            return self.fail(path, format!("invalid URL {url:?}: {why}"));
+        }
+        Ok(())
+    }
+
+    /// Rejects a name already seen in `seen`, pointing at the first definition.
+    fn unique<'n>(
+        &self,
+        seen: &mut HashMap<&'n str, String>,
+        what: &str,
+        name: &'n str,
+        path: String,
+    ) -> Checked {
+        if let Some(first) = seen.get(name) {
+            let at = self
+                .spans
+                .value_position(first)
+                .map(|p| format!(" at {p}"))
+                .unwrap_or_default();
+            return self.fail(
+                &path,
+                format!("duplicate {what} name `{name}` (first defined at {first}{at})"),
+            );
+        }
+        seen.insert(name, path);
+        Ok(())
+    }
+
+    fn server(&self, c: &Config) -> Checked {
+        self.at_least_one("server.max_body", c.server.max_body)?;
+        self.at_least_one("server.max_connections", c.server.max_connections as u64)?;
+        if c.auth.is_none() && !c.server.listen.ip().is_loopback() {
+            return self.fail(
+                "server.listen",
+                format!(
+                    "{} is not a loopback address, so client auth is required: set \
+                     `auth: {{ tokens_env: [VAR] }}`, or `auth: {{ mode: none }}` to serve \
+                     without it",
+                    c.server.listen
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    fn admin(&self, c: &Config) -> Checked {
+        if c.admin.listen == c.server.listen {
+            return self.fail_any(
+                &["admin.listen", "server.listen"],
+                format!("admin.listen and server.listen are both {}", c.admin.listen),
+            );
+        }
+        match &c.admin.token_env {
+            Some(var) => self.env_name("admin.token_env", var),
+            None => Ok(()),
+        }
+    }
+
+    fn auth(&self, c: &Config) -> Checked {
+        let Some(auth) = &c.auth else { return Ok(()) };
+        match auth.mode {
+            AuthMode::Tokens if auth.tokens_env.is_empty() => self.fail(
+                "auth.tokens_env",
+                "at least one variable name is required (or set `mode: none`)",
+            ),
+            AuthMode::None if !auth.tokens_env.is_empty() => self.fail(
+                "auth.tokens_env",
+                "must be empty with `mode: none` (remove it or remove `mode: none`)",
+            ),
+            _ => {
+                for (i, var) in auth.tokens_env.iter().enumerate() {
+                    self.env_name(&join_index("auth.tokens_env", i), var)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn providers(&self, providers: &[ProviderConfig]) -> Checked {
+        let mut seen = HashMap::new();
+        for (i, p) in providers.iter().enumerate() {
+            let at = join_index("providers", i);
+            let name_path = key(&at, "name");
+            self.name(&name_path, &p.name)?;
+            if RESERVED_PROVIDER_NAMES.contains(&p.name.as_str()) {
+                return self.fail(
+                    &name_path,
+                    format!("`{}` is reserved for the gateway's own routes", p.name),
+                );
+            }
+            self.unique(&mut seen, "provider", &p.name, name_path)?;
+            self.http_url(&key(&at, "base_url"), &p.base_url)?;
+            if let Some(var) = &p.api_key_env {
+                self.env_name(&key(&at, "api_key_env"), var)?;
+            }
+            self.at_least_one(&key(&at, "max_keys"), p.max_keys as u64)?;
+            for (j, code) in p.failure_status.iter().flatten().enumerate() {
+                if !(100..=599).contains(code) {
+                    return self.fail(
+                        &join_index(&key(&at, "failure_status"), j),
+                        format!("{code} is not an HTTP status code (100..=599)"),
+                    );
+                }
+            }
+            let t = key(&at, "timeouts");
+            self.positive(&key(&t, "connect"), p.timeouts.connect)?;
+            self.positive(&key(&t, "first_byte"), p.timeouts.first_byte)?;
+            self.positive(&key(&t, "idle"), p.timeouts.idle)?;
+            self.breaker(&key(&at, "circuit_breaker"), &p.circuit_breaker)?;
+        }
+        // Fallbacks are checked once every name is known.
+        let by_name: HashMap<&str, &ProviderConfig> =
+            providers.iter().map(|p| (p.name.as_str(), p)).collect();
+        for (i, p) in providers.iter().enumerate() {
+            let list = key(&join_index("providers", i), "fallbacks");
+            for (j, target) in p.fallbacks.iter().enumerate() {
+                let path = join_index(&list, j);
+                match by_name.get(target.as_str()) {
+                    None => return self.fail(&path, format!("unknown provider `{target}`")),
+                    Some(_) if *target == p.name => {
+                        return self.fail(&path, "a provider cannot fall back to itself")
+                    }
+                    Some(other) if other.kind != p.kind => {
+                        return self.fail(
+                            &path,
+                            format!(
+                                "provider `{target}` is of kind `{}`, but `{}` is of kind `{}`; \
+                                 fallbacks must have the same kind",
+                                other.kind.as_str(),
+                                p.name,
+                                p.kind.as_str()
+                            ),
+                        )
+                    }
+                    Some(_) => {}
+                }
+                if p.fallbacks[..j].contains(target) {
+                    return self.fail(&path, format!("`{target}` is listed twice"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn breaker(&self, at: &str, b: &BreakerSettings) -> Checked {
+        self.at_least_one(&key(at, "failure_threshold"), b.failure_threshold.into())?;
+        if let Some(rate) = b.failure_rate_threshold {
+            self.fraction(&key(at, "failure_rate_threshold"), rate, false)?;
+        }
+        self.positive(&key(at, "window"), b.window)?;
+        self.at_least_one(&key(at, "window_buckets"), b.window_buckets.into())?;
+        if b.window < Duration::from_millis(b.window_buckets.into()) {
+            return self.fail_any(
+                &[&key(at, "window_buckets"), &key(at, "window")],
+                format!(
+                    "{} buckets over a {:?} window leaves less than 1ms per bucket",
+                    b.window_buckets, b.window
+                ),
+            );
+        }
+        self.at_least_one(&key(at, "minimum_calls"), b.minimum_calls.into())?;
+        if let Some(rate) = b.slow_call_rate_threshold {
+            self.fraction(&key(at, "slow_call_rate_threshold"), rate, false)?;
+        }
+        self.positive(&key(at, "slow_call_duration"), b.slow_call_duration)?;
+        self.positive(&key(at, "open_timeout"), b.open_timeout)?;
+        if let Some(max) = b.open_timeout_max {
+            if max < b.open_timeout {
+                return self.fail(
+                    &key(at, "open_timeout_max"),
+                    format!(
+                        "{} is shorter than open_timeout ({})",
+                        humantime::format_duration(max),
+                        humantime::format_duration(b.open_timeout)
+                    ),
+                );
+            }
+        }
+        self.fraction(&key(at, "jitter"), b.jitter, true)?;
+        self.at_least_one(
+            &key(at, "half_open_max_calls"),
+            b.half_open_max_calls.into(),
+        )?;
+        self.positive(&key(at, "half_open_timeout"), b.half_open_timeout)?;
+        self.positive(&key(at, "check_interval"), b.check_interval)?;
+        self.positive(&key(at, "retry_after_max"), b.retry_after_max)
+    }
+
+    fn feature_flags(&self, c: &Config) -> Checked {
+        let Some(f) = &c.feature_flags else {
+            return Ok(());
+        };
+        self.http_url(
+            "feature_flags.url",
+            &f.url.replace("{host}", "flags.invalid"),
+        )?;
+        self.positive("feature_flags.min_ttl", f.min_ttl)?;
+        self.positive("feature_flags.fetch_timeout", f.fetch_timeout)?;
+        if f.min_ttl > f.max_ttl {
+            return self.fail_any(
+                &["feature_flags.min_ttl", "feature_flags.max_ttl"],
+                format!(
+                    "min_ttl ({}) is longer than max_ttl ({})",
+                    humantime::format_duration(f.min_ttl),
+                    humantime::format_duration(f.max_ttl)
+                ),
+            );
+        }
+        if f.ttl < f.min_ttl || f.ttl > f.max_ttl {
+            return self.fail_any(
+                &[
+                    "feature_flags.ttl",
+                    "feature_flags.min_ttl",
+                    "feature_flags.max_ttl",
+                ],
+                format!(
+                    "ttl ({}) must lie within min_ttl ({}) and max_ttl ({})",
+                    humantime::format_duration(f.ttl),
+                    humantime::format_duration(f.min_ttl),
+                    humantime::format_duration(f.max_ttl)
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    fn telemetry(&self, c: &Config) -> Checked {
+        let Some(t) = &c.telemetry else {
+            return Ok(());
+        };
+        if !c.pipelines.iter().any(|p| p.name == t.pipeline) {
+            return self.fail(
+                "telemetry.pipeline",
+                format!("unknown pipeline `{}`", t.pipeline),
+            );
+        }
+        Ok(())
+    }
+
+    fn pipelines(&self, pipelines: &[PipelineConfig]) -> Checked {
+        let mut seen = HashMap::new();
+        for (i, p) in pipelines.iter().enumerate() {
+            let at = join_index("pipelines", i);
+            let name_path = key(&at, "name");
+            self.name(&name_path, &p.name)?;
+            self.unique(&mut seen, "pipeline", &p.name, name_path)?;
+            self.at_least_one(&key(&at, "queue.capacity"), p.queue.capacity as u64)?;
+            self.at_least_one(&key(&at, "max_body"), p.max_body)?;
+            if p.outputs.is_empty() {
+                return self.fail(&key(&at, "outputs"), "a pipeline needs at least one output");
+            }
+            let mut outputs = HashMap::new();
+            for (j, o) in p.outputs.iter().enumerate() {
+                let out = join_index(&key(&at, "outputs"), j);
+                let name_path = key(&out, "name");
+                self.name(&name_path, &o.name)?;
+                self.unique(&mut outputs, "output", &o.name, name_path)?;
+                self.output(&out, o)?;
+            }
+            let f = key(&at, "fallback");
+            self.fraction(
+                &key(&f, "sampling.min_rate"),
+                p.fallback.sampling.min_rate,
+                true,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn output(&self, at: &str, o: &OutputConfig) -> Checked {
+        let kind = o.kind.as_str();
+        match o.kind {
+            OutputType::Http => match &o.endpoint {
+                None => {
+                    return self.fail(&key(at, "endpoint"), "an `http` output needs `endpoint`")
+                }
+                Some(_) => {
+                    let mut seen: Vec<&str> = Vec::new();
+                    for (j, url) in o.endpoints().enumerate() {
+                        let path = if j == 0 {
+                            key(at, "endpoint")
+                        } else {
+                            join_index(&key(at, "alternates"), j - 1)
+                        };
+                        self.http_url(&path, url)?;
+                        if seen.contains(&url) {
+                            return self.fail(&path, format!("endpoint {url:?} is listed twice"));
+                        }
+                        seen.push(url);
+                    }
+                }
+            },
+            _ if o.endpoint.is_some() => {
+                return self.fail(
+                    &key(at, "endpoint"),
+                    format!("not allowed for a `{kind}` output"),
+                )
+            }
+            _ if !o.alternates.is_empty() => {
+                return self.fail(
+                    &key(at, "alternates"),
+                    format!("not allowed for a `{kind}` output"),
+                )
+            }
+            _ => {}
+        }
+        match (&o.path, o.kind) {
+            (None, OutputType::File) => {
+                return self.fail(&key(at, "path"), "a `file` output needs `path`")
+            }
+            (Some(p), OutputType::File) if p.as_os_str().is_empty() => {
+                return self.fail(&key(at, "path"), "must not be empty")
+            }
+            (Some(_), OutputType::Http | OutputType::Stdout | OutputType::Blackhole) => {
+                return self.fail(
+                    &key(at, "path"),
+                    format!("not allowed for a `{kind}` output"),
+                )
+            }
+            _ => {}
+        }
+        self.positive(&key(at, "timeout"), o.timeout)?;
+        self.at_least_one(&key(at, "batch.max_events"), o.batch.max_events as u64)?;
+        self.at_least_one(&key(at, "batch.max_bytes"), o.batch.max_bytes)?;
+        self.breaker(
+            &key(at, "resilience.circuit_breaker"),
+            &o.resilience.circuit_breaker,
+        )
+    }
+
+    fn global_health(&self, c: &Config) -> Checked {
+        let g = &c.global_health;
+        self.at_least_one("global_health.memory_threshold", g.memory_threshold)?;
+        self.percent(
+            "global_health.queue_threshold_percent",
+            g.queue_threshold_percent,
+        )?;
+        self.positive("global_health.check_interval", g.check_interval)?;
+        self.percent("global_health.recover_percent", g.recover_percent)
+    }
+}
+
+/// Checks that `url` is an absolute `http`/`https` URL with a host and no query or fragment.
+fn check_http_url(url: &str) -> Result<(), &'static str> {
+    if url.contains('#') {
+        return Err("a fragment is not allowed");
+    }
+    let uri: http::Uri = url.parse().map_err(|_| "not a URL")?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(_) => return Err("the scheme must be http or https"),
+        None => return Err("expected an absolute URL starting with http:// or https://"),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("the host is missing");
+    }
+    if uri.query().is_some() {
+        return Err("a query string is not allowed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_http_url;
+
+    #[test]
+    fn http_urls() {
+        assert_eq!(check_http_url("https://api.anthropic.com"), Ok(()));
+        assert_eq!(check_http_url("http://collector-a:4318/ingest"), Ok(()));
+        assert_eq!(check_http_url("http://[::1]:8080/v1"), Ok(()));
+        assert_eq!(
+            check_http_url("ftp://example.com"),
+            Err("the scheme must be http or https")
+        );
+        assert_eq!(
+            check_http_url("api.anthropic.com"),
+            Err("expected an absolute URL starting with http:// or https://")
+        );
+        assert_eq!(check_http_url("https://a b"), Err("not a URL"));
+        assert_eq!(
+            check_http_url("https://x/?a=1"),
+            Err("a query string is not allowed")
+        );
+    }
+}
