@@ -17,6 +17,7 @@ use crate::state::{Mode, State};
 use crate::transition::Transition;
 
 type KeyedListener<K> = Arc<dyn Fn(&K, &Transition) + Send + Sync>;
+type KeyedHook<K> = Arc<dyn Fn(&K, &CircuitBreaker) + Send + Sync>;
 
 /// Breakers by key, created from a template [`Config`].
 ///
@@ -35,6 +36,8 @@ pub struct Registry<K> {
     idle_after: Duration,
     entries: RwLock<HashMap<K, Entry>>,
     listener: Option<KeyedListener<K>>,
+    on_create: Option<KeyedHook<K>>,
+    on_evict: Option<KeyedHook<K>>,
 }
 
 struct Entry {
@@ -63,6 +66,8 @@ where
             idle_after: Duration::from_secs(600),
             entries: RwLock::new(HashMap::new()),
             listener: None,
+            on_create: None,
+            on_evict: None,
         }
     }
 
@@ -81,6 +86,21 @@ where
     /// A listener added to every breaker the registry creates, told the key.
     pub fn on_state_change(mut self, f: impl Fn(&K, &Transition) + Send + Sync + 'static) -> Self {
         self.listener = Some(Arc::new(f));
+        self
+    }
+
+    /// A hook called with every breaker the registry creates, before anyone else sees it
+    /// (e.g. to set its mode or publish its metrics). Called under the registry's write lock:
+    /// it must not call back into the registry.
+    pub fn on_create(mut self, f: impl Fn(&K, &CircuitBreaker) + Send + Sync + 'static) -> Self {
+        self.on_create = Some(Arc::new(f));
+        self
+    }
+
+    /// A hook called with every breaker evicted as idle (e.g. to drop its metric series).
+    /// Called under the registry's write lock: it must not call back into the registry.
+    pub fn on_evict(mut self, f: impl Fn(&K, &CircuitBreaker) + Send + Sync + 'static) -> Self {
+        self.on_evict = Some(Arc::new(f));
         self
     }
 
@@ -118,6 +138,9 @@ where
             let (l, k) = (l.clone(), owned.clone());
             breaker.on_state_change(move |t| l(&k, t));
         }
+        if let Some(hook) = &self.on_create {
+            hook(&owned, &breaker);
+        }
         entries.insert(
             owned,
             Entry {
@@ -138,7 +161,7 @@ where
         entries.get(key).map(|e| e.breaker.clone())
     }
 
-    /// Removes breakers that are closed, in normal mode, unused for `idle_after` and held by
+    /// Removes breakers that are closed, in normal or metrics-only mode, unused for `idle_after` and held by
     /// nobody else. Returns how many went.
     pub fn evict_idle(&self) -> usize {
         let now = self.now();
@@ -149,10 +172,17 @@ where
     fn evict_locked(&self, entries: &mut HashMap<K, Entry>, now: u64) -> usize {
         let idle = saturating_nanos(self.idle_after);
         let before = entries.len();
-        entries.retain(|_, e| {
+        entries.retain(|k, e| {
             let unused = now.saturating_sub(e.last_used.load(Ordering::Relaxed)) >= idle;
-            let quiet = e.breaker.state() == State::Closed && e.breaker.mode() == Mode::Normal;
-            !(unused && quiet && e.breaker.handle_count() == 1)
+            let quiet = e.breaker.state() == State::Closed
+                && matches!(e.breaker.mode(), Mode::Normal | Mode::MetricsOnly);
+            let evict = unused && quiet && e.breaker.handle_count() == 1;
+            if evict {
+                if let Some(hook) = &self.on_evict {
+                    hook(k, &e.breaker);
+                }
+            }
+            !evict
         });
         before - entries.len()
     }

@@ -76,3 +76,22 @@ fn listeners_are_told_the_key() {
         ]
     );
 }
+
+#[test]
+fn create_and_evict_hooks_see_each_key_once() {
+    let clock = ManualClock::new();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (c, e) = (log.clone(), log.clone());
+    let reg: Registry<u32> = Registry::new(template(&clock))
+        .idle_after(Duration::from_secs(1))
+        .on_create(move |k, b| {
+            b.set_mode(seawall_breaker::Mode::MetricsOnly);
+            c.lock().unwrap().push(("create", *k));
+        })
+        .on_evict(move |k, _| e.lock().unwrap().push(("evict", *k)));
+    assert_eq!(reg.get(&7).unwrap().mode(), seawall_breaker::Mode::MetricsOnly);
+    reg.get(&7).unwrap();
+    clock.advance(Duration::from_secs(2));
+    reg.evict_idle();
+    assert_eq!(*log.lock().unwrap(), [("create", 7), ("evict", 7)]);
+}

@@ -1,0 +1,470 @@
+//! The daemon's breakers: policy from configuration, one registry per provider keyed by
+//! endpoint (× model), a log line and metrics on every transition, and views for the admin API.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use seawall_breaker::{
+    CircuitBreaker, Clock, Config as Policy, ConfigError as PolicyError, Mode, Registry, Snapshot,
+    State, Transition, Window,
+};
+use serde::Serialize;
+
+use crate::config::{BreakerSettings, ProviderConfig};
+use crate::metrics::{BreakerLabels, Metrics};
+
+/// The breaker policy described by `settings`, reading time from `clock`.
+pub fn policy(settings: &BreakerSettings, clock: Clock) -> Result<Policy, PolicyError> {
+    let mut b = Policy::builder()
+        .failure_threshold(settings.failure_threshold)
+        .window(Window::Time {
+            duration: settings.window,
+            buckets: settings.window_buckets,
+        })
+        .minimum_calls(settings.minimum_calls)
+        .slow_call_duration(settings.slow_call_duration)
+        .open_timeout(settings.open_timeout)
+        .open_timeout_max(settings.effective_open_timeout_max())
+        .jitter(settings.jitter)
+        .half_open_max_calls(settings.half_open_max_calls)
+        .half_open_timeout(settings.half_open_timeout)
+        .retry_after_max(settings.retry_after_max)
+        .clock(clock);
+    if let Some(rate) = settings.failure_rate_threshold {
+        b = b.failure_rate_threshold(rate);
+    }
+    if let Some(rate) = settings.slow_call_rate_threshold {
+        b = b.slow_call_rate_threshold(rate);
+    }
+    b.build()
+}
+
+/// A clock that follows tokio's time, so that tests with paused time drive the breakers.
+/// Call it inside a tokio runtime.
+pub fn tokio_clock() -> Clock {
+    let origin = tokio::time::Instant::now();
+    // An hour's offset keeps readings far from zero, like the breaker crate's own clocks.
+    Clock::from_fn(move || origin.elapsed() + Duration::from_secs(3600))
+}
+
+/// A provider's breakers: one per endpoint (× model when `per_model`), bounded by `max_keys`.
+/// When the bound is reached and nothing is idle, further endpoints share one overflow
+/// breaker (endpoint `*`), so a flood of distinct paths cannot grow memory or metrics.
+pub struct ProviderBreakers {
+    name: String,
+    per_model: bool,
+    registry: Registry<BreakerKey>,
+    overflow: CircuitBreaker,
+    /// Whether any request has fallen back to the overflow breaker (then it is listed).
+    overflow_used: AtomicBool,
+    /// Set from the `seawall.circuit_breaker.enabled` flag: observe, never reject.
+    metrics_only: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+}
+
+/// What a provider breaker is keyed by.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BreakerKey {
+    /// Request path without the query (e.g. `/v1/messages`).
+    pub endpoint: String,
+    /// The model, when breakers are per model; else empty.
+    pub model: String,
+}
+
+/// A breaker as the admin API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct BreakerView {
+    /// Stable id for `POST /v1/breakers/{id}/…`.
+    pub id: String,
+    /// `provider` or `output`.
+    pub kind: &'static str,
+    /// Provider or output name.
+    pub name: String,
+    /// Endpoint path or URL.
+    pub endpoint: String,
+    /// Model, or empty.
+    pub model: String,
+    /// `closed`, `open` or `half_open`.
+    pub state: &'static str,
+    /// `normal`, `forced_open`, `disabled` or `metrics_only`.
+    pub mode: &'static str,
+    /// Reason of the last transition.
+    pub reason: Option<&'static str>,
+    /// When an open breaker goes half-open (RFC 3339), if open.
+    pub open_until: Option<String>,
+    /// Seconds since the last transition.
+    pub since_change_seconds: f64,
+    /// Counters.
+    pub counts: CountsView,
+}
+
+/// Counters of a breaker view.
+#[derive(Clone, Debug, Serialize)]
+pub struct CountsView {
+    /// Failures in a row while closed.
+    pub consecutive_failures: u32,
+    /// Calls in the rolling window.
+    pub window_calls: u64,
+    /// Failures in the rolling window.
+    pub window_failures: u64,
+    /// Half-open probes in flight.
+    pub half_open_in_flight: u32,
+    /// Rejected calls, ever.
+    pub rejected: u64,
+    /// Calls admitted only because of metrics-only mode, ever.
+    pub would_reject: u64,
+    /// Trips, ever.
+    pub trips: u64,
+}
+
+impl BreakerView {
+    /// The view of `breaker` labelled `labels`.
+    pub fn new(labels: &BreakerLabels, snap: &Snapshot) -> Self {
+        let open_until = snap
+            .open_remaining
+            .map(|left| humantime::format_rfc3339_seconds(SystemTime::now() + left).to_string());
+        BreakerView {
+            id: breaker_id(labels),
+            kind: labels.kind,
+            name: labels.name.clone(),
+            endpoint: labels.endpoint.clone(),
+            model: labels.model.clone(),
+            state: snap.state.as_str(),
+            mode: snap.mode.as_str(),
+            reason: snap.reason.map(|r| r.as_str()),
+            open_until,
+            since_change_seconds: snap.since_change.as_secs_f64(),
+            counts: CountsView {
+                consecutive_failures: snap.counts.consecutive_failures,
+                window_calls: snap.counts.window_calls,
+                window_failures: snap.counts.window_failures,
+                half_open_in_flight: snap.counts.half_open_in_flight,
+                rejected: snap.counts.rejected,
+                would_reject: snap.counts.would_reject,
+                trips: snap.counts.trips,
+            },
+        }
+    }
+}
+
+/// A short stable id (FNV-1a of the labels, hex) that is safe in a URL path.
+pub fn breaker_id(l: &BreakerLabels) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [l.kind, &l.name, &l.endpoint, &l.model] {
+        for b in part.bytes().chain([0xff]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// Logs a transition and updates the metrics. Open transitions log at `warn`.
+pub fn record_transition(metrics: &Metrics, labels: &BreakerLabels, t: &Transition) {
+    metrics.set_breaker_state(labels, t.to);
+    if t.to == State::Open && t.from != State::Open {
+        metrics.count_trip(labels, t.reason);
+    }
+    let open_for_s = t.open_for.map(|d| d.as_secs_f64());
+    if t.to == State::Open {
+        tracing::warn!(kind = labels.kind, name = %labels.name, endpoint = %labels.endpoint,
+            model = %labels.model, from = %t.from, to = %t.to, mode = %t.mode,
+            reason = %t.reason, open_for_s, "circuit breaker state change");
+    } else {
+        tracing::info!(kind = labels.kind, name = %labels.name, endpoint = %labels.endpoint,
+            model = %labels.model, from = %t.from, to = %t.to, mode = %t.mode,
+            reason = %t.reason, "circuit breaker state change");
+    }
+}
+
+impl ProviderBreakers {
+    /// The breakers of `provider`.
+    pub fn new(
+        provider: &ProviderConfig,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, PolicyError> {
+        let settings = &provider.circuit_breaker;
+        let template = policy(settings, clock)?;
+        let name = provider.name.clone();
+        let disabled = !settings.enabled;
+        let metrics_only = Arc::new(AtomicBool::new(false));
+        let labels_of = {
+            let name = name.clone();
+            move |k: &BreakerKey| BreakerLabels {
+                kind: "provider",
+                name: name.clone(),
+                endpoint: k.endpoint.clone(),
+                model: k.model.clone(),
+            }
+        };
+        let (on_change, on_create, on_evict) = {
+            let (m1, m2, m3) = (metrics.clone(), metrics.clone(), metrics.clone());
+            let (l1, l2, l3) = (labels_of.clone(), labels_of.clone(), labels_of.clone());
+            let mo = metrics_only.clone();
+            (
+                move |k: &BreakerKey, t: &Transition| record_transition(&m1, &l1(k), t),
+                move |k: &BreakerKey, b: &CircuitBreaker| {
+                    apply_mode(b, disabled, mo.load(Ordering::Relaxed));
+                    m2.set_breaker_state(&l2(k), b.state());
+                },
+                move |k: &BreakerKey, _: &CircuitBreaker| m3.forget_breaker(&l3(k)),
+            )
+        };
+        let registry = Registry::new(template.clone())
+            .max_keys(provider.max_keys)
+            .on_state_change(on_change)
+            .on_create(on_create)
+            .on_evict(on_evict);
+        let overflow_key = BreakerKey {
+            endpoint: "*".into(),
+            model: String::new(),
+        };
+        let overflow = CircuitBreaker::new(template);
+        apply_mode(&overflow, disabled, false);
+        {
+            let (m, l) = (metrics.clone(), labels_of(&overflow_key));
+            overflow.on_state_change(move |t| record_transition(&m, &l, t));
+        }
+        Ok(ProviderBreakers {
+            name,
+            per_model: provider.per_model,
+            registry,
+            overflow,
+            overflow_used: AtomicBool::new(false),
+            metrics_only,
+            metrics,
+        })
+    }
+
+    /// The provider's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The breaker for a request to `endpoint` (path without query) naming `model`, with its
+    /// labels. The model is ignored unless breakers are per model.
+    pub fn get(&self, endpoint: &str, model: Option<&str>) -> (CircuitBreaker, BreakerLabels) {
+        let key = BreakerKey {
+            endpoint: endpoint.to_owned(),
+            model: if self.per_model {
+                model.unwrap_or_default().to_owned()
+            } else {
+                String::new()
+            },
+        };
+        match self.registry.get(&key) {
+            Ok(b) => (b, self.labels(&key)),
+            Err(_) => {
+                self.overflow_used.store(true, Ordering::Relaxed);
+                let key = BreakerKey {
+                    endpoint: "*".into(),
+                    model: String::new(),
+                };
+                (self.overflow.clone(), self.labels(&key))
+            }
+        }
+    }
+
+    fn labels(&self, key: &BreakerKey) -> BreakerLabels {
+        BreakerLabels {
+            kind: "provider",
+            name: self.name.clone(),
+            endpoint: key.endpoint.clone(),
+            model: key.model.clone(),
+        }
+    }
+
+    /// Counts a rejection in the metrics.
+    pub fn count_reject(&self, labels: &BreakerLabels) {
+        self.metrics.count_reject(labels);
+    }
+
+    /// Observe-only (`true`) or enforcing (`false`), for this provider's breakers present and
+    /// future. Breakers an operator forced open or disabled keep their mode.
+    pub fn set_metrics_only(&self, on: bool) {
+        if self.metrics_only.swap(on, Ordering::Relaxed) == on {
+            return;
+        }
+        tracing::info!(provider = %self.name, metrics_only = on, "breaker enforcement changed by feature flag");
+        let (from, to) = if on {
+            (Mode::Normal, Mode::MetricsOnly)
+        } else {
+            (Mode::MetricsOnly, Mode::Normal)
+        };
+        for b in self.all() {
+            if b.mode() == from {
+                b.set_mode(to);
+            }
+        }
+    }
+
+    /// Whether the feature flag turned enforcement off.
+    pub fn is_metrics_only(&self) -> bool {
+        self.metrics_only.load(Ordering::Relaxed)
+    }
+
+    /// Timed transitions and idle eviction; run every `check_interval`.
+    pub fn tick(&self) {
+        self.registry.tick();
+        self.overflow.tick();
+        self.registry.evict_idle();
+    }
+
+    /// Every breaker with its labels, sorted by endpoint and model.
+    pub fn entries(&self) -> Vec<(BreakerLabels, CircuitBreaker)> {
+        let mut all: BTreeMap<BreakerKey, CircuitBreaker> = self.registry.entries().into_iter().collect();
+        if self.overflow_used.load(Ordering::Relaxed) {
+            all.insert(
+                BreakerKey {
+                    endpoint: "*".into(),
+                    model: String::new(),
+                },
+                self.overflow.clone(),
+            );
+        }
+        all.into_iter().map(|(k, b)| (self.labels(&k), b)).collect()
+    }
+
+    /// Admin views of every breaker.
+    pub fn views(&self) -> Vec<BreakerView> {
+        self.entries()
+            .iter()
+            .map(|(l, b)| BreakerView::new(l, &b.snapshot()))
+            .collect()
+    }
+
+    fn all(&self) -> Vec<CircuitBreaker> {
+        let mut v: Vec<_> = self.registry.entries().into_iter().map(|(_, b)| b).collect();
+        v.push(self.overflow.clone());
+        v
+    }
+}
+
+fn apply_mode(b: &CircuitBreaker, disabled: bool, metrics_only: bool) {
+    if disabled {
+        b.disable();
+    } else if metrics_only {
+        b.set_mode(Mode::MetricsOnly);
+    }
+}
+
+/// Every provider's breakers, by provider name.
+pub struct Breakers {
+    providers: BTreeMap<String, ProviderBreakers>,
+}
+
+impl Breakers {
+    /// Breakers for each configured provider.
+    pub fn new(
+        providers: &[ProviderConfig],
+        clock: Clock,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, (String, PolicyError)> {
+        let mut map = BTreeMap::new();
+        for p in providers {
+            let pb = ProviderBreakers::new(p, clock.clone(), metrics.clone())
+                .map_err(|e| (p.name.clone(), e))?;
+            map.insert(p.name.clone(), pb);
+        }
+        Ok(Breakers { providers: map })
+    }
+
+    /// The breakers of provider `name`.
+    pub fn provider(&self, name: &str) -> Option<&ProviderBreakers> {
+        self.providers.get(name)
+    }
+
+    /// Every provider's breakers.
+    pub fn providers(&self) -> impl Iterator<Item = &ProviderBreakers> {
+        self.providers.values()
+    }
+
+    /// Admin views of every breaker.
+    pub fn views(&self) -> Vec<BreakerView> {
+        self.providers.values().flat_map(|p| p.views()).collect()
+    }
+
+    /// The breaker whose [`breaker_id`] is `id`, with its labels.
+    pub fn find(&self, id: &str) -> Option<(BreakerLabels, CircuitBreaker)> {
+        self.providers
+            .values()
+            .flat_map(|p| p.entries())
+            .find(|(l, _)| breaker_id(l) == id)
+    }
+
+    /// Timed transitions and idle eviction for every breaker.
+    pub fn tick(&self) {
+        for p in self.providers.values() {
+            p.tick();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+    use seawall_breaker::ManualClock;
+
+    fn setup(yaml: &str) -> (Breakers, ManualClock, Arc<Metrics>) {
+        let config = parse(yaml).unwrap();
+        let clock = ManualClock::new();
+        let metrics = Arc::new(Metrics::new());
+        let b = Breakers::new(&config.providers, Clock::manual(&clock), metrics.clone()).unwrap();
+        (b, clock, metrics)
+    }
+
+    const TWO: &str = "providers:
+  - { name: a, kind: anthropic, base_url: 'http://127.0.0.1:1', per_model: true, max_keys: 2,
+      circuit_breaker: { failure_threshold: 1, jitter: 0 } }
+  - { name: o, kind: openai, base_url: 'http://127.0.0.1:2', circuit_breaker: { enabled: false } }
+";
+
+    #[test]
+    fn breakers_are_per_endpoint_and_model_and_overflow_past_max_keys() {
+        let (b, _clock, metrics) = setup(TWO);
+        let a = b.provider("a").unwrap();
+        let (x, _) = a.get("/v1/messages", Some("opus"));
+        let (y, _) = a.get("/v1/messages", Some("haiku"));
+        assert!(!x.ptr_eq(&y));
+        let (z, labels) = a.get("/v1/complete", None);
+        assert_eq!(labels.endpoint, "*");
+        x.try_acquire().unwrap().failure();
+        assert!(metrics.encode().contains(r#"reason="consecutive_failures"} 1"#));
+        assert!(z.try_acquire().is_ok());
+        let views = b.views();
+        assert_eq!(views.iter().filter(|v| v.name == "a").count(), 3);
+        let open = views.iter().find(|v| v.state == "open").unwrap();
+        assert_eq!(open.model, "opus");
+        assert_eq!(b.find(&open.id).unwrap().0.model, "opus");
+    }
+
+    #[test]
+    fn disabled_settings_and_the_flag_set_modes() {
+        let (b, _clock, _) = setup(TWO);
+        let (o, _) = b.provider("o").unwrap().get("/v1/responses", None);
+        assert_eq!(o.mode(), Mode::Disabled);
+        let a = b.provider("a").unwrap();
+        let (before, _) = a.get("/x", None);
+        a.set_metrics_only(true);
+        assert_eq!(before.mode(), Mode::MetricsOnly);
+        assert_eq!(a.get("/y", None).0.mode(), Mode::MetricsOnly);
+        a.set_metrics_only(false);
+        assert_eq!(before.mode(), Mode::Normal);
+    }
+
+    #[test]
+    fn breaker_ids_are_stable_and_url_safe() {
+        let l = BreakerLabels {
+            kind: "provider",
+            name: "a".into(),
+            endpoint: "/v1/messages".into(),
+            model: String::new(),
+        };
+        assert_eq!(breaker_id(&l), breaker_id(&l.clone()));
+        assert!(breaker_id(&l).chars().all(|c| c.is_ascii_hexdigit()));
+    }
+}

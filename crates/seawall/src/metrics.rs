@@ -1,0 +1,224 @@
+//! Prometheus metrics of the daemon, named as in DESIGN §5 (prefix `seawall_`), encoded in
+//! the text exposition format for the admin `/metrics` endpoint.
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use seawall_breaker::{Reason, State};
+use std::sync::atomic::AtomicU64;
+
+/// Identifies one breaker in metrics and in the admin API.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BreakerLabels {
+    /// `provider` or `output`.
+    pub kind: &'static str,
+    /// The provider's or output's name.
+    pub name: String,
+    /// The endpoint: a request path for providers, a URL for outputs.
+    pub endpoint: String,
+    /// The model when breakers are per model, else empty.
+    pub model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TripLabels {
+    kind: &'static str,
+    name: String,
+    endpoint: String,
+    model: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    provider: String,
+    endpoint: String,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    provider: String,
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FlagFetchLabels {
+    host: String,
+    result: String,
+}
+
+/// Every metric the daemon exports.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    breaker_state: Family<BreakerLabels, Gauge<f64, AtomicU64>>,
+    breaker_trips: Family<TripLabels, Counter>,
+    breaker_rejects: Family<BreakerLabels, Counter>,
+    upstream_requests: Family<UpstreamLabels, Counter>,
+    upstream_duration: Family<RouteLabels, Histogram>,
+    flag_fetches: Family<FlagFetchLabels, Counter>,
+}
+
+impl Metrics {
+    /// A fresh set of metrics, all at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("seawall");
+        let breaker_state = Family::<BreakerLabels, Gauge<f64, AtomicU64>>::default();
+        let breaker_trips = Family::<TripLabels, Counter>::default();
+        let breaker_rejects = Family::<BreakerLabels, Counter>::default();
+        let upstream_requests = Family::<UpstreamLabels, Counter>::default();
+        let upstream_duration =
+            Family::<RouteLabels, Histogram>::new_with_constructor(duration_histogram as fn() -> Histogram);
+        let flag_fetches = Family::<FlagFetchLabels, Counter>::default();
+        registry.register(
+            "circuit_breaker_state",
+            "Circuit breaker state: 0 closed, 0.5 half-open, 1 open",
+            breaker_state.clone(),
+        );
+        registry.register(
+            "circuit_breaker_trips",
+            "Transitions to open, by reason",
+            breaker_trips.clone(),
+        );
+        registry.register(
+            "circuit_breaker_rejects",
+            "Calls rejected by an open or full half-open breaker",
+            breaker_rejects.clone(),
+        );
+        registry.register(
+            "upstream_requests",
+            "Requests forwarded upstream, by response status (or `error` for transport failures)",
+            upstream_requests.clone(),
+        );
+        registry.register(
+            "upstream_request_duration_seconds",
+            "Time from forwarding a request to the upstream's response headers",
+            upstream_duration.clone(),
+        );
+        registry.register(
+            "feature_flag_fetches",
+            "Feature-flag fetches, by host and result",
+            flag_fetches.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            breaker_state,
+            breaker_trips,
+            breaker_rejects,
+            upstream_requests,
+            upstream_duration,
+            flag_fetches,
+        }
+    }
+
+    /// Sets a breaker's state gauge.
+    pub fn set_breaker_state(&self, labels: &BreakerLabels, state: State) {
+        self.breaker_state.get_or_create(labels).set(state.gauge());
+    }
+
+    /// Counts a trip of a breaker.
+    pub fn count_trip(&self, labels: &BreakerLabels, reason: Reason) {
+        let l = TripLabels {
+            kind: labels.kind,
+            name: labels.name.clone(),
+            endpoint: labels.endpoint.clone(),
+            model: labels.model.clone(),
+            reason: reason.as_str(),
+        };
+        self.breaker_trips.get_or_create(&l).inc();
+    }
+
+    /// Counts a rejected call.
+    pub fn count_reject(&self, labels: &BreakerLabels) {
+        self.breaker_rejects.get_or_create(labels).inc();
+    }
+
+    /// Drops the gauge series of a breaker that no longer exists (counters stay: they are
+    /// cumulative).
+    pub fn forget_breaker(&self, labels: &BreakerLabels) {
+        self.breaker_state.remove(labels);
+    }
+
+    /// Counts a forwarded request and its latency to response headers. `code` is the status
+    /// or `error`.
+    pub fn observe_upstream(&self, provider: &str, endpoint: &str, code: &str, seconds: f64) {
+        let l = UpstreamLabels {
+            provider: provider.to_owned(),
+            endpoint: endpoint.to_owned(),
+            code: code.to_owned(),
+        };
+        self.upstream_requests.get_or_create(&l).inc();
+        let r = RouteLabels {
+            provider: provider.to_owned(),
+            endpoint: endpoint.to_owned(),
+        };
+        self.upstream_duration.get_or_create(&r).observe(seconds);
+    }
+
+    /// Counts a feature-flag fetch.
+    pub fn count_flag_fetch(&self, host: &str, result: &str) {
+        let l = FlagFetchLabels {
+            host: host.to_owned(),
+            result: result.to_owned(),
+        };
+        self.flag_fetches.get_or_create(&l).inc();
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+fn duration_histogram() -> Histogram {
+    // 5 ms … ~82 s: LLM calls range from fast errors to minute-long generations.
+    Histogram::new(exponential_buckets(0.005, 2.0, 15))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_uses_the_design_names() {
+        let m = Metrics::new();
+        let b = BreakerLabels {
+            kind: "provider",
+            name: "anthropic".into(),
+            endpoint: "/v1/messages".into(),
+            model: String::new(),
+        };
+        m.set_breaker_state(&b, State::HalfOpen);
+        m.count_trip(&b, Reason::RetryAfter);
+        m.count_reject(&b);
+        m.observe_upstream("anthropic", "/v1/messages", "529", 0.2);
+        m.count_flag_fetch("api.example.com", "ok");
+        let text = m.encode();
+        for needle in [
+            r#"seawall_circuit_breaker_state{kind="provider",name="anthropic",endpoint="/v1/messages",model=""} 0.5"#,
+            r#"seawall_circuit_breaker_trips_total{kind="provider",name="anthropic",endpoint="/v1/messages",model="",reason="retry_after"} 1"#,
+            r#"seawall_circuit_breaker_rejects_total{kind="provider",name="anthropic",endpoint="/v1/messages",model=""} 1"#,
+            r#"seawall_upstream_requests_total{provider="anthropic",endpoint="/v1/messages",code="529"} 1"#,
+            r#"seawall_upstream_request_duration_seconds_count{provider="anthropic",endpoint="/v1/messages"} 1"#,
+            r#"seawall_feature_flag_fetches_total{host="api.example.com",result="ok"} 1"#,
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+}
