@@ -9,13 +9,20 @@ use std::time::Duration;
 
 use crate::clock::saturating_nanos;
 use crate::config::Config;
-use crate::permit::{Outcome, OwnedPermit, Permit, Rejected, Ticket, TicketKind};
+use crate::permit::{Outcome, OwnedPermit, Permit, Rejected, Ticket, TicketKind, STARTED_MASK};
 use crate::snapshot::{Counts, Snapshot};
-use crate::state::{Mode, Reason, State, Word, IN_FLIGHT_ONE, STATE_MASK, SUCCESS_ONE};
+use crate::state::{
+    Mode, Reason, State, Word, IN_FLIGHT_ONE, OPEN_NORMAL, STATE_MASK, STATE_MODE_MASK, SUCCESS_ONE,
+};
 use crate::striped::StripedCounter;
 use crate::sync::{AtomicU32, AtomicU64, Mutex, MutexGuard};
 use crate::transition::{Listener, Transition};
 use crate::window::Rolling;
+
+/// Milliseconds of a clock reading, truncated to the width a ticket keeps.
+fn millis(nanos: u64) -> u32 {
+    (nanos / 1_000_000) as u32 & STARTED_MASK
+}
 
 /// A deadline that never arrives.
 const NEVER: u64 = u64::MAX;
@@ -332,23 +339,38 @@ impl Inner {
         self.control.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    #[inline]
+    #[inline(always)]
     fn ticket(&self, w: Word, kind: TicketKind) -> Ticket {
-        let started = if self.track_slow { self.now() } else { 0 };
-        Ticket {
-            generation: w.generation(),
-            kind,
-            started,
-        }
+        let started = if self.track_slow { self.start_time() } else { 0 };
+        Ticket::new(w.generation(), kind, started)
+    }
+
+    /// The clock reading that times a call; out of line so that the common policy (no
+    /// slow-call tracking) keeps admission small enough to inline.
+    #[inline(never)]
+    fn start_time(&self) -> u32 {
+        millis(self.now())
     }
 
     // ----- admission -------------------------------------------------------------------
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn acquire(&self) -> Result<Ticket, Rejected> {
         let w = self.word.load(Acquire);
         if w & STATE_MASK == 0 {
             return Ok(self.ticket(Word(w), TicketKind::Closed));
+        }
+        if w & STATE_MODE_MASK == OPEN_NORMAL {
+            // Open and enforcing: reject inline while the open period lasts.
+            let now = self.now();
+            let until = self.open_until.load(Acquire);
+            if now < until {
+                self.rejected.increment();
+                return Err(Rejected {
+                    retry_after_nanos: until - now,
+                    forced: false,
+                });
+            }
         }
         self.acquire_slow(Word(w))
     }
@@ -361,7 +383,7 @@ impl Inner {
                 State::Open if w.mode() == Mode::ForcedOpen => {
                     self.rejected.increment();
                     return Err(Rejected {
-                        retry_after: self.config.open_timeout,
+                        retry_after_nanos: saturating_nanos(self.config.open_timeout),
                         forced: true,
                     });
                 }
@@ -405,47 +427,53 @@ impl Inner {
     fn refuse(&self, w: Word, retry_after: Duration) -> Result<Ticket, Rejected> {
         if w.mode() == Mode::MetricsOnly {
             self.would_reject.increment();
-            return Ok(Ticket {
-                generation: w.generation(),
-                kind: TicketKind::Shadow,
-                started: 0,
-            });
+            return Ok(Ticket::new(w.generation(), TicketKind::Shadow, 0));
         }
         self.rejected.increment();
         Err(Rejected {
-            retry_after,
+            retry_after_nanos: saturating_nanos(retry_after),
             forced: false,
         })
     }
 
     // ----- outcomes --------------------------------------------------------------------
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record(&self, t: Ticket, outcome: Outcome) {
-        match t.kind {
-            TicketKind::Closed => {
-                if outcome == Outcome::Success && self.window.is_none() && !self.track_slow {
-                    // The hot path: one load, and a store only after a failure streak.
-                    if self.load().generation() == t.generation
+        if t.kind() == TicketKind::Closed && self.window.is_none() && !self.track_slow {
+            match outcome {
+                Outcome::Success => {
+                    // The hot path: two loads, and a store only after a failure streak.
+                    if self.load().generation() == t.generation()
                         && self.consecutive_failures.load(Relaxed) != 0
                     {
                         self.consecutive_failures.store(0, Relaxed);
                     }
-                } else if outcome != Outcome::Ignore {
-                    self.record_closed(t, outcome);
+                    return;
                 }
+                Outcome::Ignore => return,
+                _ => {}
             }
+        }
+        self.record_slow(t, outcome);
+    }
+
+    #[inline(never)]
+    fn record_slow(&self, t: Ticket, outcome: Outcome) {
+        match t.kind() {
+            TicketKind::Closed if outcome != Outcome::Ignore => self.record_closed(t, outcome),
+            TicketKind::Closed | TicketKind::Shadow => {}
             TicketKind::Probe => self.record_probe(t, outcome),
-            TicketKind::Shadow => {}
         }
     }
 
     fn is_slow(&self, t: Ticket, now: u64) -> bool {
-        self.track_slow && now.saturating_sub(t.started) >= self.slow_call_nanos
+        let elapsed_ms = millis(now).wrapping_sub(t.started_ms()) & STARTED_MASK;
+        self.track_slow && u64::from(elapsed_ms) * 1_000_000 >= self.slow_call_nanos
     }
 
     fn record_closed(&self, t: Ticket, outcome: Outcome) {
-        if self.load().generation() != t.generation {
+        if self.load().generation() != t.generation() {
             return; // admitted before the last transition: stale
         }
         let now = self.now();
@@ -482,7 +510,7 @@ impl Inner {
             None
         };
         if let Some(reason) = reason {
-            self.trip(t.generation, State::Closed, reason, now, hint);
+            self.trip(t.generation(), State::Closed, reason, now, hint);
         }
     }
 
@@ -490,11 +518,11 @@ impl Inner {
         let now = self.now();
         match outcome {
             Outcome::Ignore => {
-                self.update_probes(t.generation, |w| w.0 - IN_FLIGHT_ONE);
+                self.update_probes(t.generation(), |w| w.0 - IN_FLIGHT_ONE);
             }
             Outcome::Success if self.is_slow(t, now) => {
                 self.trip(
-                    t.generation,
+                    t.generation(),
                     State::HalfOpen,
                     Reason::SlowCallRate,
                     now,
@@ -502,14 +530,14 @@ impl Inner {
                 );
             }
             Outcome::Success => {
-                let after = self.update_probes(t.generation, |w| w.0 - IN_FLIGHT_ONE + SUCCESS_ONE);
+                let after = self.update_probes(t.generation(), |w| w.0 - IN_FLIGHT_ONE + SUCCESS_ONE);
                 if after.is_some_and(|w| w.successes() >= self.config.half_open_max_calls) {
-                    self.close(t.generation, now);
+                    self.close(t.generation(), now);
                 }
             }
             Outcome::Failure => {
                 self.trip(
-                    t.generation,
+                    t.generation(),
                     State::HalfOpen,
                     Reason::HalfOpenFailure,
                     now,
@@ -523,7 +551,7 @@ impl Inner {
                 } else {
                     Reason::HalfOpenFailure
                 };
-                self.trip(t.generation, State::HalfOpen, reason, now, hint);
+                self.trip(t.generation(), State::HalfOpen, reason, now, hint);
             }
         }
     }

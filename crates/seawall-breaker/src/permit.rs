@@ -22,20 +22,48 @@ pub enum Outcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TicketKind {
     /// Admitted while closed; its outcome feeds the closed-state counters.
-    Closed,
+    Closed = 0,
     /// A half-open probe holding one of the bounded slots.
-    Probe,
+    Probe = 1,
     /// Admitted only because the breaker is in `MetricsOnly`; its outcome is not counted.
-    Shadow,
+    Shadow = 2,
 }
 
-/// What a permit remembers about its admission.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Ticket {
-    pub(crate) generation: u32,
-    pub(crate) kind: TicketKind,
-    /// Clock reading at admission, or 0 when slow calls are not tracked.
-    pub(crate) started: u64,
+/// What a permit remembers about its admission, packed in one word so that permits travel in
+/// registers: `generation:32 | started_ms:30 | kind:2`. `started_ms` is the admission time in
+/// milliseconds (modulo 2^30, about 12 days), recorded only when slow calls are tracked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ticket(u64);
+
+pub(crate) const STARTED_MASK: u32 = (1 << 30) - 1;
+
+impl Ticket {
+    #[inline(always)]
+    pub(crate) fn new(generation: u32, kind: TicketKind, started_ms: u32) -> Ticket {
+        Ticket(
+            (u64::from(generation) << 32)
+                | (u64::from(started_ms & STARTED_MASK) << 2)
+                | kind as u64,
+        )
+    }
+
+    #[inline(always)]
+    pub(crate) fn generation(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    #[inline(always)]
+    pub(crate) fn kind(self) -> TicketKind {
+        match self.0 & 0b11 {
+            0 => TicketKind::Closed,
+            1 => TicketKind::Probe,
+            _ => TicketKind::Shadow,
+        }
+    }
+
+    pub(crate) fn started_ms(self) -> u32 {
+        (self.0 >> 2) as u32 & STARTED_MASK
+    }
 }
 
 /// Permission to make one call. Report how it went with [`success`](Permit::success),
@@ -48,20 +76,17 @@ pub(crate) struct Ticket {
 #[must_use = "a permit reports nothing unless given a verdict; dropping it counts as ignored"]
 pub struct Permit<'a> {
     breaker: &'a Inner,
-    ticket: Option<Ticket>,
+    ticket: Ticket,
 }
 
 impl<'a> Permit<'a> {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn new(breaker: &'a Inner, ticket: Ticket) -> Self {
-        Permit {
-            breaker,
-            ticket: Some(ticket),
-        }
+        Permit { breaker, ticket }
     }
 
     /// The call worked.
-    #[inline]
+    #[inline(always)]
     pub fn success(self) {
         self.record(Outcome::Success)
     }
@@ -82,33 +107,30 @@ impl<'a> Permit<'a> {
     }
 
     /// Reports `outcome`.
-    #[inline]
-    pub fn record(mut self, outcome: Outcome) {
-        if let Some(t) = self.ticket.take() {
-            self.breaker.record(t, outcome);
-        }
+    #[inline(always)]
+    pub fn record(self, outcome: Outcome) {
+        let (breaker, ticket) = (self.breaker, self.ticket);
+        // The verdict replaces the drop's "ignored"; nothing else in a permit needs dropping.
+        std::mem::forget(self);
+        breaker.record(ticket, outcome);
     }
 
     /// Whether this permit is one of the bounded half-open probes.
     pub fn is_probe(&self) -> bool {
-        matches!(self.ticket, Some(t) if t.kind == TicketKind::Probe)
+        self.ticket.kind() == TicketKind::Probe
     }
 }
 
 impl Drop for Permit<'_> {
     #[inline]
     fn drop(&mut self) {
-        if let Some(t) = self.ticket.take() {
-            self.breaker.record(t, Outcome::Ignore);
-        }
+        self.breaker.record(self.ticket, Outcome::Ignore);
     }
 }
 
 impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit")
-            .field("ticket", &self.ticket)
-            .finish()
+        f.debug_struct("Permit").field("ticket", &self.ticket).finish()
     }
 }
 
@@ -157,7 +179,7 @@ impl OwnedPermit {
 
     /// Whether this permit is one of the bounded half-open probes.
     pub fn is_probe(&self) -> bool {
-        matches!(self.ticket, Some(t) if t.kind == TicketKind::Probe)
+        matches!(self.ticket, Some(t) if t.kind() == TicketKind::Probe)
     }
 
     /// The breaker that issued this permit.
@@ -184,9 +206,9 @@ impl fmt::Debug for OwnedPermit {
 
 /// The breaker refused a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("circuit breaker is open; retry after {}s", retry_after_secs(*.retry_after))]
+#[error("circuit breaker is open; retry after {}s", self.retry_after_secs())]
 pub struct Rejected {
-    pub(crate) retry_after: Duration,
+    pub(crate) retry_after_nanos: u64,
     pub(crate) forced: bool,
 }
 
@@ -198,13 +220,13 @@ impl Rejected {
     /// How long until the breaker may admit calls again (the rest of the open period; for a
     /// half-open breaker whose probe slots are taken, a short hint).
     pub fn retry_after(&self) -> Duration {
-        self.retry_after
+        Duration::from_nanos(self.retry_after_nanos)
     }
 
     /// [`retry_after`](Rejected::retry_after) in whole seconds, rounded up, at least 1: what an
     /// HTTP `Retry-After` header should carry.
     pub fn retry_after_secs(&self) -> u64 {
-        retry_after_secs(self.retry_after).max(1)
+        retry_after_secs(self.retry_after()).max(1)
     }
 
     /// Whether an operator forced the breaker open.

@@ -131,6 +131,9 @@ impl fmt::Display for Reason {
 pub(crate) struct Word(pub(crate) u64);
 
 pub(crate) const STATE_MASK: u64 = 0b11;
+/// State and mode bits together; equal to [`OPEN_NORMAL`] when open in normal mode.
+pub(crate) const STATE_MODE_MASK: u64 = 0b1111;
+pub(crate) const OPEN_NORMAL: u64 = 0b0001;
 const MODE_SHIFT: u32 = 2;
 const IN_FLIGHT_SHIFT: u32 = 8;
 const SUCCESS_SHIFT: u32 = 20;

@@ -43,16 +43,27 @@ fn stripe() -> usize {
 }
 
 #[cfg(not(loom))]
+#[inline(always)]
 fn stripe() -> usize {
+    use std::cell::Cell;
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+        // Const-initialised: no lazy-init check on access; assigned round-robin on first use.
+        static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
     }
-    STRIPE.with(|s| *s)
+    STRIPE.with(|s| {
+        let i = s.get();
+        if i != usize::MAX {
+            return i;
+        }
+        let i = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+        s.set(i);
+        i
+    })
 }
 
 impl StripedCounter {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn increment(&self) {
         self.cells[stripe()].0.fetch_add(1, Ordering::Relaxed);
     }
