@@ -315,7 +315,8 @@ impl ProviderBreakers {
 
     /// Every breaker with its labels, sorted by endpoint and model.
     pub fn entries(&self) -> Vec<(BreakerLabels, CircuitBreaker)> {
-        let mut all: BTreeMap<BreakerKey, CircuitBreaker> = self.registry.entries().into_iter().collect();
+        let mut all: BTreeMap<BreakerKey, CircuitBreaker> =
+            self.registry.entries().into_iter().collect();
         if self.overflow_used.load(Ordering::Relaxed) {
             all.insert(
                 BreakerKey {
@@ -337,7 +338,12 @@ impl ProviderBreakers {
     }
 
     fn all(&self) -> Vec<CircuitBreaker> {
-        let mut v: Vec<_> = self.registry.entries().into_iter().map(|(_, b)| b).collect();
+        let mut v: Vec<_> = self
+            .registry
+            .entries()
+            .into_iter()
+            .map(|(_, b)| b)
+            .collect();
         v.push(self.overflow.clone());
         v
     }
@@ -433,7 +439,9 @@ mod tests {
         let (z, labels) = a.get("/v1/complete", None);
         assert_eq!(labels.endpoint, "*");
         x.try_acquire().unwrap().failure();
-        assert!(metrics.encode().contains(r#"reason="consecutive_failures"} 1"#));
+        assert!(metrics
+            .encode()
+            .contains(r#"reason="consecutive_failures"} 1"#));
         assert!(z.try_acquire().is_ok());
         let views = b.views();
         assert_eq!(views.iter().filter(|v| v.name == "a").count(), 3);

@@ -73,8 +73,9 @@ impl Metrics {
         let breaker_trips = Family::<TripLabels, Counter>::default();
         let breaker_rejects = Family::<BreakerLabels, Counter>::default();
         let upstream_requests = Family::<UpstreamLabels, Counter>::default();
-        let upstream_duration =
-            Family::<RouteLabels, Histogram>::new_with_constructor(duration_histogram as fn() -> Histogram);
+        let upstream_duration = Family::<RouteLabels, Histogram>::new_with_constructor(
+            duration_histogram as fn() -> Histogram,
+        );
         let flag_fetches = Family::<FlagFetchLabels, Counter>::default();
         registry.register(
             "circuit_breaker_state",

@@ -1,0 +1,243 @@
+//! One admitted call: send it upstream within the timeouts, judge the response for the
+//! breaker, and stream it back.
+
+use std::error::Error as _;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use http::header::CONTENT_LENGTH;
+use http::{request, HeaderValue, Request, Response, StatusCode, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use seawall_breaker::OwnedPermit;
+use tokio::time::Instant;
+
+use super::admit::Admitted;
+use super::body::{GuardedBody, Prefixed};
+use super::classify::{is_insufficient_quota, retry_after, ERROR_PEEK_LIMIT};
+use super::client::{ConnectTimeout, UpstreamBody, UpstreamClient};
+use super::reply::{self, X_SEAWALL_FALLBACK};
+use super::request::is_too_large;
+use super::sse::SseScanner;
+use super::upstream::Upstream;
+use super::{headers, Route};
+use crate::config::ProviderKind;
+use crate::http::{full, Body};
+use crate::metrics::Metrics;
+
+/// What forwarding needs from the gateway.
+pub(crate) struct Forwarder<'a> {
+    pub(crate) client: &'a UpstreamClient,
+    pub(crate) metrics: &'a Metrics,
+    /// Client authentication is on: client credentials are not forwarded.
+    pub(crate) auth_on: bool,
+    pub(crate) max_body: u64,
+}
+
+impl Forwarder<'_> {
+    /// Sends the call upstream and returns the response for the client.
+    pub(crate) async fn forward(
+        &self,
+        call: Admitted<'_>,
+        mut parts: request::Parts,
+        body: UpstreamBody,
+        route: Route<'_>,
+        client_ip: IpAddr,
+    ) -> Response<Body> {
+        let Admitted {
+            upstream,
+            permit,
+            labels,
+            fallback,
+        } = call;
+        let Ok(uri) = upstream.uri(route.endpoint, route.query) else {
+            permit.ignore();
+            return reply::bad_request("the request path cannot be forwarded");
+        };
+        headers::to_upstream(&mut parts.headers, upstream, client_ip, self.auth_on);
+        parts.uri = uri;
+        parts.version = Version::HTTP_11;
+        parts.extensions = http::Extensions::new();
+        let started = Instant::now();
+        let sent = tokio::time::timeout(
+            upstream.headers_deadline(),
+            self.client.request(Request::from_parts(parts, body)),
+        )
+        .await;
+        let secs = started.elapsed().as_secs_f64();
+        let (name, endpoint) = (upstream.name.as_str(), labels.endpoint.as_str());
+        let failed = |what: &str| {
+            self.metrics.observe_upstream(name, endpoint, "error", secs);
+            tracing::debug!(
+                provider = name,
+                endpoint,
+                error = what,
+                latency_ms = secs * 1e3,
+                "upstream request failed"
+            );
+        };
+        let resp = match sent {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) if is_too_large(&e) => {
+                permit.ignore();
+                return reply::too_large(self.max_body);
+            }
+            Ok(Err(e)) if is_client_body_error(&e) => {
+                permit.ignore();
+                return reply::bad_request("the request body could not be read");
+            }
+            Ok(Err(e)) if e.is_connect() && caused_by::<ConnectTimeout>(&e) => {
+                failed("connect timeout");
+                permit.failure();
+                return reply::gateway_timeout(name, "connect");
+            }
+            Ok(Err(e)) => {
+                failed(&e.to_string());
+                permit.failure();
+                return reply::bad_gateway(name);
+            }
+            Err(_) => {
+                failed("first byte timeout");
+                permit.failure();
+                return reply::gateway_timeout(name, "no response headers in time");
+            }
+        };
+        let status = resp.status();
+        self.metrics
+            .observe_upstream(name, endpoint, status.as_str(), secs);
+        tracing::debug!(
+            provider = name,
+            endpoint,
+            status = status.as_u16(),
+            latency_ms = secs * 1e3,
+            fallback,
+            "upstream response"
+        );
+        let mut resp = respond(upstream, permit, resp).await;
+        if fallback {
+            if let Ok(v) = HeaderValue::try_from(name) {
+                resp.headers_mut().insert(X_SEAWALL_FALLBACK, v);
+            }
+        }
+        resp
+    }
+}
+
+/// Judges the upstream response for the breaker and wraps its body for the client.
+async fn respond(
+    upstream: &Upstream,
+    permit: OwnedPermit,
+    resp: Response<Incoming>,
+) -> Response<Body> {
+    let (mut parts, body) = resp.into_parts();
+    // The client connection has its own protocol version.
+    parts.version = Version::default();
+    headers::strip_hop_by_hop(&mut parts.headers);
+    let sse = headers::is_event_stream(&parts.headers);
+    if sse {
+        // Streamed event by event; the server frames it.
+        parts.headers.remove(CONTENT_LENGTH);
+    }
+    let idle = upstream.timeouts.idle;
+    let status = parts.status;
+    let body = if upstream.is_failure(status) {
+        let hint = retry_after(&parts.headers, SystemTime::now());
+        if upstream.kind == ProviderKind::Openai && status == StatusCode::TOO_MANY_REQUESTS {
+            match peek(body, idle).await {
+                Peeked::Whole(bytes) => {
+                    if is_insufficient_quota(&bytes) {
+                        permit.ignore();
+                    } else {
+                        fail(permit, hint);
+                    }
+                    full(bytes)
+                }
+                Peeked::Long(prefix, rest) => {
+                    fail(permit, hint);
+                    Prefixed::new(prefix, GuardedBody::new(rest, idle, None, None)).boxed()
+                }
+                Peeked::Broken => {
+                    fail(permit, hint);
+                    return reply::bad_gateway(&upstream.name);
+                }
+            }
+        } else {
+            fail(permit, hint);
+            GuardedBody::new(body, idle, None, None).boxed()
+        }
+    } else if status.is_informational() || status.is_success() || status.is_redirection() {
+        let scanner = if sse {
+            SseScanner::for_kind(upstream.kind)
+        } else {
+            None
+        };
+        GuardedBody::new(body, idle, Some(permit), scanner).boxed()
+    } else {
+        // Other client and server errors say nothing about overload.
+        permit.ignore();
+        GuardedBody::new(body, idle, None, None).boxed()
+    };
+    Response::from_parts(parts, body)
+}
+
+fn fail(permit: OwnedPermit, retry_after: Option<Duration>) {
+    match retry_after {
+        Some(d) => permit.failure_with_retry_after(d),
+        None => permit.failure(),
+    }
+}
+
+/// An error body read for inspection.
+enum Peeked {
+    /// The whole body (at most [`ERROR_PEEK_LIMIT`] bytes).
+    Whole(Bytes),
+    /// The first bytes, and the rest still to stream.
+    Long(Bytes, Incoming),
+    /// The upstream failed or fell silent while sending it.
+    Broken,
+}
+
+async fn peek(mut body: Incoming, idle: Duration) -> Peeked {
+    let mut buf = BytesMut::new();
+    loop {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Ok(None) => return Peeked::Whole(buf.freeze()),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    buf.extend_from_slice(&data);
+                    if buf.len() > ERROR_PEEK_LIMIT {
+                        return Peeked::Long(buf.freeze(), body);
+                    }
+                }
+            }
+            Ok(Some(Err(_))) | Err(_) => return Peeked::Broken,
+        }
+    }
+}
+
+/// Whether `error` wraps an `E`.
+fn caused_by<E: std::error::Error + 'static>(error: &hyper_util::client::legacy::Error) -> bool {
+    let mut next = error.source();
+    while let Some(e) = next {
+        if e.is::<E>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// Whether the client's own request body broke the exchange (not the upstream's fault).
+fn is_client_body_error(error: &hyper_util::client::legacy::Error) -> bool {
+    let mut next = error.source();
+    while let Some(e) = next {
+        if e.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_user)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}

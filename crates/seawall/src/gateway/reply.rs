@@ -1,0 +1,110 @@
+//! The responses the gateway answers itself: breaker rejections in each provider's own error
+//! shape, and JSON errors for auth, routing, size, connect and timeout problems.
+
+use http::header::RETRY_AFTER;
+use http::{HeaderName, HeaderValue, Response, StatusCode};
+use seawall_breaker::Rejected;
+use serde_json::json;
+
+use crate::config::ProviderKind;
+use crate::http::{json, json_error, Body};
+
+/// Marks a response the breaker answered instead of the upstream.
+pub(crate) const X_SEAWALL_CIRCUIT: HeaderName = HeaderName::from_static("x-seawall-circuit");
+
+/// Names the provider that served a request in place of the one asked for.
+pub(crate) const X_SEAWALL_FALLBACK: HeaderName = HeaderName::from_static("x-seawall-fallback");
+
+/// `503` for a call `rejected` by the breaker of `provider` × `endpoint`, shaped like an
+/// error of that provider's API so its SDKs parse it (and retry after `retry-after`).
+pub(crate) fn rejection(
+    kind: ProviderKind,
+    provider: &str,
+    endpoint: &str,
+    rejected: &Rejected,
+) -> Response<Body> {
+    let secs = rejected.retry_after_secs();
+    let why = if rejected.is_forced() {
+        "was forced open by an operator"
+    } else {
+        "is open after upstream failures"
+    };
+    let message = format!(
+        "seawall: the circuit breaker for provider `{provider}` endpoint `{endpoint}` {why}; retry after {secs}s"
+    );
+    let body = match kind {
+        ProviderKind::Anthropic => json!({
+            "type": "error",
+            "error": { "type": "overloaded_error", "message": message },
+        }),
+        ProviderKind::Openai => json!({
+            "error": {
+                "message": message,
+                "type": "server_error",
+                "param": null,
+                "code": "service_unavailable",
+            },
+        }),
+        ProviderKind::Generic => json!({ "error": { "type": "circuit_open", "message": message } }),
+    };
+    let mut resp = json(StatusCode::SERVICE_UNAVAILABLE, &body);
+    let headers = resp.headers_mut();
+    headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+    headers.insert(X_SEAWALL_CIRCUIT, HeaderValue::from_static("open"));
+    resp
+}
+
+/// `401`: no accepted client token.
+pub(crate) fn unauthorized() -> Response<Body> {
+    let mut resp = json_error(
+        StatusCode::UNAUTHORIZED,
+        "authentication_error",
+        "a valid token is required in `authorization: Bearer <token>` or `x-api-key`",
+    );
+    resp.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer"),
+    );
+    resp
+}
+
+/// `404`: the path names no configured provider.
+pub(crate) fn unknown_provider(provider: Option<&str>) -> Response<Body> {
+    let message = match provider {
+        Some(p) => format!("unknown provider `{p}`; routes are /{{provider}}/{{path}}"),
+        None => "no provider in the path; routes are /{provider}/{path}".to_owned(),
+    };
+    json_error(StatusCode::NOT_FOUND, "not_found", &message)
+}
+
+/// `413`: the request body exceeds `server.max_body`.
+pub(crate) fn too_large(limit: u64) -> Response<Body> {
+    json_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request_too_large",
+        &format!("the request body exceeds server.max_body ({limit} bytes)"),
+    )
+}
+
+/// `400`: the request could not be read or forwarded as given.
+pub(crate) fn bad_request(message: &str) -> Response<Body> {
+    json_error(StatusCode::BAD_REQUEST, "invalid_request", message)
+}
+
+/// `502`: the upstream could not be reached or broke the exchange.
+pub(crate) fn bad_gateway(provider: &str) -> Response<Body> {
+    json_error(
+        StatusCode::BAD_GATEWAY,
+        "upstream_unavailable",
+        &format!("provider `{provider}` could not be reached"),
+    )
+}
+
+/// `504`: the upstream did not connect or answer in time.
+pub(crate) fn gateway_timeout(provider: &str, what: &str) -> Response<Body> {
+    json_error(
+        StatusCode::GATEWAY_TIMEOUT,
+        "upstream_timeout",
+        &format!("provider `{provider}` timed out ({what})"),
+    )
+}
