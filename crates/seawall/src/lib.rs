@@ -8,10 +8,22 @@
 //! - [`breakers`]: breaker policies from config, per-provider registries, transition logging.
 //! - [`metrics`]: the Prometheus metrics of DESIGN §5.
 //! - [`http`]: the response body type and JSON helpers.
+//! - [`gateway`]: the HTTP gateway: routing, breakers per provider × endpoint, streaming.
+//! - [`flags`]: feature flags per upstream host (breaker enforcement on/off).
 //! - [`demo`]: the self-contained `seawall demo`.
+//! - [`server`]: the accept loop (HTTP/1.1 + h2c, connection bound, graceful shutdown).
+//! - [`admin`]: the admin listener's routes (`/metrics`, `/readyz`, `/v1/breakers`, …).
+//! - [`app`]: assembles everything from a `Config` and runs it until shutdown.
+//! - [`cli`]: the `seawall run|check|demo` command line.
 
+pub mod admin;
+pub mod app;
 pub mod breakers;
+pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod flags;
+pub mod gateway;
 pub mod http;
 pub mod metrics;
+pub mod server;

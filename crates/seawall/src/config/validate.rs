@@ -172,7 +172,8 @@ impl Validator<'_> {
     }
 
     fn admin(&self, c: &Config) -> Checked {
-        if c.admin.listen == c.server.listen {
+        // Port 0 asks the OS for a fresh port per listener, so it can never clash.
+        if c.admin.listen == c.server.listen && c.admin.listen.port() != 0 {
             return self.fail_any(
                 &["admin.listen", "server.listen"],
                 format!("admin.listen and server.listen are both {}", c.admin.listen),

@@ -1,0 +1,385 @@
+//! The admin listener's routes: `/metrics`, `/healthz`, `/readyz`, `GET /v1/breakers` and the
+//! token-protected `POST /v1/breakers/{id}/{force-open|disable|reset}`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use serde_json::json;
+
+use crate::breakers::{BreakerView, Breakers};
+use crate::config::Secret;
+use crate::flags::Flags;
+use crate::http::{full, json, json_error, Body};
+use crate::metrics::Metrics;
+
+/// Content type of the Prometheus text exposition format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
+
+/// Where the process is in its life, as `/readyz` reports it.
+#[derive(Debug, Default)]
+pub struct Readiness(AtomicU8);
+
+const STARTING: u8 = 0;
+const READY: u8 = 1;
+const DRAINING: u8 = 2;
+
+impl Readiness {
+    /// Listeners are bound: `/readyz` answers 200.
+    pub fn set_ready(&self) {
+        // Never leaves draining: a late `set_ready` must not undo a shutdown.
+        let _ = self
+            .0
+            .compare_exchange(STARTING, READY, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Shutdown has begun: `/readyz` answers 503 from now on.
+    pub fn set_draining(&self) {
+        self.0.store(DRAINING, Ordering::Release);
+    }
+
+    /// Whether `/readyz` answers 200.
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Acquire) == READY
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::Acquire) == DRAINING
+    }
+}
+
+/// What `POST /v1/breakers/{id}/{action}` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    ForceOpen,
+    Disable,
+    Reset,
+}
+
+impl Action {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "force-open" => Some(Self::ForceOpen),
+            "disable" => Some(Self::Disable),
+            "reset" => Some(Self::Reset),
+            _ => None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::ForceOpen => "force-open",
+            Self::Disable => "disable",
+            Self::Reset => "reset",
+        }
+    }
+}
+
+/// The admin API. Cheap to share behind an [`Arc`]; [`Admin::handle`] serves one request.
+pub struct Admin {
+    /// Source of `/v1/breakers` and target of the breaker actions.
+    breakers: Arc<Breakers>,
+    /// Encoded for `/metrics`.
+    metrics: Arc<Metrics>,
+    /// `admin.token_env`'s value; `None` disables the `POST` actions.
+    token: Option<Secret>,
+    /// Drives `/readyz`.
+    readiness: Arc<Readiness>,
+    /// Source of `/v1/flags`; `None` when `feature_flags` is not configured.
+    flags: Option<Arc<Flags>>,
+}
+
+impl Admin {
+    /// The admin API over `breakers` and `metrics`, with the actions guarded by `token`.
+    pub fn new(
+        breakers: Arc<Breakers>,
+        metrics: Arc<Metrics>,
+        token: Option<Secret>,
+        readiness: Arc<Readiness>,
+    ) -> Self {
+        Admin {
+            breakers,
+            metrics,
+            token,
+            readiness,
+            flags: None,
+        }
+    }
+
+    /// Serves `GET /v1/flags` from `flags`.
+    pub fn with_flags(mut self, flags: Arc<Flags>) -> Self {
+        self.flags = Some(flags);
+        self
+    }
+
+    /// Answers one admin request from `remote`. No route reads the request body.
+    pub fn handle<B>(&self, req: &Request<B>, remote: SocketAddr) -> Response<Body> {
+        let path = req.uri().path();
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let get = |f: &dyn Fn() -> Response<Body>| match *req.method() {
+            Method::GET | Method::HEAD => f(),
+            _ => method_not_allowed("GET, HEAD"),
+        };
+        match segments.as_slice() {
+            ["metrics"] => get(&|| self.metrics()),
+            ["healthz"] => get(&|| json(StatusCode::OK, &json!({ "status": "ok" }))),
+            ["readyz"] => get(&|| self.readyz()),
+            ["v1", "breakers"] => get(&|| json(StatusCode::OK, &self.breakers.views())),
+            ["v1", "flags"] => get(&|| self.flags()),
+            ["v1", "breakers", id, action] => match Action::parse(action) {
+                None => json_error(
+                    StatusCode::NOT_FOUND,
+                    "unknown_action",
+                    &format!(
+                        "unknown breaker action `{action}`: expected force-open, disable or reset"
+                    ),
+                ),
+                Some(_) if req.method() != Method::POST => method_not_allowed("POST"),
+                Some(action) => self.act(req, remote, id, action),
+            },
+            _ => json_error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                &format!("no admin route at `{path}`"),
+            ),
+        }
+    }
+
+    fn flags(&self) -> Response<Body> {
+        let body = match &self.flags {
+            Some(flags) => json!({ "enabled": true, "cache": flags.snapshot() }),
+            None => json!({ "enabled": false, "cache": { "hosts": [] } }),
+        };
+        json(StatusCode::OK, &body)
+    }
+
+    fn metrics(&self) -> Response<Body> {
+        let mut resp = Response::new(full(self.metrics.encode()));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROMETHEUS_TEXT),
+        );
+        resp
+    }
+
+    fn readyz(&self) -> Response<Body> {
+        if self.readiness.is_ready() {
+            json(StatusCode::OK, &json!({ "status": "ready" }))
+        } else if self.readiness.is_draining() {
+            json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "draining",
+                "shutting down: in-flight requests are draining",
+            )
+        } else {
+            json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "starting",
+                "listeners are not bound yet",
+            )
+        }
+    }
+
+    fn act<B>(
+        &self,
+        req: &Request<B>,
+        remote: SocketAddr,
+        id: &str,
+        action: Action,
+    ) -> Response<Body> {
+        let Some(token) = &self.token else {
+            tracing::warn!(%remote, action = action.as_str(), breaker = id,
+                "admin action refused: no admin token configured");
+            return json_error(
+                StatusCode::FORBIDDEN,
+                "admin_disabled",
+                "admin actions are disabled until `admin.token_env` is set",
+            );
+        };
+        if !bearer_matches(req, token) {
+            tracing::warn!(%remote, action = action.as_str(), breaker = id,
+                "admin action refused: missing or wrong token");
+            let mut resp = json_error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong admin token: send `authorization: Bearer <token>`",
+            );
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return resp;
+        }
+        let Some((labels, breaker)) = self.breakers.find(id) else {
+            return json_error(
+                StatusCode::NOT_FOUND,
+                "unknown_breaker",
+                &format!("no breaker with id `{id}`; list them with GET /v1/breakers"),
+            );
+        };
+        match action {
+            Action::ForceOpen => breaker.force_open(),
+            Action::Disable => breaker.disable(),
+            Action::Reset => breaker.reset(),
+        }
+        tracing::info!(%remote, action = action.as_str(), breaker = id, kind = labels.kind,
+            name = %labels.name, endpoint = %labels.endpoint, model = %labels.model,
+            "admin action applied");
+        json(
+            StatusCode::OK,
+            &BreakerView::new(&labels, &breaker.snapshot()),
+        )
+    }
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut resp = json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &format!("this route accepts {allow}"),
+    );
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    resp
+}
+
+/// Whether `authorization: Bearer <token>` carries `token`, compared in constant time.
+fn bearer_matches<B>(req: &Request<B>, token: &Secret) -> bool {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return false;
+    };
+    let value = value.as_bytes();
+    let scheme = b"bearer ";
+    if value.len() <= scheme.len() || !value[..scheme.len()].eq_ignore_ascii_case(scheme) {
+        return false;
+    }
+    constant_time_eq(
+        value[scheme.len()..].trim_ascii(),
+        token.expose().as_bytes(),
+    )
+}
+
+/// Byte equality whose running time depends on the lengths only, not on where the inputs
+/// differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(0u8, |acc, (x, y)| std::hint::black_box(acc | (x ^ y)));
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::breakers::tokio_clock;
+    use crate::config::parse;
+    use http_body_util::BodyExt;
+
+    fn admin(token: Option<&str>) -> (Admin, Arc<Breakers>, Arc<Readiness>) {
+        let config =
+            parse("providers: [{ name: p, kind: generic, base_url: 'http://127.0.0.1:1' }]")
+                .unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let breakers =
+            Arc::new(Breakers::new(&config.providers, tokio_clock(), metrics.clone()).unwrap());
+        let token = token.map(secret);
+        let readiness = Arc::new(Readiness::default());
+        let admin = Admin::new(breakers.clone(), metrics, token, readiness.clone());
+        (admin, breakers, readiness)
+    }
+
+    fn secret(value: &str) -> Secret {
+        let config = parse("admin: { token_env: T }").unwrap();
+        let value = value.to_owned();
+        config
+            .resolve_secrets(move |_| Some(value.clone()))
+            .unwrap()
+            .admin_token
+            .unwrap()
+    }
+
+    fn req(method: Method, path: &str, auth: Option<&str>) -> Request<()> {
+        let mut b = Request::builder().method(method).uri(path);
+        if let Some(auth) = auth {
+            b = b.header(header::AUTHORIZATION, auth);
+        }
+        b.body(()).unwrap()
+    }
+
+    async fn body(resp: Response<Body>) -> serde_json::Value {
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    const REMOTE: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 1);
+
+    #[tokio::test]
+    async fn readyz_follows_the_lifecycle() {
+        let (admin, _, readiness) = admin(None);
+        let check = || {
+            admin
+                .handle(&req(Method::GET, "/readyz", None), REMOTE)
+                .status()
+        };
+        assert_eq!(check(), StatusCode::SERVICE_UNAVAILABLE);
+        readiness.set_ready();
+        assert_eq!(check(), StatusCode::OK);
+        readiness.set_draining();
+        readiness.set_ready();
+        let resp = admin.handle(&req(Method::GET, "/readyz", None), REMOTE);
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body(resp).await["error"]["type"], "draining");
+    }
+
+    #[tokio::test]
+    async fn actions_check_the_token_then_the_id() {
+        let (admin, breakers, _) = admin(Some("s3cret"));
+        let (cb, labels) = breakers.provider("p").unwrap().get("/v1/x", None);
+        let id = crate::breakers::breaker_id(&labels);
+        let path = format!("/v1/breakers/{id}/force-open");
+        let status = |auth: Option<&str>, path: &str| {
+            admin
+                .handle(&req(Method::POST, path, auth), REMOTE)
+                .status()
+        };
+        assert_eq!(status(None, &path), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            status(Some("Bearer s3cres"), &path),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            status(Some("Bearer s3cret2"), &path),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            status(Some("Basic s3cret"), &path),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            status(Some("Bearer s3cret"), "/v1/breakers/nope/force-open"),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(Some("Bearer s3cret"), &format!("/v1/breakers/{id}/explode")),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(status(Some("bearer s3cret"), &path), StatusCode::OK);
+        assert_eq!(cb.mode().as_str(), "forced_open");
+        let resp = admin.handle(&req(Method::GET, &path, Some("Bearer s3cret")), REMOTE);
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(resp.headers()[header::ALLOW], "POST");
+    }
+
+    #[test]
+    fn constant_time_eq_compares_bytes() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(constant_time_eq(b"", b""));
+    }
+}

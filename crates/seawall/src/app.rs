@@ -1,0 +1,325 @@
+//! Assembles the daemon from a [`Config`]: metrics, breakers and their ticker, the gateway, the
+//! admin API, and the two listeners, with ordered graceful shutdown.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = seawall::config::load("seawall.yaml".as_ref())?;
+//! let secrets = config.resolve_secrets_from_env()?;
+//! let app = seawall::app::App::start(config, secrets).await?;
+//! println!("gateway on {}, admin on {}", app.gateway_addr(), app.admin_addr());
+//! tokio::signal::ctrl_c().await?;
+//! app.shutdown();
+//! app.wait().await;
+//! # Ok(()) }
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use seawall_breaker::ConfigError as PolicyError;
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use crate::admin::{Admin, Readiness};
+use crate::breakers::{tokio_clock, Breakers};
+use crate::config::{AuthMode, Config, Position, Secrets};
+use crate::flags::{self, Flags, FlagsError};
+use crate::gateway::{Gateway, GatewayError};
+use crate::metrics::Metrics;
+use crate::server::{self, Limits};
+
+/// Breaker timer period when no provider is configured.
+const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Bounds of the admin listener: a handful of scrapers and operators, quick answers.
+const ADMIN_LIMITS: Limits = Limits {
+    max_connections: 64,
+    shutdown_grace: Duration::from_secs(2),
+};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Client auth is off on an address other hosts can reach.
+    #[error(
+        "refusing to serve {listen} without client auth: it is not a loopback address; set \
+         `auth: {{ tokens_env: [VAR] }}`, or `auth: {{ mode: none }}` to serve it unauthenticated"
+    )]
+    AuthRequired {
+        /// `server.listen`.
+        listen: SocketAddr,
+    },
+    /// A provider's `circuit_breaker` settings do not make a valid policy.
+    #[error("provider `{provider}`: {source}")]
+    Breaker {
+        /// The provider's name.
+        provider: String,
+        /// What is wrong with the policy.
+        source: PolicyError,
+    },
+    /// The feature-flag cache could not be set up (e.g. a bad `feature_flags.url`).
+    #[error(transparent)]
+    Flags(#[from] FlagsError),
+    /// The gateway could not be built.
+    #[error("cannot build the gateway: {0}")]
+    Gateway(#[from] GatewayError),
+    /// A listener could not be bound (address in use, not local, no permission).
+    #[error("cannot listen on {addr} ({field}{}): {source}", at(*position))]
+    Bind {
+        /// `server.listen` or `admin.listen`.
+        field: &'static str,
+        /// Its position in the configuration file, when written there.
+        position: Option<Position>,
+        /// The address.
+        addr: SocketAddr,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+}
+
+fn at(position: Option<Position>) -> String {
+    position.map(|p| format!(" at {p}")).unwrap_or_default()
+}
+
+impl AppError {
+    /// Whether the configuration itself is at fault (the CLI exits 2 for those, 1 otherwise).
+    pub fn is_config_error(&self) -> bool {
+        matches!(
+            self,
+            Self::AuthRequired { .. } | Self::Breaker { .. } | Self::Flags(_)
+        )
+    }
+}
+
+/// Entry point: [`App::start`].
+#[derive(Debug)]
+pub struct App;
+
+impl App {
+    /// Builds every component from `config`, binds both listeners and starts serving.
+    ///
+    /// Returns once the listeners are bound (`/readyz` answers 200 from then on). Call it
+    /// inside a tokio runtime.
+    pub async fn start(config: Config, secrets: Secrets) -> Result<RunningApp, AppError> {
+        // The validator already refuses this; keep the promise even for hand-built configs.
+        if config.auth.is_none() && !config.server.listen.ip().is_loopback() {
+            return Err(AppError::AuthRequired {
+                listen: config.server.listen,
+            });
+        }
+        let metrics = Arc::new(Metrics::new());
+        let breakers = Breakers::new(&config.providers, tokio_clock(), metrics.clone())
+            .map_err(|(provider, source)| AppError::Breaker { provider, source })?;
+        let breakers = Arc::new(breakers);
+        let gateway = Arc::new(Gateway::new(
+            &config,
+            &secrets,
+            breakers.clone(),
+            metrics.clone(),
+        )?);
+        let flags = match &config.feature_flags {
+            Some(f) => Some(Arc::new(Flags::new(f, &config.providers, metrics.clone())?)),
+            None => None,
+        };
+        let readiness = Arc::new(Readiness::default());
+        let mut admin = Admin::new(
+            breakers.clone(),
+            metrics,
+            secrets.admin_token.clone(),
+            readiness.clone(),
+        );
+        if let Some(flags) = &flags {
+            admin = admin.with_flags(flags.clone());
+        }
+        let admin = Arc::new(admin);
+
+        let (gateway_listener, gateway_addr) =
+            bind(&config, "server.listen", config.server.listen).await?;
+        let (admin_listener, admin_addr) =
+            bind(&config, "admin.listen", config.admin.listen).await?;
+
+        let (stop, _) = broadcast::channel::<()>(1);
+        let gateway_limits = Limits {
+            max_connections: config.server.max_connections,
+            shutdown_grace: config.server.shutdown_grace,
+        };
+        let gateway_server = {
+            let stopped = stop.subscribe();
+            tokio::spawn(server::serve(
+                gateway_listener,
+                move |req, remote| {
+                    let gateway = gateway.clone();
+                    async move { gateway.handle(req, remote).await }
+                },
+                recv(stopped),
+                gateway_limits,
+            ))
+        };
+        // The admin listener outlives the gateway's drain, so `/readyz` reports it and
+        // `/metrics` can still be scraped.
+        let (admin_stop, admin_stopped) = broadcast::channel::<()>(1);
+        let admin_server = tokio::spawn(server::serve(
+            admin_listener,
+            move |req, remote| std::future::ready(admin.handle(&req, remote)),
+            recv(admin_stopped),
+            ADMIN_LIMITS,
+        ));
+        let flag_watch =
+            flags.map(|f| tokio::spawn(flags::watch(f, breakers.clone(), check_interval(&config))));
+        let ticker = tokio::spawn(tick(breakers, check_interval(&config)));
+        let done = tokio::spawn(async move {
+            if let Err(error) = gateway_server.await {
+                tracing::error!(%error, "gateway server task failed");
+            }
+            // Breakers tick while requests drain; after that nothing reads them.
+            ticker.abort();
+            if let Some(watch) = flag_watch {
+                watch.abort();
+            }
+            let _ = admin_stop.send(());
+            if let Err(error) = admin_server.await {
+                tracing::error!(%error, "admin server task failed");
+            }
+            tracing::info!("seawall stopped");
+        });
+
+        readiness.set_ready();
+        let providers: Vec<&str> = config.providers.iter().map(|p| p.name.as_str()).collect();
+        let auth = match &config.auth {
+            None => "off",
+            Some(a) if a.mode == AuthMode::None => "none",
+            Some(_) => "tokens",
+        };
+        tracing::info!(gateway = %gateway_addr, admin = %admin_addr, ?providers, auth,
+            admin_actions = secrets.admin_token.is_some(), "seawall started");
+        Ok(RunningApp {
+            gateway_addr,
+            admin_addr,
+            stop,
+            readiness,
+            done,
+        })
+    }
+}
+
+/// A started daemon: its bound addresses and its shutdown controls.
+#[derive(Debug)]
+pub struct RunningApp {
+    /// Where the gateway actually listens (a configured port 0 is resolved).
+    gateway_addr: SocketAddr,
+    /// Where the admin API actually listens.
+    admin_addr: SocketAddr,
+    /// Sending stops the gateway listener (the rest follows once it has drained).
+    stop: broadcast::Sender<()>,
+    /// Set to draining on shutdown, for `/readyz`.
+    readiness: Arc<Readiness>,
+    /// Completes when both servers have stopped.
+    done: JoinHandle<()>,
+}
+
+impl RunningApp {
+    /// The gateway's bound address.
+    pub fn gateway_addr(&self) -> SocketAddr {
+        self.gateway_addr
+    }
+
+    /// The admin listener's bound address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// Starts a graceful shutdown: `/readyz` turns 503, the gateway stops accepting and lets
+    /// in-flight requests finish within `server.shutdown_grace`, then the admin listener
+    /// stops. Idempotent; returns at once (see [`RunningApp::wait`]).
+    pub fn shutdown(&self) {
+        if !self.readiness.is_draining() {
+            tracing::info!("shutdown requested");
+        }
+        self.readiness.set_draining();
+        let _ = self.stop.send(());
+    }
+
+    /// Resolves when both servers have stopped.
+    pub async fn wait(self) {
+        if let Err(error) = self.done.await {
+            tracing::error!(%error, "shutdown task failed");
+        }
+    }
+}
+
+/// Binds the listener configured at `field` and reads back its address (port 0 resolved).
+async fn bind(
+    config: &Config,
+    field: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), AppError> {
+    let error = |source| AppError::Bind {
+        field,
+        position: config.position_of(field),
+        addr,
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(error)?;
+    let local = listener.local_addr().map_err(error)?;
+    Ok((listener, local))
+}
+
+/// Resolves on the first message or when the sender is gone.
+async fn recv(mut rx: broadcast::Receiver<()>) {
+    let _ = rx.recv().await;
+}
+
+/// The shortest `circuit_breaker.check_interval` among providers.
+fn check_interval(config: &Config) -> Duration {
+    config
+        .providers
+        .iter()
+        .map(|p| p.circuit_breaker.check_interval)
+        .min()
+        .unwrap_or(DEFAULT_CHECK_INTERVAL)
+}
+
+/// Drives timed transitions (open → half-open, half-open timeouts) and idle eviction without
+/// traffic, so state gauges and logs stay current.
+async fn tick(breakers: Arc<Breakers>, every: Duration) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        breakers.tick();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+
+    #[test]
+    fn check_interval_is_the_smallest_among_providers() {
+        let config = parse(
+            "providers:
+  - { name: a, kind: generic, base_url: 'http://127.0.0.1:1', circuit_breaker: { check_interval: 3s } }
+  - { name: b, kind: generic, base_url: 'http://127.0.0.1:2', circuit_breaker: { check_interval: 250ms } }
+",
+        )
+        .unwrap();
+        assert_eq!(check_interval(&config), Duration::from_millis(250));
+        assert_eq!(
+            check_interval(&parse("server: {}").unwrap()),
+            DEFAULT_CHECK_INTERVAL
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_non_loopback_listen_without_auth() {
+        let mut config = parse("server: { listen: 127.0.0.1:0 }").unwrap();
+        config.server.listen = "0.0.0.0:0".parse().unwrap();
+        let err = App::start(config, Secrets::default()).await.unwrap_err();
+        assert!(matches!(err, AppError::AuthRequired { .. }), "{err}");
+        assert!(err.is_config_error());
+        assert!(err.to_string().contains("auth: { mode: none }"), "{err}");
+    }
+}

@@ -1,0 +1,245 @@
+//! The accept loop shared by the gateway and the admin listener: HTTP/1.1 and h2c on one
+//! port, a bound on concurrent connections, and graceful shutdown with a grace period.
+//!
+//! Shutdown follows mini-redis: the caller hands [`serve`] a future that resolves when the
+//! process should stop (typically a broadcast receiver). From then on no connection is
+//! accepted; open connections are told to finish their in-flight requests and close; those
+//! still open after [`Limits::shutdown_grace`] are dropped.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::http::Body;
+
+/// Bounds of one listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once; further clients wait in the kernel's accept backlog
+    /// until one closes (`server.max_connections`).
+    pub max_connections: usize,
+    /// Time in-flight requests get to finish once shutdown starts (`server.shutdown_grace`).
+    pub shutdown_grace: Duration,
+}
+
+/// Longest time a client may take to send request headers (slow-loris guard).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Pause after a failed `accept` (for example out of file descriptors), so the loop does not
+/// spin while the condition lasts.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves `listener` with `handler` until `shutdown` resolves, then drains gracefully.
+///
+/// `handler` is called once per request with the client's address. Returns once every
+/// connection has closed or has been dropped at the end of the grace period.
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+    limits: Limits,
+) where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let local = listener.local_addr().ok();
+    // Each connection holds a permit; at zero, the loop stops accepting until one closes.
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    // Tells every open connection to finish its current requests and close.
+    let graceful = GracefulShutdown::new();
+    // Owns the connection tasks, so the ones still open after the grace can be dropped.
+    let mut connections = JoinSet::new();
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    tokio::pin!(shutdown);
+
+    loop {
+        while connections.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break, // The semaphore is never closed.
+            },
+        };
+        let (stream, remote) = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(listener = ?local, %error, "accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%remote, %error, "cannot set TCP_NODELAY");
+        }
+        let handler = handler.clone();
+        let service = service_fn(move |req| {
+            let response = handler(req, remote);
+            async move { Ok::<_, Infallible>(response.await) }
+        });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        connections.spawn(async move {
+            if let Err(error) = conn.await {
+                tracing::debug!(%remote, %error, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    let open = limits.max_connections.max(1) - slots.available_permits();
+    tracing::info!(listener = ?local, open, grace_s = limits.shutdown_grace.as_secs_f64(),
+        "stopped accepting; draining connections");
+    tokio::select! {
+        () = graceful.shutdown() => {
+            tracing::info!(listener = ?local, "all connections closed");
+        }
+        () = tokio::time::sleep(limits.shutdown_grace) => {
+            let cut = limits.max_connections.max(1) - slots.available_permits();
+            tracing::warn!(listener = ?local, cut, "shutdown grace elapsed; dropping open connections");
+        }
+    }
+    connections.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::full;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use tokio::sync::oneshot;
+
+    async fn get(addr: SocketAddr) -> std::io::Result<String> {
+        let mut s = TcpStream::connect(addr).await?;
+        s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await?;
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let limits = Limits {
+            max_connections: 1,
+            shutdown_grace: Duration::from_secs(5),
+        };
+        let server = tokio::spawn(serve(
+            listener,
+            |_req, _remote| async { Response::new(full("hi")) },
+            async {
+                let _ = stopped.await;
+            },
+            limits,
+        ));
+        // An idle keep-alive connection takes the only slot…
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        idle.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let n = idle.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        // …so a second client is not served until it closes.
+        let second = tokio::spawn(get(addr));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!second.is_finished());
+        drop(idle);
+        let reply = second.await.unwrap().unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        stop.send(()).unwrap();
+        server.await.unwrap();
+        assert!(TcpStream::connect(addr).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn serves_h2c_with_prior_knowledge() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits {
+            max_connections: 8,
+            shutdown_grace: Duration::from_secs(1),
+        };
+        let server = tokio::spawn(serve(
+            listener,
+            |req: Request<Incoming>, _remote| async move {
+                Response::new(full(format!("{:?}", req.version())))
+            },
+            std::future::pending(),
+            limits,
+        ));
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (mut send, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let req = Request::get(format!("http://{addr}/"))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap();
+        assert_eq!(&body.to_bytes()[..], b"HTTP/2.0");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn grace_elapsed_drops_stuck_requests() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let limits = Limits {
+            max_connections: 8,
+            shutdown_grace: Duration::from_millis(50),
+        };
+        let server = tokio::spawn(serve(
+            listener,
+            |_req, _remote| std::future::pending(),
+            async {
+                let _ = stopped.await;
+            },
+            limits,
+        ));
+        let stuck = tokio::spawn(get(addr));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("serve returns after the grace")
+            .unwrap();
+        // The client sees the connection close without a response.
+        let reply = stuck.await.unwrap().unwrap_or_default();
+        assert_eq!(reply, "");
+    }
+}

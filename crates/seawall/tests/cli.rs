@@ -1,0 +1,275 @@
+//! The real `seawall` binary: `check` exit codes and messages on the fixtures, and `run`
+//! serving until SIGTERM.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// Every variable the fixtures name in a `*_env` key.
+const SECRET_VARS: [&str; 4] = [
+    "SEAWALL_ADMIN_TOKEN",
+    "SEAWALL_TOKEN",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BACKUP_API_KEY",
+];
+
+fn seawall() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_seawall"));
+    for var in SECRET_VARS.iter().chain(&["SEAWALL_LOG", "RUST_LOG"]) {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/config")
+        .join(name)
+}
+
+fn check(path: &Path, env: &[(&str, &str)]) -> Output {
+    seawall()
+        .arg("check")
+        .arg("-c")
+        .arg(path)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn check_accepts_the_full_fixture_with_its_secrets_set() {
+    let env: Vec<(&str, &str)> = SECRET_VARS.iter().map(|v| (*v, "value")).collect();
+    let out = check(&fixture("full.yaml"), &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ok: 3 providers, 1 pipelines\n"
+    );
+}
+
+/// Each broken fixture and the `field.path at line:col` its error must name.
+const BROKEN: [(&str, &str); 10] = [
+    (
+        "bad_duration.yaml",
+        "providers[0].timeouts.first_byte at 7:19",
+    ),
+    ("bad_listen.yaml", "admin.listen at 4:11"),
+    ("bad_size.yaml", "server.max_body at 3:13"),
+    ("duplicate_provider.yaml", "providers[2].name at 8:11"),
+    (
+        "fallback_other_kind.yaml",
+        "providers[0].fallbacks[0] at 6:9",
+    ),
+    ("fallback_unknown.yaml", "providers[0].fallbacks[0] at 5:17"),
+    (
+        "half_open_zero.yaml",
+        "pipelines[0].outputs[0].resilience.circuit_breaker.half_open_max_calls at 7:51",
+    ),
+    (
+        "rate_out_of_range.yaml",
+        "providers[0].circuit_breaker.failure_rate_threshold at 7:31",
+    ),
+    ("syntax_error.yaml", "providers[0].base_url at 6:15"),
+    (
+        "unknown_key_deep.yaml",
+        "pipelines[0].outputs[0].resilience.circuit_breaker.half_open_max_cals at 14:13",
+    ),
+];
+
+#[test]
+fn check_rejects_each_broken_fixture_with_exit_2_and_the_field_position() {
+    for (name, location) in BROKEN {
+        let out = check(&fixture(name), &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(
+            err.starts_with(&format!("config error: {location}: ")),
+            "{name}: expected `{location}` in {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+        assert!(out.stdout.is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn every_broken_fixture_is_covered() {
+    let mut names: Vec<String> = std::fs::read_dir(fixture(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "full.yaml" && n != "minimal.yaml")
+        .collect();
+    names.sort();
+    let covered: Vec<&str> = BROKEN.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, covered);
+}
+
+#[test]
+fn check_names_the_env_field_of_a_missing_secret() {
+    let out = check(&fixture("full.yaml"), &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        "config error: admin.token_env at 3:45: environment variable `SEAWALL_ADMIN_TOKEN` is unset"
+    );
+}
+
+#[test]
+fn check_of_a_missing_file_exits_2() {
+    let out = check(&fixture("does-not-exist.yaml"), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).starts_with("config error: cannot read "));
+}
+
+/// A port free at the time of the call (bound, then released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_config(name: &str, yaml: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cli-{name}-{}.yaml", std::process::id()));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+fn readyz_status(admin: SocketAddr) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET /readyz HTTP/1.1\r\nhost: seawall\r\nconnection: close\r\n\r\n")
+        .ok()?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).ok()?;
+    reply.lines().next().map(str::to_owned)
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("seawall did not exit within {within:?}");
+        }
+        sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn run_serves_until_sigterm_then_exits_0() {
+    let (gateway, admin) = (free_port(), free_port());
+    let config = write_config(
+        "run",
+        &format!(
+            "server: {{ listen: 127.0.0.1:{gateway}, shutdown_grace: 5s }}
+admin: {{ listen: 127.0.0.1:{admin}, token_env: SEAWALL_ADMIN_TOKEN }}
+providers:
+  - {{ name: up, kind: openai, base_url: 'http://127.0.0.1:9', api_key_env: ANTHROPIC_API_KEY }}
+"
+        ),
+    );
+    let mut child = seawall()
+        .args(["run", "--log-format", "json", "-c"])
+        .arg(&config)
+        .env("SEAWALL_ADMIN_TOKEN", "admin-secret-value")
+        .env("ANTHROPIC_API_KEY", "provider-secret-value")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let admin_addr = SocketAddr::from(([127, 0, 0, 1], admin));
+    // Process start-up: poll readiness for a bounded time.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if readyz_status(admin_addr).as_deref() == Some("HTTP/1.1 200 OK") {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("seawall exited early with {status}");
+        }
+        assert!(Instant::now() < deadline, "seawall never became ready");
+        sleep(Duration::from_millis(50));
+    }
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = wait_exit(&mut child, Duration::from_secs(10));
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{logs}");
+    let started = logs
+        .lines()
+        .find(|l| l.contains("seawall started"))
+        .unwrap_or_else(|| panic!("no startup line in {logs}"));
+    let started: serde_json::Value = serde_json::from_str(started).unwrap();
+    assert_eq!(started["fields"]["gateway"], format!("127.0.0.1:{gateway}"));
+    assert_eq!(started["fields"]["admin"], format!("127.0.0.1:{admin}"));
+    assert!(logs.contains("SIGTERM"), "{logs}");
+    assert!(
+        !logs.contains("secret-value"),
+        "a secret reached the logs: {logs}"
+    );
+    let _ = std::fs::remove_file(config);
+}
+
+#[test]
+fn run_with_a_broken_config_exits_2() {
+    let out = seawall()
+        .args(["run", "-c"])
+        .arg(fixture("bad_listen.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).starts_with("config error: admin.listen at 4:11: "));
+}
+
+#[test]
+fn run_on_a_taken_port_exits_1_with_a_one_line_error() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let config = write_config(
+        "taken",
+        &format!(
+            "server: {{ listen: 127.0.0.1:{port} }}\nadmin: {{ listen: 127.0.0.1:{} }}\n",
+            free_port()
+        ),
+    );
+    let out = seawall()
+        .args(["run", "-c"])
+        .arg(&config)
+        .env("SEAWALL_LOG", "off")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "error: cannot listen on 127.0.0.1:{port} (server.listen at 1:19): "
+        )),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(config);
+}
