@@ -66,7 +66,10 @@ fn flag_reply(path: &str) -> (StatusCode, String) {
 static OFF_PORT: Mutex<Option<u16>> = Mutex::new(None);
 
 fn always_503(_: &str) -> (StatusCode, String) {
-    (StatusCode::SERVICE_UNAVAILABLE, r#"{"error":"overloaded"}"#.into())
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        r#"{"error":"overloaded"}"#.into(),
+    )
 }
 
 async fn get(addr: SocketAddr, path: &str) -> (StatusCode, Bytes) {
@@ -143,8 +146,14 @@ providers:
     }
     assert!(applied, "the flag was never applied");
     for _ in 0..3 {
-        assert_eq!(get(gw, "/relaxed/v1/x").await.0, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(get(gw, "/strict/v1/x").await.0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            get(gw, "/relaxed/v1/x").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            get(gw, "/strict/v1/x").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
     // Metrics-only: every request reached the upstream although the breaker tripped.
     assert_eq!(off_hits.lock().unwrap()["/v1/x"], 3);
@@ -170,7 +179,10 @@ providers:
     // The admin view lists each host with its handle count and values.
     let hosts = flags["cache"]["hosts"].as_array().unwrap();
     let off_host = format!("127.0.0.1:{}", off_addr.port());
-    let entry = hosts.iter().find(|h| h["host"] == off_host.as_str()).unwrap();
+    let entry = hosts
+        .iter()
+        .find(|h| h["host"] == off_host.as_str())
+        .unwrap();
     assert_eq!(entry["handles"], 1);
     assert_eq!(entry["flags"]["seawall.circuit_breaker.enabled"], "false");
 
@@ -192,12 +204,18 @@ providers:
 "
     ))
     .await;
-    assert_eq!(get(app.gateway_addr(), "/p/v1/x").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        get(app.gateway_addr(), "/p/v1/x").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     let flags = json(app.admin_addr(), "/v1/flags").await;
     assert_eq!(flags["enabled"], false);
     assert_eq!(flags["cache"]["hosts"], serde_json::json!([]));
     let metrics = String::from_utf8(get(app.admin_addr(), "/metrics").await.1.to_vec()).unwrap();
-    assert!(!metrics.contains("seawall_feature_flag_fetches_total{"), "{metrics}");
+    assert!(
+        !metrics.contains("seawall_feature_flag_fetches_total{"),
+        "{metrics}"
+    );
     app.shutdown();
     app.wait().await;
 }
