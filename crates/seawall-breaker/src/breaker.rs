@@ -341,7 +341,11 @@ impl Inner {
 
     #[inline(always)]
     fn ticket(&self, w: Word, kind: TicketKind) -> Ticket {
-        let started = if self.track_slow { self.start_time() } else { 0 };
+        let started = if self.track_slow {
+            self.start_time()
+        } else {
+            0
+        };
         Ticket::new(w.generation(), kind, started)
     }
 
@@ -530,7 +534,8 @@ impl Inner {
                 );
             }
             Outcome::Success => {
-                let after = self.update_probes(t.generation(), |w| w.0 - IN_FLIGHT_ONE + SUCCESS_ONE);
+                let after =
+                    self.update_probes(t.generation(), |w| w.0 - IN_FLIGHT_ONE + SUCCESS_ONE);
                 if after.is_some_and(|w| w.successes() >= self.config.half_open_max_calls) {
                     self.close(t.generation(), now);
                 }

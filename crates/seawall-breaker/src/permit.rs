@@ -130,7 +130,9 @@ impl Drop for Permit<'_> {
 
 impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit").field("ticket", &self.ticket).finish()
+        f.debug_struct("Permit")
+            .field("ticket", &self.ticket)
+            .finish()
     }
 }
 

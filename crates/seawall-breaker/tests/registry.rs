@@ -89,7 +89,10 @@ fn create_and_evict_hooks_see_each_key_once() {
             c.lock().unwrap().push(("create", *k));
         })
         .on_evict(move |k, _| e.lock().unwrap().push(("evict", *k)));
-    assert_eq!(reg.get(&7).unwrap().mode(), seawall_breaker::Mode::MetricsOnly);
+    assert_eq!(
+        reg.get(&7).unwrap().mode(),
+        seawall_breaker::Mode::MetricsOnly
+    );
     reg.get(&7).unwrap();
     clock.advance(Duration::from_secs(2));
     reg.evict_idle();
