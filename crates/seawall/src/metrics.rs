@@ -171,6 +171,27 @@ impl Metrics {
         self.flag_fetches.get_or_create(&l).inc();
     }
 
+    /// Registers a module's own metric family (name without the `seawall_` prefix; counters
+    /// get `_total` appended on exposition). Keep the returned family to update it.
+    ///
+    /// ```
+    /// use prometheus_client::metrics::counter::Counter;
+    /// let metrics = seawall::metrics::Metrics::new();
+    /// let drops: Counter = Counter::default();
+    /// metrics.register("example_drops", "Example drops", drops.clone());
+    /// drops.inc();
+    /// assert!(metrics.encode().contains("seawall_example_drops_total 1"));
+    /// ```
+    pub fn register(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        registry.register(name, help, metric);
+    }
+
     /// The text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
