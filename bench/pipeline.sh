@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Event pipeline throughput and bounded memory, on loopback, in one run:
+#   blackhole  wrk -> POST /ingest/bh (NDJSON, 1000 events/request) -> blackhole output
+#   http       wrk -> POST /ingest/web -> http output batching to an nginx sink (`return 204`)
+#   down       wrk -> POST /ingest/down -> http output whose only endpoint refuses connections,
+#              for DOWN seconds; VmRSS sampled every second and compared with the bound the
+#              configured queue and retry buffer allow.
+# Events/s counts events the output *delivered* (from /v1/pipelines), over the load time plus
+# the drain. Prints a Markdown table. Installs nginx and wrk with apt-get when missing.
+# Usage: bench/pipeline.sh [seconds=10] [down_seconds=60] [connections=8]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-10}
+DOWN=${2:-60}
+CONNS=${3:-8}
+EVENTS=1000
+QUEUE=100000 BUFFER=50000
+# Four free loopback ports (nothing listens on DEAD: the down output's connections are refused).
+read -r SINK SW ADMIN DEAD < <(python3 -c "
+import socket
+ss = [socket.socket() for _ in range(4)]
+for s in ss: s.bind(('127.0.0.1', 0))
+print(*[s.getsockname()[1] for s in ss])")
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+if ! need nginx || ! need wrk; then
+    echo "installing nginx and wrk" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk >/dev/null \
+        || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release -q -p seawall
+SEAWALL=${CARGO_TARGET_DIR:-target}/release/seawall
+
+mkdir -p "$WORK/logs"
+cat > "$WORK/nginx.conf" <<NGINX
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/body; proxy_temp_path $WORK/proxy;
+    fastcgi_temp_path $WORK/fcgi; uwsgi_temp_path $WORK/uwsgi; scgi_temp_path $WORK/scgi;
+    keepalive_requests 1000000;
+    client_max_body_size 16m;
+    server { listen 127.0.0.1:$SINK; location / { return 204; } }
+}
+NGINX
+"$NGINX" -c "$WORK/nginx.conf" -e "$WORK/logs/error.log"
+
+cat > "$WORK/seawall.yaml" <<YAML
+server: { listen: 127.0.0.1:$SW }
+admin: { listen: 127.0.0.1:$ADMIN }
+pipelines:
+  - name: bh
+    queue: { capacity: $QUEUE }
+    outputs: [{ name: out, type: blackhole, batch: { max_events: 1000, linger: 20ms } }]
+  - name: web
+    queue: { capacity: $QUEUE }
+    outputs:
+      - { name: out, type: http, endpoint: "http://127.0.0.1:$SINK/sink",
+          batch: { max_events: 5000, max_bytes: 4MB, linger: 20ms } }
+  - name: down
+    queue: { capacity: $QUEUE }
+    outputs:
+      - { name: out, type: http, endpoint: "http://127.0.0.1:$DEAD/dead",
+          batch: { max_events: 1000, linger: 20ms },
+          resilience: { circuit_breaker: { failure_threshold: 3, open_timeout: 5s } } }
+    fallback: { sampling: { min_rate: 0.5 }, retry_buffer: $BUFFER }
+YAML
+RUST_LOG=warn "$SEAWALL" run -c "$WORK/seawall.yaml" > "$WORK/logs/seawall.log" 2>&1 &
+SWPID=$!
+PIDS+=("$SWPID")
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$ADMIN/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+
+stats() { python3 bench/pipeline/stats.py "127.0.0.1:$ADMIN" "$1" out; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$SWPID/status"; }
+
+# Runs wrk against pipeline $1 for $2 seconds, waits for the drain, prints
+# "delivered_per_s accepted dropped elapsed".
+drive() {
+    local p=$1 secs=$2 start end a d x pending
+    start=$(date +%s.%N)
+    PIPELINE=$p EVENTS=$EVENTS wrk -t2 -c"$CONNS" -d"${secs}s" -s bench/pipeline/ingest.lua \
+        "http://127.0.0.1:$SW" > "$WORK/wrk-$p.txt"
+    for _ in $(seq 300); do
+        read -r a d x pending _ < <(stats "$p")
+        [ "$pending" = 0 ] && break
+        sleep 0.1
+    done
+    end=$(date +%s.%N)
+    python3 -c "import sys; a,d,x,s,e=map(float,sys.argv[1:]); print(f'{d/(e-s):.0f} {a:.0f} {x:.0f} {e-s:.1f}')" \
+        "$a" "$d" "$x" "$start" "$end"
+}
+
+echo "warming up" >&2
+PIPELINE=bh EVENTS=$EVENTS wrk -t1 -c2 -d2s -s bench/pipeline/ingest.lua "http://127.0.0.1:$SW" >/dev/null
+read -r BH_RATE BH_ACC BH_DROP BH_T < <(drive bh "$SECS")
+read -r WEB_RATE WEB_ACC WEB_DROP WEB_T < <(drive web "$SECS")
+
+echo "output down for ${DOWN}s" >&2
+BASE=$(rss_kib)
+PIPELINE=down EVENTS=$EVENTS wrk -t2 -c"$CONNS" -d"${DOWN}s" -s bench/pipeline/ingest.lua \
+    "http://127.0.0.1:$SW" > "$WORK/wrk-down.txt" &
+WRK=$!
+PIDS+=("$WRK")
+PEAK=$BASE
+for _ in $(seq "$DOWN"); do
+    sleep 1
+    R=$(rss_kib); [ "$R" -gt "$PEAK" ] && PEAK=$R
+done
+wait "$WRK" || true
+read -r D_ACC D_DEL D_DROP D_PEND D_SAMPLED < <(stats down)
+EVENT_BYTES=$(python3 -c "import os; print(len(open('/dev/stdin').read().split(chr(10))[0]) + 1)" \
+    <<< '{"ts":"2025-01-01T00:00:00.000001Z","level":"info","service":"checkout","msg":"request served","status":200,"seq":1}')
+# Data the configured stores may hold: (queue + retry buffer) events, each its bytes plus a
+# 32-byte handle; queued events are slices of request bodies, so allow one body per batch edge.
+BOUND_KIB=$(( ( (QUEUE + BUFFER) * (EVENT_BYTES + 32) ) / 1024 ))
+
+echo
+echo "| scenario | events/s delivered | accepted | dropped | time (s) | target |"
+echo "|---|---:|---:|---:|---:|---|"
+echo "| ingest → blackhole | **$BH_RATE** | $BH_ACC | $BH_DROP | $BH_T | ≥ 500000 |"
+echo "| ingest → http (nginx sink) | **$WEB_RATE** | $WEB_ACC | $WEB_DROP | $WEB_T | ≥ 200000 |"
+echo
+echo "| output down ${DOWN}s | value |"
+echo "|---|---:|"
+echo "| events accepted / delivered / sampled out / dropped / pending | $D_ACC / $D_DEL / $D_SAMPLED / $D_DROP / $D_PEND |"
+echo "| VmRSS before | $((BASE / 1024)) MiB |"
+echo "| VmRSS peak while down | $((PEAK / 1024)) MiB |"
+echo "| growth (peak − before) | $(((PEAK - BASE) / 1024)) MiB |"
+echo "| configured bound: (queue $QUEUE + buffer $BUFFER) × $((EVENT_BYTES + 32)) B | $((BOUND_KIB / 1024)) MiB |"

@@ -1,0 +1,29 @@
+//! Errors starting a pipeline: what an operator must fix in the configuration.
+
+use seawall_breaker::ConfigError as PolicyError;
+
+/// A pipeline could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// An output's destination cannot be used (bad URL, missing directory, unopenable file).
+    #[error("pipeline `{pipeline}`, output `{output}`: {problem}")]
+    Output {
+        /// The pipeline's name.
+        pipeline: String,
+        /// The output's name.
+        output: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// An output's `resilience.circuit_breaker` settings are invalid.
+    #[error("pipeline `{pipeline}`, output `{output}`: resilience.circuit_breaker: {source}")]
+    Breaker {
+        /// The pipeline's name.
+        pipeline: String,
+        /// The output's name.
+        output: String,
+        /// The rejected breaker setting.
+        #[source]
+        source: PolicyError,
+    },
+}

@@ -1,0 +1,150 @@
+//! The pipeline's Prometheus families (DESIGN §4/§5), registered once per [`Metrics`], with
+//! per-output handles created up front so every series exists from the start at zero.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+
+use super::ledger::DropReason;
+use crate::metrics::Metrics;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PipelineLabels {
+    pipeline: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutputLabels {
+    pipeline: String,
+    output: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    pipeline: String,
+    output: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    pipeline: String,
+    output: String,
+    reason: &'static str,
+}
+
+/// The registered families.
+pub(crate) struct Families {
+    accepted: Family<PipelineLabels, Counter>,
+    events: Family<OutcomeLabels, Counter>,
+    dropped: Family<ReasonLabels, Counter>,
+    pending: Family<OutputLabels, Gauge>,
+    reroutes: Family<OutputLabels, Counter>,
+    sampling: Family<OutputLabels, Gauge<f64, AtomicU64>>,
+}
+
+/// One output's series.
+pub(crate) struct OutputMetrics {
+    pub(crate) delivered: Counter,
+    pub(crate) sampled_out: Counter,
+    pub(crate) dropped: Counter,
+    /// Indexed by [`DropReason`] as `usize`.
+    pub(crate) dropped_by: [Counter; DropReason::ALL.len()],
+    pub(crate) pending: Gauge,
+    pub(crate) reroutes: Counter,
+    pub(crate) sampling_rate: Gauge<f64, AtomicU64>,
+}
+
+impl Families {
+    /// Registers the families in `metrics`.
+    pub(crate) fn register(metrics: &Metrics) -> Self {
+        let f = Families {
+            accepted: Family::default(),
+            events: Family::default(),
+            dropped: Family::default(),
+            pending: Family::default(),
+            reroutes: Family::default(),
+            sampling: Family::default(),
+        };
+        metrics.register(
+            "pipeline_events_accepted",
+            "Events accepted by a pipeline (ingest and the gateway's own events)",
+            f.accepted.clone(),
+        );
+        metrics.register(
+            "output_events",
+            "Events an output has finished with, by outcome (delivered, sampled_out, dropped)",
+            f.events.clone(),
+        );
+        metrics.register(
+            "output_dropped_events",
+            "Events an output dropped, by reason (queue_full, buffer_full, rejected, shutdown)",
+            f.dropped.clone(),
+        );
+        metrics.register(
+            "output_pending_events",
+            "Events in an output's queue, batch in flight and retry buffer",
+            f.pending.clone(),
+        );
+        metrics.register(
+            "reroutes",
+            "Batches rerouted to another endpoint of the same output",
+            f.reroutes.clone(),
+        );
+        metrics.register(
+            "sampling_rate",
+            "Share of undeliverable events kept for retry (healthy endpoints / endpoints, floored)",
+            f.sampling.clone(),
+        );
+        f
+    }
+
+    /// The accepted counter of `pipeline`.
+    pub(crate) fn accepted(&self, pipeline: &str) -> Counter {
+        self.accepted
+            .get_or_create(&PipelineLabels {
+                pipeline: pipeline.to_owned(),
+            })
+            .clone()
+    }
+
+    /// The series of one output.
+    pub(crate) fn output(&self, pipeline: &str, output: &str) -> OutputMetrics {
+        let outcome = |outcome| {
+            self.events
+                .get_or_create(&OutcomeLabels {
+                    pipeline: pipeline.to_owned(),
+                    output: output.to_owned(),
+                    outcome,
+                })
+                .clone()
+        };
+        let reason = |r: DropReason| {
+            self.dropped
+                .get_or_create(&ReasonLabels {
+                    pipeline: pipeline.to_owned(),
+                    output: output.to_owned(),
+                    reason: r.as_str(),
+                })
+                .clone()
+        };
+        let labels = OutputLabels {
+            pipeline: pipeline.to_owned(),
+            output: output.to_owned(),
+        };
+        let sampling_rate = self.sampling.get_or_create(&labels).clone();
+        sampling_rate.set(1.0);
+        OutputMetrics {
+            delivered: outcome("delivered"),
+            sampled_out: outcome("sampled_out"),
+            dropped: outcome("dropped"),
+            dropped_by: DropReason::ALL.map(reason),
+            pending: self.pending.get_or_create(&labels).clone(),
+            reroutes: self.reroutes.get_or_create(&labels).clone(),
+            sampling_rate,
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! One output of a pipeline: its ledger, its endpoints (each with a breaker), and the sinks
+//! its worker sends through, built from configuration.
+
+use std::sync::Arc;
+
+use seawall_breaker::{CircuitBreaker, Clock, Mode, State};
+use tokio::sync::Notify;
+
+use super::ledger::Ledger;
+use super::metrics::Families;
+use super::sink::{self, Sink};
+use super::PipelineError;
+use crate::breakers::{policy, record_transition};
+use crate::config::{OutputConfig, OutputType, PipelineConfig};
+use crate::metrics::{BreakerLabels, Metrics};
+
+/// One destination of an output, with its breaker.
+pub(crate) struct Endpoint {
+    pub(crate) labels: BreakerLabels,
+    pub(crate) breaker: CircuitBreaker,
+}
+
+impl Endpoint {
+    /// Closed, or a mode that never rejects: counts as healthy for sampling.
+    pub(crate) fn is_healthy(&self) -> bool {
+        match self.breaker.mode() {
+            Mode::Disabled | Mode::MetricsOnly => true,
+            Mode::ForcedOpen => false,
+            _ => self.breaker.state() == State::Closed,
+        }
+    }
+
+    /// Not open: a send may be admitted (a half-open breaker may still be out of probes).
+    pub(crate) fn may_admit(&self) -> bool {
+        match self.breaker.mode() {
+            Mode::Disabled | Mode::MetricsOnly => true,
+            Mode::ForcedOpen => false,
+            _ => self.breaker.state() != State::Open,
+        }
+    }
+}
+
+/// An output's shared state (the worker owns the sinks).
+pub(crate) struct Output {
+    pub(crate) name: String,
+    pub(crate) kind: OutputType,
+    pub(crate) ledger: Ledger,
+    pub(crate) endpoints: Vec<Endpoint>,
+    /// Floor of the sampling rate.
+    pub(crate) min_rate: f64,
+    /// Wakes the worker to retry its buffer (a breaker may have recovered).
+    pub(crate) wake: Notify,
+    /// For breaker reject counts.
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl Output {
+    /// Share of endpoints whose breaker is closed.
+    pub(crate) fn healthy_share(&self) -> f64 {
+        let healthy = self.endpoints.iter().filter(|e| e.is_healthy()).count();
+        healthy as f64 / self.endpoints.len() as f64
+    }
+
+    /// The share of undeliverable events kept for retry right now.
+    pub(crate) fn sampling_rate(&self) -> f64 {
+        self.healthy_share().max(self.min_rate).min(1.0)
+    }
+
+    /// Publishes the sampling-rate gauge.
+    pub(crate) fn publish_sampling_rate(&self) -> f64 {
+        let rate = self.sampling_rate();
+        self.ledger.metrics().sampling_rate.set(rate);
+        rate
+    }
+}
+
+/// Builds output `o` of pipeline `p`: endpoints with breakers, and one sink per endpoint.
+pub(crate) fn build(
+    p: &PipelineConfig,
+    o: &OutputConfig,
+    clock: &Clock,
+    metrics: &Arc<Metrics>,
+    families: &Families,
+) -> Result<(Arc<Output>, Vec<Sink>), PipelineError> {
+    let problem = |problem: String| PipelineError::Output {
+        pipeline: p.name.clone(),
+        output: o.name.clone(),
+        problem,
+    };
+    let (names, sinks) = sinks(o).map_err(problem)?;
+    let settings = &o.resilience.circuit_breaker;
+    let template = policy(settings, clock.clone()).map_err(|source| PipelineError::Breaker {
+        pipeline: p.name.clone(),
+        output: o.name.clone(),
+        source,
+    })?;
+    let endpoints = names
+        .into_iter()
+        .map(|endpoint| {
+            let labels = BreakerLabels {
+                kind: "output",
+                name: o.name.clone(),
+                endpoint,
+                model: String::new(),
+            };
+            let breaker = CircuitBreaker::new(template.clone());
+            if !settings.enabled {
+                breaker.disable();
+            }
+            metrics.set_breaker_state(&labels, breaker.state());
+            let (m, l) = (metrics.clone(), labels.clone());
+            breaker.on_state_change(move |t| record_transition(&m, &l, t));
+            Endpoint { labels, breaker }
+        })
+        .collect();
+    let ledger = Ledger::new(
+        p.queue.capacity,
+        p.fallback.retry_buffer,
+        families.output(&p.name, &o.name),
+    );
+    let output = Output {
+        name: o.name.clone(),
+        kind: o.kind,
+        ledger,
+        endpoints,
+        min_rate: p.fallback.sampling.min_rate,
+        wake: Notify::new(),
+        metrics: metrics.clone(),
+    };
+    Ok((Arc::new(output), sinks))
+}
+
+/// The endpoint names (breaker labels) and sinks of an output.
+fn sinks(o: &OutputConfig) -> Result<(Vec<String>, Vec<Sink>), String> {
+    match o.kind {
+        OutputType::Http => {
+            let client =
+                Arc::new(sink::http_client().map_err(|e| format!("TLS setup failed: {e}"))?);
+            let mut names = Vec::new();
+            let mut sinks = Vec::new();
+            for url in o.endpoints() {
+                let uri: http::Uri = url
+                    .parse()
+                    .map_err(|e| format!("endpoint {url:?} is not a URL: {e}"))?;
+                if uri.host().is_none() {
+                    return Err(format!("endpoint {url:?} has no host"));
+                }
+                names.push(url.to_owned());
+                sinks.push(Sink::Http {
+                    client: client.clone(),
+                    uri,
+                });
+            }
+            if sinks.is_empty() {
+                return Err("an `http` output needs `endpoint`".into());
+            }
+            Ok((names, sinks))
+        }
+        OutputType::File => {
+            let path = o.path.as_ref().ok_or("a `file` output needs `path`")?;
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+            if let Some(dir) = parent {
+                if !dir.is_dir() {
+                    return Err(format!("directory {} does not exist", dir.display()));
+                }
+            }
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            let name = path.display().to_string();
+            Ok((
+                vec![name],
+                vec![Sink::File(tokio::fs::File::from_std(file))],
+            ))
+        }
+        OutputType::Stdout => Ok((
+            vec!["stdout".into()],
+            vec![Sink::Stdout(tokio::io::stdout())],
+        )),
+        OutputType::Blackhole => Ok((vec!["blackhole".into()], vec![Sink::Blackhole])),
+    }
+}

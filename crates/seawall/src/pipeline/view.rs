@@ -1,0 +1,143 @@
+//! What `GET /v1/pipelines` shows: per pipeline, per output, the accounting figures, queue
+//! and buffer fill, sampling rate and each endpoint's breaker.
+
+use serde::Serialize;
+
+use super::ledger::DropReason;
+use super::output::Output;
+use super::Pipelines;
+use crate::breakers::breaker_id;
+
+/// One pipeline.
+#[derive(Clone, Debug, Serialize)]
+pub struct PipelineView {
+    /// The pipeline's name (`POST /ingest/{name}`).
+    pub name: String,
+    /// Events accepted by the pipeline; each output was offered every one.
+    pub accepted: u64,
+    /// Its outputs.
+    pub outputs: Vec<OutputView>,
+}
+
+/// One output; `accepted = delivered + sampled_out + dropped.total + pending` in every view.
+#[derive(Clone, Debug, Serialize)]
+pub struct OutputView {
+    /// The output's name.
+    pub name: String,
+    /// `http`, `file`, `stdout` or `blackhole`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Events offered to this output.
+    pub accepted: u64,
+    /// Events a destination has.
+    pub delivered: u64,
+    /// Undeliverable events not kept for retry by health-based sampling.
+    pub sampled_out: u64,
+    /// Events dropped, by reason.
+    pub dropped: DroppedView,
+    /// Events in the queue, in the batch being sent, or in the retry buffer.
+    pub pending: u64,
+    /// Share of undeliverable events kept for retry right now.
+    pub sampling_rate: f64,
+    /// Batches rerouted to another endpoint.
+    pub reroutes: u64,
+    /// The output's queue.
+    pub queue: FillView,
+    /// The retry buffer.
+    pub retry_buffer: FillView,
+    /// Each endpoint and its breaker.
+    pub endpoints: Vec<EndpointView>,
+}
+
+/// Dropped events by reason.
+#[derive(Clone, Debug, Serialize)]
+pub struct DroppedView {
+    /// All reasons together.
+    pub total: u64,
+    /// The queue was full at ingest.
+    pub queue_full: u64,
+    /// Kept by sampling but the retry buffer was full.
+    pub buffer_full: u64,
+    /// The destination refused the batch (4xx).
+    pub rejected: u64,
+    /// Still undelivered when shutdown's grace period ended.
+    pub shutdown: u64,
+}
+
+/// Length and capacity of a bounded store.
+#[derive(Clone, Debug, Serialize)]
+pub struct FillView {
+    /// Events held.
+    pub length: u64,
+    /// Events it can hold.
+    pub capacity: usize,
+}
+
+/// One endpoint of an output.
+#[derive(Clone, Debug, Serialize)]
+pub struct EndpointView {
+    /// URL, file path, `stdout` or `blackhole`.
+    pub endpoint: String,
+    /// The breaker's id in `/v1/breakers`.
+    pub breaker_id: String,
+    /// `closed`, `open` or `half_open`.
+    pub state: &'static str,
+    /// `normal`, `forced_open`, `disabled` or `metrics_only`.
+    pub mode: &'static str,
+}
+
+impl Pipelines {
+    /// What `GET /v1/pipelines` returns: per pipeline, per output, its figures (each output's
+    /// read together, so they always add up), sampling rate, queue and retry-buffer fill, and
+    /// endpoints with their breaker state.
+    pub fn views(&self) -> Vec<PipelineView> {
+        self.pipelines
+            .iter()
+            .map(|p| PipelineView {
+                name: p.name.clone(),
+                accepted: p.accepted.load(std::sync::atomic::Ordering::Relaxed),
+                outputs: p.outputs.iter().map(|o| output_view(o)).collect(),
+            })
+            .collect()
+    }
+}
+
+fn output_view(o: &Output) -> OutputView {
+    let c = o.ledger.counts();
+    let by = |r: DropReason| c.dropped[r as usize];
+    OutputView {
+        name: o.name.clone(),
+        kind: o.kind.as_str(),
+        accepted: c.accepted,
+        delivered: c.delivered,
+        sampled_out: c.sampled_out,
+        dropped: DroppedView {
+            total: c.dropped_total(),
+            queue_full: by(DropReason::QueueFull),
+            buffer_full: by(DropReason::BufferFull),
+            rejected: by(DropReason::Rejected),
+            shutdown: by(DropReason::Shutdown),
+        },
+        pending: c.pending(),
+        sampling_rate: o.sampling_rate(),
+        reroutes: o.ledger.metrics().reroutes.get(),
+        queue: FillView {
+            length: c.queued,
+            capacity: o.ledger.queue_capacity(),
+        },
+        retry_buffer: FillView {
+            length: c.buffered,
+            capacity: o.ledger.buffer_capacity(),
+        },
+        endpoints: o
+            .endpoints
+            .iter()
+            .map(|e| EndpointView {
+                endpoint: e.labels.endpoint.clone(),
+                breaker_id: breaker_id(&e.labels),
+                state: e.breaker.state().as_str(),
+                mode: e.breaker.mode().as_str(),
+            })
+            .collect(),
+    }
+}
