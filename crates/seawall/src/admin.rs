@@ -1,5 +1,6 @@
-//! The admin listener's routes: `/metrics`, `/healthz`, `/readyz`, `GET /v1/breakers` and the
-//! token-protected `POST /v1/breakers/{id}/{force-open|disable|reset}`.
+//! The admin listener's routes: `/metrics`, `/healthz`, `/readyz`, `GET /v1/breakers` (provider
+//! and output breakers), `GET /v1/flags`, `GET /v1/pipelines` and the token-protected
+//! `POST /v1/breakers/{id}/{force-open|disable|reset}`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -8,11 +9,13 @@ use std::sync::Arc;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use crate::breakers::{BreakerView, Breakers};
+use crate::breakers::{breaker_id, BreakerView, Breakers};
 use crate::config::Secret;
 use crate::flags::Flags;
 use crate::http::{full, json, json_error, Body};
-use crate::metrics::Metrics;
+use crate::metrics::{BreakerLabels, Metrics};
+use crate::pipeline::Pipelines;
+use seawall_breaker::CircuitBreaker;
 
 /// Content type of the Prometheus text exposition format.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
@@ -89,6 +92,8 @@ pub struct Admin {
     readiness: Arc<Readiness>,
     /// Source of `/v1/flags`; `None` when `feature_flags` is not configured.
     flags: Option<Arc<Flags>>,
+    /// Source of `/v1/pipelines` and of the output breakers; `None` without pipelines.
+    pipelines: Option<Arc<Pipelines>>,
 }
 
 impl Admin {
@@ -105,7 +110,15 @@ impl Admin {
             token,
             readiness,
             flags: None,
+            pipelines: None,
         }
+    }
+
+    /// Serves `GET /v1/pipelines` from `pipelines` and lists (and acts on) their output
+    /// breakers alongside the providers'.
+    pub fn with_pipelines(mut self, pipelines: Arc<Pipelines>) -> Self {
+        self.pipelines = Some(pipelines);
+        self
     }
 
     /// Serves `GET /v1/flags` from `flags`.
@@ -126,8 +139,9 @@ impl Admin {
             ["metrics"] => get(&|| self.metrics()),
             ["healthz"] => get(&|| json(StatusCode::OK, &json!({ "status": "ok" }))),
             ["readyz"] => get(&|| self.readyz()),
-            ["v1", "breakers"] => get(&|| json(StatusCode::OK, &self.breakers.views())),
+            ["v1", "breakers"] => get(&|| json(StatusCode::OK, &self.breaker_views())),
             ["v1", "flags"] => get(&|| self.flags()),
+            ["v1", "pipelines"] => get(&|| self.pipelines()),
             ["v1", "breakers", id, action] => match Action::parse(action) {
                 None => json_error(
                     StatusCode::NOT_FOUND,
@@ -144,6 +158,35 @@ impl Admin {
                 "not_found",
                 &format!("no admin route at `{path}`"),
             ),
+        }
+    }
+
+    /// Provider breakers, then output breakers.
+    fn breaker_views(&self) -> Vec<BreakerView> {
+        let mut views = self.breakers.views();
+        if let Some(p) = &self.pipelines {
+            views.extend(
+                p.breakers()
+                    .iter()
+                    .map(|(l, b)| BreakerView::new(l, &b.snapshot())),
+            );
+        }
+        views
+    }
+
+    /// The provider or output breaker whose [`breaker_id`] is `id`.
+    fn find_breaker(&self, id: &str) -> Option<(BreakerLabels, CircuitBreaker)> {
+        self.breakers.find(id).or_else(|| {
+            self.pipelines
+                .as_ref()
+                .and_then(|p| p.breakers().into_iter().find(|(l, _)| breaker_id(l) == id))
+        })
+    }
+
+    fn pipelines(&self) -> Response<Body> {
+        match &self.pipelines {
+            Some(p) => json(StatusCode::OK, &p.views()),
+            None => json(StatusCode::OK, &json!([])),
         }
     }
 
@@ -210,7 +253,7 @@ impl Admin {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return resp;
         }
-        let Some((labels, breaker)) = self.breakers.find(id) else {
+        let Some((labels, breaker)) = self.find_breaker(id) else {
             return json_error(
                 StatusCode::NOT_FOUND,
                 "unknown_breaker",

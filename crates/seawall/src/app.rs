@@ -1,5 +1,7 @@
-//! Assembles the daemon from a [`Config`]: metrics, breakers and their ticker, the gateway, the
-//! admin API, and the two listeners, with ordered graceful shutdown.
+//! Assembles the daemon from a [`Config`]: metrics, breakers and their ticker, the pipelines,
+//! the global health monitor, the gateway (with `/ingest/{pipeline}` on its listener), the
+//! admin API, and the two listeners, with ordered graceful shutdown: the gateway listener
+//! drains, then the pipelines drain their queues, then the admin listener stops.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -17,6 +19,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
 use seawall_breaker::ConfigError as PolicyError;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
@@ -27,8 +31,12 @@ use crate::breakers::{tokio_clock, Breakers};
 use crate::config::{AuthMode, Config, Position, Secrets};
 use crate::flags::{self, Flags, FlagsError};
 use crate::gateway::{Gateway, GatewayError};
+use crate::health::{self, Health, MemoryProbe, Probes, ProcMemory, QueueProbe};
+use crate::http::{json_error, Body, BoxError};
 use crate::metrics::Metrics;
+use crate::pipeline::{PipelineError, Pipelines};
 use crate::server::{self, Limits};
+use crate::telemetry::Telemetry;
 
 /// Breaker timer period when no provider is configured.
 const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -65,6 +73,9 @@ pub enum AppError {
     /// The gateway could not be built.
     #[error("cannot build the gateway: {0}")]
     Gateway(#[from] GatewayError),
+    /// A pipeline could not be started (an output's destination or breaker settings).
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
     /// A listener could not be bound (address in use, not local, no permission).
     #[error("cannot listen on {addr} ({field}{}): {source}", at(*position))]
     Bind {
@@ -88,7 +99,7 @@ impl AppError {
     pub fn is_config_error(&self) -> bool {
         matches!(
             self,
-            Self::AuthRequired { .. } | Self::Breaker { .. } | Self::Flags(_)
+            Self::AuthRequired { .. } | Self::Breaker { .. } | Self::Flags(_) | Self::Pipeline(_)
         )
     }
 }
@@ -103,6 +114,16 @@ impl App {
     /// Returns once the listeners are bound (`/readyz` answers 200 from then on). Call it
     /// inside a tokio runtime.
     pub async fn start(config: Config, secrets: Secrets) -> Result<RunningApp, AppError> {
+        Self::start_with(config, secrets, Probes::default()).await
+    }
+
+    /// [`App::start`], with global health read through `probes`: a probe left out reads the
+    /// process (resident memory from `/proc`) or the pipelines' fullest output queue.
+    pub async fn start_with(
+        config: Config,
+        secrets: Secrets,
+        probes: Probes,
+    ) -> Result<RunningApp, AppError> {
         // The validator already refuses this; keep the promise even for hand-built configs.
         if config.auth.is_none() && !config.server.listen.ip().is_loopback() {
             return Err(AppError::AuthRequired {
@@ -113,16 +134,48 @@ impl App {
         let breakers = Breakers::new(&config.providers, tokio_clock(), metrics.clone())
             .map_err(|(provider, source)| AppError::Breaker { provider, source })?;
         let breakers = Arc::new(breakers);
-        let gateway = Arc::new(Gateway::new(
-            &config,
-            &secrets,
-            breakers.clone(),
-            metrics.clone(),
-        )?);
+        let mut gateway = Gateway::new(&config, &secrets, breakers.clone(), metrics.clone())?;
         let flags = match &config.feature_flags {
-            Some(f) => Some(Arc::new(Flags::new(f, &config.providers, metrics.clone())?)),
+            Some(f) => Some(Arc::new(Flags::new(
+                f,
+                &config.providers,
+                &config.pipelines,
+                metrics.clone(),
+            )?)),
             None => None,
         };
+        let (gateway_listener, gateway_addr) =
+            bind(&config, "server.listen", config.server.listen).await?;
+        let (admin_listener, admin_addr) =
+            bind(&config, "admin.listen", config.admin.listen).await?;
+        // Last of the fallible steps: it spawns the output workers.
+        let pipelines = if config.pipelines.is_empty() {
+            None
+        } else {
+            Some(Pipelines::start(
+                &config.pipelines,
+                tokio_clock(),
+                metrics.clone(),
+            )?)
+        };
+
+        let health = config
+            .global_health
+            .enabled
+            .then(|| Health::new(&config.global_health, &metrics));
+        if let Some(health) = &health {
+            gateway = gateway.with_health(health.clone());
+        }
+        if let (Some(t), Some(p)) = (&config.telemetry, &pipelines) {
+            let sink = p.clone();
+            let telemetry = Telemetry::new(sink, &t.pipeline, flags.clone(), &metrics);
+            gateway = gateway.with_telemetry(Arc::new(telemetry));
+        }
+        let front = Arc::new(Front {
+            gateway,
+            pipelines: pipelines.clone(),
+            health: health.clone(),
+        });
         let readiness = Arc::new(Readiness::default());
         let mut admin = Admin::new(
             breakers.clone(),
@@ -133,12 +186,10 @@ impl App {
         if let Some(flags) = &flags {
             admin = admin.with_flags(flags.clone());
         }
+        if let Some(pipelines) = &pipelines {
+            admin = admin.with_pipelines(pipelines.clone());
+        }
         let admin = Arc::new(admin);
-
-        let (gateway_listener, gateway_addr) =
-            bind(&config, "server.listen", config.server.listen).await?;
-        let (admin_listener, admin_addr) =
-            bind(&config, "admin.listen", config.admin.listen).await?;
 
         let (stop, _) = broadcast::channel::<()>(1);
         let gateway_limits = Limits {
@@ -150,8 +201,8 @@ impl App {
             tokio::spawn(server::serve(
                 gateway_listener,
                 move |req, remote| {
-                    let gateway = gateway.clone();
-                    async move { gateway.handle(req, remote).await }
+                    let front = front.clone();
+                    async move { front.handle(req, remote).await }
                 },
                 recv(stopped),
                 gateway_limits,
@@ -166,17 +217,25 @@ impl App {
             recv(admin_stopped),
             ADMIN_LIMITS,
         ));
-        let flag_watch =
-            flags.map(|f| tokio::spawn(flags::watch(f, breakers.clone(), check_interval(&config))));
-        let ticker = tokio::spawn(tick(breakers, check_interval(&config)));
+        let flag_watch = flags.map(|f| {
+            let every = check_interval(&config);
+            tokio::spawn(flags::watch(f, breakers.clone(), pipelines.clone(), every))
+        });
+        let monitor = health.map(|h| tokio::spawn(h.monitor(health_probes(probes, &pipelines))));
+        let ticker = tokio::spawn(tick(breakers, pipelines.clone(), check_interval(&config)));
+        let grace = config.server.shutdown_grace;
         let done = tokio::spawn(async move {
             if let Err(error) = gateway_server.await {
                 tracing::error!(%error, "gateway server task failed");
             }
-            // Breakers tick while requests drain; after that nothing reads them.
+            // No new events can arrive now: let the outputs drain what is queued.
+            if let Some(pipelines) = &pipelines {
+                pipelines.shutdown(grace).await;
+            }
+            // Breakers tick while requests and queues drain; after that nothing reads them.
             ticker.abort();
-            if let Some(watch) = flag_watch {
-                watch.abort();
+            for task in [flag_watch, monitor].into_iter().flatten() {
+                task.abort();
             }
             let _ = admin_stop.send(());
             if let Err(error) = admin_server.await {
@@ -187,12 +246,15 @@ impl App {
 
         readiness.set_ready();
         let providers: Vec<&str> = config.providers.iter().map(|p| p.name.as_str()).collect();
+        let pipelines: Vec<&str> = config.pipelines.iter().map(|p| p.name.as_str()).collect();
         let auth = match &config.auth {
             None => "off",
             Some(a) if a.mode == AuthMode::None => "none",
             Some(_) => "tokens",
         };
-        tracing::info!(gateway = %gateway_addr, admin = %admin_addr, ?providers, auth,
+        tracing::info!(gateway = %gateway_addr, admin = %admin_addr, ?providers, ?pipelines, auth,
+            global_health = config.global_health.enabled,
+            telemetry = config.telemetry.as_ref().map(|t| t.pipeline.as_str()),
             admin_actions = secrets.admin_token.is_some(), "seawall started");
         Ok(RunningApp {
             gateway_addr,
@@ -201,6 +263,63 @@ impl App {
             readiness,
             done,
         })
+    }
+}
+
+/// The gateway listener's routes: `/ingest/{pipeline}` to the pipelines, the rest to the
+/// gateway. Both edges shed new work while global health fails.
+struct Front {
+    gateway: Gateway,
+    /// `None` when no pipeline is configured (then `/ingest/…` answers 404).
+    pipelines: Option<Arc<Pipelines>>,
+    /// `None` when `global_health.enabled` is false.
+    health: Option<Arc<Health>>,
+}
+
+impl Front {
+    async fn handle<B>(&self, req: Request<B>, remote: SocketAddr) -> Response<Body>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let path = req.uri().path();
+        if path != "/ingest" && !path.starts_with("/ingest/") {
+            return self.gateway.handle(req, remote).await;
+        }
+        // Ingest shares the gateway's client auth: it is the same listener.
+        if let Some(refusal) = self.gateway.refuse_client(req.headers()) {
+            return refusal;
+        }
+        if let Some(health) = &self.health {
+            if let Some(check) = health.shed(health::Edge::Ingest) {
+                return health.ingest_rejection(check);
+            }
+        }
+        match &self.pipelines {
+            Some(pipelines) => pipelines.ingest(req).await,
+            None => json_error(
+                StatusCode::NOT_FOUND,
+                "unknown_pipeline",
+                "no pipelines are configured: `POST /ingest/{pipeline}` needs a `pipelines:` entry",
+            ),
+        }
+    }
+}
+
+/// `probes`, with the process's memory and the pipelines' queue fill where none is given.
+fn health_probes(probes: Probes, pipelines: &Option<Arc<Pipelines>>) -> Probes {
+    let memory = probes
+        .memory
+        .unwrap_or_else(|| Arc::new(ProcMemory) as Arc<dyn MemoryProbe>);
+    let queue = probes.queue.or_else(|| {
+        pipelines.clone().map(|p| {
+            let fill = move || Some(p.queue_fill());
+            Arc::new(fill) as Arc<dyn QueueProbe>
+        })
+    });
+    Probes {
+        memory: Some(memory),
+        queue,
     }
 }
 
@@ -271,24 +390,33 @@ async fn recv(mut rx: broadcast::Receiver<()>) {
     let _ = rx.recv().await;
 }
 
-/// The shortest `circuit_breaker.check_interval` among providers.
+/// The shortest `circuit_breaker.check_interval` among providers and outputs.
 fn check_interval(config: &Config) -> Duration {
+    let outputs = config
+        .pipelines
+        .iter()
+        .flat_map(|p| &p.outputs)
+        .map(|o| o.resilience.circuit_breaker.check_interval);
     config
         .providers
         .iter()
         .map(|p| p.circuit_breaker.check_interval)
+        .chain(outputs)
         .min()
         .unwrap_or(DEFAULT_CHECK_INTERVAL)
 }
 
 /// Drives timed transitions (open → half-open, half-open timeouts) and idle eviction without
-/// traffic, so state gauges and logs stay current.
-async fn tick(breakers: Arc<Breakers>, every: Duration) {
+/// traffic, for provider and output breakers, so state gauges and logs stay current.
+async fn tick(breakers: Arc<Breakers>, pipelines: Option<Arc<Pipelines>>, every: Duration) {
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
         breakers.tick();
+        if let Some(pipelines) = &pipelines {
+            pipelines.tick();
+        }
     }
 }
 
@@ -296,6 +424,20 @@ async fn tick(breakers: Arc<Breakers>, every: Duration) {
 mod tests {
     use super::*;
     use crate::config::parse;
+
+    #[test]
+    fn check_interval_includes_outputs() {
+        let config = parse(
+            "providers:
+  - { name: a, kind: generic, base_url: 'http://127.0.0.1:1', circuit_breaker: { check_interval: 3s } }
+pipelines:
+  - name: p
+    outputs: [{ name: o, type: blackhole, resilience: { circuit_breaker: { check_interval: 2s } } }]
+",
+        )
+        .unwrap();
+        assert_eq!(check_interval(&config), Duration::from_secs(2));
+    }
 
     #[test]
     fn check_interval_is_the_smallest_among_providers() {

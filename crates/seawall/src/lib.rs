@@ -9,7 +9,10 @@
 //! - [`metrics`]: the Prometheus metrics of DESIGN §5.
 //! - [`http`]: the response body type and JSON helpers.
 //! - [`gateway`]: the HTTP gateway: routing, breakers per provider × endpoint, streaming.
-//! - [`flags`]: feature flags per upstream host (breaker enforcement on/off).
+//! - [`pipeline`]: event ingest, fan-out to outputs, per-endpoint breakers, fallback chain.
+//! - [`flags`]: feature flags per upstream host (breaker enforcement, request events on/off).
+//! - [`health`]: the global health monitor (memory, queue fill) that sheds new work.
+//! - [`telemetry`]: the gateway's request events, sent to a pipeline.
 //! - [`demo`]: the self-contained `seawall demo`.
 //! - [`server`]: the accept loop (HTTP/1.1 + h2c, connection bound, graceful shutdown).
 //! - [`admin`]: the admin listener's routes (`/metrics`, `/readyz`, `/v1/breakers`, …).
@@ -24,6 +27,9 @@ pub mod config;
 pub mod demo;
 pub mod flags;
 pub mod gateway;
+pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod pipeline;
 pub mod server;
+pub mod telemetry;

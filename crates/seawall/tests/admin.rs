@@ -389,6 +389,78 @@ async fn disable_then_reset_switch_the_mode() {
 }
 
 #[tokio::test]
+async fn pipelines_are_listed_and_output_breakers_are_listed_and_actionable() {
+    let (app, _up) = start_default(true).await;
+    let none = get(app.admin_addr(), "/v1/pipelines").await;
+    assert_eq!(none.status, StatusCode::OK);
+    assert_eq!(none.json(), serde_json::json!([]));
+    stop(app).await;
+
+    let yaml = format!(
+        "server: {{ listen: 127.0.0.1:0 }}
+admin: {{ listen: 127.0.0.1:0, token_env: {TOKEN_ENV} }}
+pipelines:
+  - name: events
+    outputs:
+      - {{ name: collector, type: http, endpoint: 'http://127.0.0.1:9/a',
+          alternates: ['http://127.0.0.1:9/b'] }}
+      - {{ name: sink, type: blackhole }}
+"
+    );
+    let config = parse(&yaml).unwrap();
+    let secrets = config
+        .resolve_secrets(|name| (name == TOKEN_ENV).then(|| TOKEN.to_owned()))
+        .unwrap();
+    let app = App::start(config, secrets).await.unwrap();
+    let pipelines = get(app.admin_addr(), "/v1/pipelines").await;
+    assert_eq!(pipelines.status, StatusCode::OK);
+    assert_eq!(pipelines.header("content-type"), "application/json");
+    assert_eq!(
+        pipelines.json()[0]["name"],
+        "events",
+        "{}",
+        pipelines.json()
+    );
+
+    let list = get(app.admin_addr(), "/v1/breakers").await.json();
+    let outputs: Vec<&Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["kind"] == "output" && v["name"] == "collector")
+        .collect();
+    let endpoints: Vec<&str> = outputs
+        .iter()
+        .map(|v| v["endpoint"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        endpoints,
+        ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"],
+        "{list}"
+    );
+    let id = outputs[0]["id"].as_str().unwrap();
+    let forced = send(
+        Method::POST,
+        app.admin_addr(),
+        &format!("/v1/breakers/{id}/force-open"),
+        Some(&bearer()),
+    )
+    .await;
+    assert_eq!(forced.status, StatusCode::OK, "{:?}", forced.body);
+    assert_eq!(forced.json()["kind"], "output");
+    assert_eq!(forced.json()["mode"], "forced_open");
+    let list = get(app.admin_addr(), "/v1/breakers").await.json();
+    let view = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["id"] == id)
+        .unwrap();
+    assert_eq!(view["state"], "open", "{view}");
+    stop(app).await;
+}
+
+#[tokio::test]
 async fn unknown_path_is_404_and_wrong_method_is_405_both_json() {
     let (app, _up) = start_default(true).await;
     let admin = app.admin_addr();

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use seawall_breaker::{OwnedPermit, Rejected};
+use seawall_breaker::{OwnedPermit, Rejected, State};
 
 use super::upstream::Upstream;
 use crate::breakers::Breakers;
@@ -23,8 +23,8 @@ pub(crate) struct Admitted<'a> {
 
 /// Why no breaker admitted a call.
 pub(crate) enum Refused {
-    /// `primary`'s breaker rejected it, and no fallback admitted it.
-    Rejected(Rejected),
+    /// `primary`'s breaker rejected it (in this state), and no fallback admitted it.
+    Rejected(Rejected, State),
     /// `primary` has no breakers (they were built from another configuration).
     NoBreakers,
 }
@@ -45,11 +45,11 @@ pub(crate) fn admit<'a>(
             Ok(permit) => Ok((permit, labels)),
             Err(rejected) => {
                 pb.count_reject(&labels);
-                Err(rejected)
+                Err((rejected, breaker.state()))
             }
         })
     };
-    let rejected = match try_one(primary) {
+    let (rejected, state) = match try_one(primary) {
         Some(Ok((permit, labels))) => {
             return Ok(Admitted {
                 upstream: primary,
@@ -75,5 +75,5 @@ pub(crate) fn admit<'a>(
             });
         }
     }
-    Err(Refused::Rejected(rejected))
+    Err(Refused::Rejected(rejected, state))
 }

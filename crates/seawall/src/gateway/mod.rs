@@ -5,7 +5,9 @@
 //! (`request.rs`), admitted by a breaker or a fallback's (`admit.rs`), sent with the provider's
 //! timeouts through one pooled client (`client.rs`, `forward.rs`), and its response judged
 //! (`classify.rs`) and streamed back with the permit held to the end (`body.rs`, `sse.rs`).
-//! What the gateway answers itself is in `reply.rs`.
+//! What the gateway answers itself is in `reply.rs`. While global health fails, requests are
+//! shed before any breaker or upstream is asked; a request event per decided request goes to
+//! the telemetry pipeline (see [`crate::telemetry`]).
 
 mod admit;
 mod auth;
@@ -27,6 +29,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response};
+use tokio::time::Instant;
 
 pub use error::GatewayError;
 
@@ -39,8 +42,10 @@ use self::route::Route;
 use self::upstream::Upstream;
 use crate::breakers::Breakers;
 use crate::config::{Config, Secrets};
+use crate::health::{Edge, Health};
 use crate::http::{Body, BoxError};
 use crate::metrics::Metrics;
+use crate::telemetry::{Outcome, RequestEvent, Telemetry};
 
 /// The gateway: cheap to clone, one per daemon, shared by every connection.
 ///
@@ -64,6 +69,10 @@ use crate::metrics::Metrics;
 #[derive(Clone)]
 pub struct Gateway {
     shared: Arc<Shared>,
+    /// Global health: while it fails, requests are shed. `None`: never shed.
+    health: Option<Arc<Health>>,
+    /// Where request events go. `None`: no events.
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 struct Shared {
@@ -110,13 +119,59 @@ impl Gateway {
                 auth: ClientAuth::new(config, secrets),
                 max_body: config.server.max_body,
             }),
+            health: None,
+            telemetry: None,
         })
+    }
+
+    /// Sheds requests (provider-shaped `503`) while `health` fails.
+    pub fn with_health(mut self, health: Arc<Health>) -> Self {
+        self.health = Some(health);
+        self
+    }
+
+    /// Emits a request event per decided request through `telemetry`.
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Self {
+        self.telemetry = Some(telemetry);
+        self
+    }
+
+    /// `None` when `headers` carry an accepted client credential (or client auth is off),
+    /// else the `401` to answer: for other routes of the gateway listener (`/ingest/…`).
+    pub fn refuse_client(&self, headers: &http::HeaderMap) -> Option<Response<Body>> {
+        (!self.shared.auth.admits(headers)).then(reply::unauthorized)
     }
 
     /// Serves one client request from `remote`. Never fails: problems become JSON responses.
     ///
-    /// The server passes `hyper::body::Incoming`; any streaming body works.
+    /// The server passes `hyper::body::Incoming`; any streaming body works. With telemetry,
+    /// the request's event is emitted once the response headers are known (a streamed body
+    /// may still be flowing).
     pub async fn handle<B>(&self, req: Request<B>, remote: SocketAddr) -> Response<Body>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let Some(telemetry) = &self.telemetry else {
+            return self.serve(req, remote, &mut None).await;
+        };
+        let started = Instant::now();
+        let mut event = None;
+        let resp = self.serve(req, remote, &mut event).await;
+        if let Some(event) = event {
+            telemetry.emit(event, resp.status().as_u16(), started.elapsed());
+        }
+        resp
+    }
+
+    /// Serves one request, filling `event` (when telemetry wants one for its provider) as
+    /// the request is decided.
+    async fn serve<B>(
+        &self,
+        req: Request<B>,
+        remote: SocketAddr,
+        event: &mut Option<RequestEvent>,
+    ) -> Response<Body>
     where
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -133,6 +188,20 @@ impl Gateway {
         let Some(primary) = s.upstreams.get(route.provider) else {
             return reply::unknown_provider(Some(route.provider));
         };
+        if self
+            .telemetry
+            .as_ref()
+            .is_some_and(|t| t.enabled_for(&primary.name))
+        {
+            *event = Some(RequestEvent::new(&primary.name, route.endpoint));
+        }
+        if let Some(health) = &self.health {
+            if let Some(check) = health.shed(Edge::Gateway) {
+                decide(event, Outcome::Shed, None);
+                let secs = health.retry_after_secs();
+                return reply::shed(primary.kind, &primary.name, check, secs);
+            }
+        }
         if request::declared_length(&parts.headers).is_some_and(|n| n > s.max_body) {
             return reply::too_large(s.max_body);
         }
@@ -147,6 +216,9 @@ impl Gateway {
         } else {
             (request::streamed(body, s.max_body), None)
         };
+        if let Some(e) = event.as_mut() {
+            e.model.clone_from(&model);
+        }
         let call = admit::admit(
             &s.upstreams,
             &s.breakers,
@@ -156,8 +228,9 @@ impl Gateway {
         );
         let call = match call {
             Ok(call) => call,
-            Err(Refused::Rejected(rejected)) => {
-                return reply::rejection(primary.kind, &primary.name, route.endpoint, &rejected)
+            Err(Refused::Rejected(rejected, state)) => {
+                decide(event, Outcome::Rejected, Some(state.as_str()));
+                return reply::rejection(primary.kind, &primary.name, route.endpoint, &rejected);
             }
             Err(Refused::NoBreakers) => return reply::unknown_provider(Some(route.provider)),
         };
@@ -167,9 +240,28 @@ impl Gateway {
             auth_on: s.auth.is_on(),
             max_body: s.max_body,
         };
-        forwarder
+        // Read again once the response is known: the call may have tripped it.
+        let breaker = event.is_some().then(|| call.permit.breaker().clone());
+        let outcome = if call.fallback {
+            Outcome::Fallback
+        } else {
+            Outcome::Forwarded
+        };
+        let resp = forwarder
             .forward(call, parts, body, route, remote.ip())
-            .await
+            .await;
+        if let Some(breaker) = breaker {
+            decide(event, outcome, Some(breaker.state().as_str()));
+        }
+        resp
+    }
+}
+
+/// Records how the request was decided in its event, if it has one.
+fn decide(event: &mut Option<RequestEvent>, outcome: Outcome, breaker_state: Option<&'static str>) {
+    if let Some(e) = event.as_mut() {
+        e.outcome = Some(outcome);
+        e.breaker_state = breaker_state;
     }
 }
 

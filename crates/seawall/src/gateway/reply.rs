@@ -1,5 +1,5 @@
-//! The responses the gateway answers itself: breaker rejections in each provider's own error
-//! shape, and JSON errors for auth, routing, size, connect and timeout problems.
+//! The responses the gateway answers itself: breaker rejections and global-health shedding
+//! in each provider's own error shape, and JSON errors for auth, routing, size, connect and timeout problems.
 
 use http::header::RETRY_AFTER;
 use http::{HeaderName, HeaderValue, Response, StatusCode};
@@ -7,6 +7,7 @@ use seawall_breaker::Rejected;
 use serde_json::json;
 
 use crate::config::ProviderKind;
+use crate::health::Check;
 use crate::http::{json, json_error, Body};
 
 /// Marks a response the breaker answered instead of the upstream.
@@ -32,6 +33,23 @@ pub(crate) fn rejection(
     let message = format!(
         "seawall: the circuit breaker for provider `{provider}` endpoint `{endpoint}` {why}; retry after {secs}s"
     );
+    unavailable(kind, &message, secs)
+}
+
+/// `503` for a request shed because the global health `check` is failing, shaped like a
+/// breaker rejection; `secs` is the health `check_interval` in whole seconds.
+pub(crate) fn shed(kind: ProviderKind, provider: &str, check: Check, secs: u64) -> Response<Body> {
+    let message = format!(
+        "seawall: shedding load under {}: global health check `{}` is failing, so provider `{provider}` is not contacted; retry after {secs}s",
+        check.pressure(),
+        check.as_str()
+    );
+    unavailable(kind, &message, secs)
+}
+
+/// `503` with `message` in the error shape of a `kind` provider, `retry-after: secs` and
+/// `x-seawall-circuit: open`.
+fn unavailable(kind: ProviderKind, message: &str, secs: u64) -> Response<Body> {
     let body = match kind {
         ProviderKind::Anthropic => json!({
             "type": "error",
