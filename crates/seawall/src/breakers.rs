@@ -289,15 +289,8 @@ impl ProviderBreakers {
             return;
         }
         tracing::info!(provider = %self.name, metrics_only = on, "breaker enforcement changed by feature flag");
-        let (from, to) = if on {
-            (Mode::Normal, Mode::MetricsOnly)
-        } else {
-            (Mode::MetricsOnly, Mode::Normal)
-        };
         for b in self.all() {
-            if b.mode() == from {
-                b.set_mode(to);
-            }
+            set_enforcement(&b, !on);
         }
     }
 
@@ -346,6 +339,16 @@ impl ProviderBreakers {
             .collect();
         v.push(self.overflow.clone());
         v
+    }
+}
+
+/// Enforcing (`true`: normal mode) or observing (`false`: metrics-only), as a feature flag
+/// asks. Breakers an operator forced open or disabled keep their mode.
+pub fn set_enforcement(b: &CircuitBreaker, enforce: bool) {
+    match (b.mode(), enforce) {
+        (Mode::Normal, false) => b.set_mode(Mode::MetricsOnly),
+        (Mode::MetricsOnly, true) => b.set_mode(Mode::Normal),
+        _ => {}
     }
 }
 

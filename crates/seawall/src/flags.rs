@@ -1,25 +1,33 @@
 //! Feature flags per upstream host: while the daemon runs it holds one flag-cache handle per
-//! provider, so every provider on a host shares one cached flag set, and it applies
-//! `seawall.circuit_breaker.enabled` (false → that provider's breakers observe but never
-//! reject). Without `feature_flags` in the config nothing is fetched at all.
+//! provider and per `http` output endpoint, so everything on a host shares one cached flag
+//! set, and it applies `seawall.circuit_breaker.enabled` (false → that host's provider and
+//! output breakers observe but never reject) and `seawall.telemetry.enabled` (false → no
+//! request events for that provider).
+//! Without `feature_flags` in the config nothing is fetched at all.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use seawall_flags::{CacheSnapshot, FetchResult, FlagCache, FlagHandle, FlagObserver, HttpFetcher};
 
-use crate::breakers::Breakers;
-use crate::config::{FeatureFlagsConfig, ProviderConfig};
+use crate::breakers::{set_enforcement, Breakers};
+use crate::config::{FeatureFlagsConfig, OutputType, PipelineConfig, ProviderConfig};
 use crate::metrics::Metrics;
+use crate::pipeline::Pipelines;
 
 /// The flag that turns a host's breaker enforcement on (default) or off.
 pub const CIRCUIT_BREAKER_ENABLED: &str = "seawall.circuit_breaker.enabled";
 
-/// The daemon's flag cache and its handles, one per provider.
+/// The flag that turns a host's gateway request events on (default) or off.
+pub const TELEMETRY_ENABLED: &str = "seawall.telemetry.enabled";
+
+/// The daemon's flag cache and its handles, one per provider and per output endpoint.
 pub struct Flags {
     cache: FlagCache,
     /// (provider name, handle on its `base_url` host), in configuration order.
     handles: Vec<(String, FlagHandle)>,
+    /// (`http` output endpoint URL, handle on its host), endpoints and alternates alike.
+    outputs: Vec<(String, FlagHandle)>,
 }
 
 /// Why the flag cache could not be set up.
@@ -37,10 +45,12 @@ impl FlagObserver for FetchMetrics {
 }
 
 impl Flags {
-    /// A cache fetching from `config.url` and a handle for each provider's host.
+    /// A cache fetching from `config.url` and a handle for each provider's and each `http`
+    /// output endpoint's host.
     pub fn new(
         config: &FeatureFlagsConfig,
         providers: &[ProviderConfig],
+        pipelines: &[PipelineConfig],
         metrics: Arc<Metrics>,
     ) -> Result<Flags, FlagsError> {
         let mut builder = FlagCache::builder(HttpFetcher::new(&config.url)?)
@@ -52,28 +62,64 @@ impl Flags {
         if let Some(grace) = config.idle_grace {
             builder = builder.idle_grace(grace);
         }
-        Self::with_cache(builder.build()?, providers)
+        Self::with_cache(builder.build()?, providers, pipelines)
     }
 
-    /// Handles on `cache` for each provider's host (for tests and embedders that bring
-    /// their own fetcher).
-    pub fn with_cache(cache: FlagCache, providers: &[ProviderConfig]) -> Result<Flags, FlagsError> {
+    /// Handles on `cache` for each provider's and output endpoint's host (for tests and
+    /// embedders that bring their own fetcher).
+    pub fn with_cache(
+        cache: FlagCache,
+        providers: &[ProviderConfig],
+        pipelines: &[PipelineConfig],
+    ) -> Result<Flags, FlagsError> {
         let handles = providers
             .iter()
             .map(|p| Ok((p.name.clone(), cache.acquire(&p.base_url)?)))
             .collect::<Result<_, seawall_flags::Error>>()?;
-        Ok(Flags { cache, handles })
+        let outputs = pipelines
+            .iter()
+            .flat_map(|p| &p.outputs)
+            .filter(|o| o.kind == OutputType::Http)
+            .flat_map(|o| o.endpoint.iter().chain(&o.alternates))
+            .map(|url| Ok((url.clone(), cache.acquire(url)?)))
+            .collect::<Result<_, seawall_flags::Error>>()?;
+        Ok(Flags {
+            cache,
+            handles,
+            outputs,
+        })
     }
 
-    /// Reads each provider's `seawall.circuit_breaker.enabled` (waiting for a cold host's
-    /// first fetch, at most `fetch_timeout`) and sets its breakers' enforcement.
-    pub async fn apply(&self, breakers: &Breakers) {
+    /// Reads each host's `seawall.circuit_breaker.enabled` (waiting for a cold host's first
+    /// fetch, at most `fetch_timeout`) and sets the enforcement of the providers' breakers and
+    /// of the output endpoints' breakers on that host.
+    pub async fn apply(&self, breakers: &Breakers, pipelines: Option<&Pipelines>) {
         for (provider, handle) in &self.handles {
             let enabled = handle.get_bool(CIRCUIT_BREAKER_ENABLED, true).await;
             if let Some(b) = breakers.provider(provider) {
                 b.set_metrics_only(!enabled);
             }
         }
+        let Some(pipelines) = pipelines else { return };
+        let output_breakers = pipelines.breakers();
+        for (url, handle) in &self.outputs {
+            let enabled = handle.get_bool(CIRCUIT_BREAKER_ENABLED, true).await;
+            for (labels, breaker) in &output_breakers {
+                if labels.endpoint == *url {
+                    set_enforcement(breaker, enabled);
+                }
+            }
+        }
+    }
+
+    /// `seawall.telemetry.enabled` for `provider`'s host as cached right now, never waiting
+    /// (a cold host answers the default, `true`, and starts its fetch). `true` for a provider
+    /// without a handle.
+    pub fn telemetry_enabled(&self, provider: &str) -> bool {
+        self.handles
+            .iter()
+            .find(|(name, _)| name == provider)
+            .is_none_or(|(_, handle)| handle.get_bool_now(TELEMETRY_ENABLED, true))
     }
 
     /// Hosts, handle counts, values, ages and errors, for `GET /v1/flags`.
@@ -83,11 +129,16 @@ impl Flags {
 }
 
 /// Applies the flags every `every` until the task is aborted.
-pub async fn watch(flags: Arc<Flags>, breakers: Arc<Breakers>, every: Duration) {
+pub async fn watch(
+    flags: Arc<Flags>,
+    breakers: Arc<Breakers>,
+    pipelines: Option<Arc<Pipelines>>,
+    every: Duration,
+) {
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        flags.apply(&breakers).await;
+        flags.apply(&breakers, pipelines.as_deref()).await;
     }
 }

@@ -24,15 +24,18 @@ use tokio::net::TcpListener;
 /// Requests received, by path.
 type Hits = Arc<Mutex<HashMap<String, usize>>>;
 
+/// How a mock server answers a request for a path.
+type Reply = Arc<dyn Fn(&str) -> (StatusCode, String) + Send + Sync>;
+
 /// A server answering every request with `reply(path)`, counting requests by path.
-async fn serve(reply: fn(&str) -> (StatusCode, String)) -> (SocketAddr, Hits) {
+async fn serve(reply: Reply) -> (SocketAddr, Hits) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hits: Hits = Arc::default();
     let counter = hits.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let counter = counter.clone();
+            let (counter, reply) = (counter.clone(), reply.clone());
             let service = service_fn(move |req: Request<Incoming>| {
                 let path = req.uri().path().to_owned();
                 *counter.lock().unwrap().entry(path.clone()).or_default() += 1;
@@ -53,23 +56,28 @@ async fn serve(reply: fn(&str) -> (StatusCode, String)) -> (SocketAddr, Hits) {
     (addr, hits)
 }
 
-/// The flag service: breakers off for the host on port `OFF_PORT`, on elsewhere.
-fn flag_reply(path: &str) -> (StatusCode, String) {
-    let off = path.ends_with(&format!(":{}", OFF_PORT.lock().unwrap().unwrap_or(0)));
-    let value = if off { "false" } else { "true" };
-    let body = format!(
-        r#"{{"flags":[{{"name":"seawall.circuit_breaker.enabled","value":"{value}"}}],"ttl_seconds":900}}"#
-    );
-    (StatusCode::OK, body)
+/// The flag service: breaker enforcement off for the host on port `off`, on elsewhere.
+fn flags_off_for(off: u16) -> Reply {
+    Arc::new(move |path: &str| {
+        let value = if path.ends_with(&format!(":{off}")) {
+            "false"
+        } else {
+            "true"
+        };
+        let body = format!(
+            r#"{{"flags":[{{"name":"seawall.circuit_breaker.enabled","value":"{value}"}}],"ttl_seconds":900}}"#
+        );
+        (StatusCode::OK, body)
+    })
 }
 
-static OFF_PORT: Mutex<Option<u16>> = Mutex::new(None);
-
-fn always_503(_: &str) -> (StatusCode, String) {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        r#"{"error":"overloaded"}"#.into(),
-    )
+fn always_503() -> Reply {
+    Arc::new(|_: &str| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"error":"overloaded"}"#.into(),
+        )
+    })
 }
 
 async fn get(addr: SocketAddr, path: &str) -> (StatusCode, Bytes) {
@@ -80,6 +88,15 @@ async fn get(addr: SocketAddr, path: &str) -> (StatusCode, Bytes) {
         .unwrap();
     let status = resp.status();
     (status, resp.into_body().collect().await.unwrap().to_bytes())
+}
+
+async fn post(addr: SocketAddr, path: &str, body: &'static str) -> StatusCode {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let req = Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/x-ndjson")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap();
+    client.request(req).await.unwrap().status()
 }
 
 async fn json(addr: SocketAddr, path: &str) -> Value {
@@ -112,10 +129,9 @@ async fn until_fetched(app: &RunningApp, hosts: usize) -> Value {
 
 #[tokio::test]
 async fn a_flag_that_is_off_puts_the_hosts_breakers_in_metrics_only() {
-    let (flag_addr, flag_hits) = serve(flag_reply).await;
-    let (off_addr, off_hits) = serve(always_503).await;
-    let (on_addr, on_hits) = serve(always_503).await;
-    *OFF_PORT.lock().unwrap() = Some(off_addr.port());
+    let (off_addr, off_hits) = serve(always_503()).await;
+    let (on_addr, on_hits) = serve(always_503()).await;
+    let (flag_addr, flag_hits) = serve(flags_off_for(off_addr.port())).await;
     let app = start(&format!(
         "server: {{ listen: 127.0.0.1:0 }}
 admin: {{ listen: 127.0.0.1:0 }}
@@ -195,7 +211,7 @@ providers:
 
 #[tokio::test]
 async fn without_a_feature_flags_section_nothing_is_fetched() {
-    let (up_addr, _) = serve(always_503).await;
+    let (up_addr, _) = serve(always_503()).await;
     let app = start(&format!(
         "server: {{ listen: 127.0.0.1:0 }}
 admin: {{ listen: 127.0.0.1:0 }}
@@ -216,6 +232,64 @@ providers:
         !metrics.contains("seawall_feature_flag_fetches_total{"),
         "{metrics}"
     );
+    app.shutdown();
+    app.wait().await;
+}
+
+#[tokio::test]
+async fn a_flag_that_is_off_for_an_output_host_makes_its_breaker_observe_only() {
+    let (sink_addr, sink_hits) = serve(always_503()).await;
+    let (flag_addr, flag_hits) = serve(flags_off_for(sink_addr.port())).await;
+    let app = start(&format!(
+        "server: {{ listen: 127.0.0.1:0, shutdown_grace: 1s }}
+admin: {{ listen: 127.0.0.1:0 }}
+feature_flags: {{ url: 'http://{flag_addr}/flags/{{host}}' }}
+pipelines:
+  - name: events
+    outputs:
+      - {{ name: sink, type: http, endpoint: 'http://{sink_addr}/ingest',
+          batch: {{ max_events: 1, linger: 1ms }},
+          resilience: {{ circuit_breaker: {{ failure_threshold: 1, check_interval: 50ms }} }} }}
+"
+    ))
+    .await;
+    let url = format!("http://{sink_addr}/ingest");
+    let mut applied = false;
+    for _ in 0..200 {
+        let breakers = json(app.admin_addr(), "/v1/breakers").await;
+        applied = breakers.as_array().unwrap().iter().any(|b| {
+            b["kind"] == "output" && b["endpoint"] == url.as_str() && b["mode"] == "metrics_only"
+        });
+        if applied {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(applied, "the output host's flag was never applied");
+    for _ in 0..5 {
+        assert_eq!(
+            post(app.gateway_addr(), "/ingest/events", "{\"n\":1}\n").await,
+            StatusCode::ACCEPTED
+        );
+    }
+    // Observe-only: the breaker tripped on the first 503, yet every batch was still sent (an
+    // enforcing breaker would have let only the first through; retries may add more).
+    let mut sent = 0;
+    for _ in 0..200 {
+        sent = sink_hits
+            .lock()
+            .unwrap()
+            .get("/ingest")
+            .copied()
+            .unwrap_or(0);
+        if sent >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(sent >= 5, "only {sent} of 5 batches reached the endpoint");
+    let host = format!("/flags/127.0.0.1:{}", sink_addr.port());
+    assert_eq!(flag_hits.lock().unwrap().get(&host).copied(), Some(1));
     app.shutdown();
     app.wait().await;
 }
