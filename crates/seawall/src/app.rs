@@ -25,6 +25,7 @@ use seawall_breaker::ConfigError as PolicyError;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::admin::{Admin, Readiness};
 use crate::breakers::{tokio_clock, Breakers};
@@ -224,13 +225,29 @@ impl App {
         let monitor = health.map(|h| tokio::spawn(h.monitor(health_probes(probes, &pipelines))));
         let ticker = tokio::spawn(tick(breakers, pipelines.clone(), check_interval(&config)));
         let grace = config.server.shutdown_grace;
+        let mut shutdown_started = stop.subscribe();
         let done = tokio::spawn(async move {
-            if let Err(error) = gateway_server.await {
-                tracing::error!(%error, "gateway server task failed");
+            let mut gateway_server = gateway_server;
+            // `server.shutdown_grace` bounds the whole drain: the gateway's requests first,
+            // then whatever is left of it for the outputs' queues.
+            let started = tokio::select! {
+                _ = shutdown_started.recv() => Some(Instant::now()),
+                result = &mut gateway_server => {
+                    if let Err(error) = result {
+                        tracing::error!(%error, "gateway server task failed");
+                    }
+                    None
+                }
+            };
+            if started.is_some() {
+                if let Err(error) = gateway_server.await {
+                    tracing::error!(%error, "gateway server task failed");
+                }
             }
             // No new events can arrive now: let the outputs drain what is queued.
             if let Some(pipelines) = &pipelines {
-                pipelines.shutdown(grace).await;
+                let left = started.map_or(grace, |s| grace.saturating_sub(s.elapsed()));
+                pipelines.shutdown(left).await;
             }
             // Breakers tick while requests and queues drain; after that nothing reads them.
             ticker.abort();

@@ -150,7 +150,7 @@ struct CheckLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ShedLabels {
     edge: &'static str,
-    reason: &'static str,
+    check: &'static str,
 }
 
 /// One check's verdict and its limits, in the check's own unit (bytes or percent).
@@ -212,7 +212,7 @@ pub struct Health {
     /// `retry-after` of shed responses: `check_interval` in whole seconds (rounded up, ≥ 1),
     /// the soonest a shed client could see a different verdict.
     retry_after_secs: u64,
-    /// `seawall_shed_requests_total{edge,reason}`, indexed by [`Edge`] then [`Check`].
+    /// `seawall_shed_requests_total{edge,check}`, indexed by [`Edge`] then [`Check`].
     shed: [[Counter; 2]; 2],
 }
 
@@ -251,7 +251,7 @@ impl Health {
             shed_family
                 .get_or_create(&ShedLabels {
                     edge: edge.as_str(),
-                    reason: check.as_str(),
+                    check: check.as_str(),
                 })
                 .clone()
         };
@@ -431,10 +431,10 @@ mod tests {
         assert_eq!(h.shed(Edge::Gateway), Some(Check::Memory));
         let text = metrics.encode();
         assert!(
-            text.contains(r#"seawall_shed_requests_total{edge="ingest",reason="memory"} 1"#),
+            text.contains(r#"seawall_shed_requests_total{edge="ingest",check="memory"} 1"#),
             "{text}"
         );
-        assert!(text.contains(r#"seawall_shed_requests_total{edge="gateway",reason="queue"} 0"#));
+        assert!(text.contains(r#"seawall_shed_requests_total{edge="gateway",check="queue"} 0"#));
         assert_eq!(h.retry_after_secs(), 2);
     }
 

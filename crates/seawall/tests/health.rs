@@ -232,8 +232,8 @@ global_health: {{ memory_check_enabled: true, memory_threshold: 1000, queue_chec
     let text = metrics(&app).await;
     for needle in [
         r#"seawall_global_health_unhealthy{check="memory"} 1"#,
-        r#"seawall_shed_requests_total{edge="ingest",reason="memory"} 1"#,
-        r#"seawall_shed_requests_total{edge="gateway",reason="memory"} 3"#,
+        r#"seawall_shed_requests_total{edge="ingest",check="memory"} 1"#,
+        r#"seawall_shed_requests_total{edge="gateway",check="memory"} 3"#,
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
