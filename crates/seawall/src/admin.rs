@@ -1,6 +1,7 @@
 //! The admin listener's routes: `/metrics`, `/healthz`, `/readyz`, `GET /v1/breakers` (provider
-//! and output breakers), `GET /v1/flags`, `GET /v1/pipelines` and the token-protected
-//! `POST /v1/breakers/{id}/{force-open|disable|reset}`.
+//! and output breakers), `GET /v1/flags`, `GET /v1/pipelines`, `GET /v1/transitions` (recent
+//! breaker transitions, newest first), the dashboard at `GET /ui` (also served at `/`) and the
+//! token-protected `POST /v1/breakers/{id}/{force-open|disable|reset}`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -136,12 +137,16 @@ impl Admin {
             _ => method_not_allowed("GET, HEAD"),
         };
         match segments.as_slice() {
+            [""] | ["ui"] => get(&crate::ui::dashboard),
             ["metrics"] => get(&|| self.metrics()),
             ["healthz"] => get(&|| json(StatusCode::OK, &json!({ "status": "ok" }))),
             ["readyz"] => get(&|| self.readyz()),
             ["v1", "breakers"] => get(&|| json(StatusCode::OK, &self.breaker_views())),
             ["v1", "flags"] => get(&|| self.flags()),
             ["v1", "pipelines"] => get(&|| self.pipelines()),
+            ["v1", "transitions"] => {
+                get(&|| json(StatusCode::OK, &self.metrics.timeline().recent()))
+            }
             ["v1", "breakers", id, action] => match Action::parse(action) {
                 None => json_error(
                     StatusCode::NOT_FOUND,
@@ -416,6 +421,29 @@ mod tests {
         let resp = admin.handle(&req(Method::GET, &path, Some("Bearer s3cret")), REMOTE);
         assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(resp.headers()[header::ALLOW], "POST");
+    }
+
+    #[tokio::test]
+    async fn transitions_list_newest_first_and_the_ui_is_html() {
+        let (admin, breakers, _) = admin(None);
+        let (cb, _) = breakers.provider("p").unwrap().get("/v1/x", None);
+        cb.force_open();
+        cb.reset();
+        let resp = admin.handle(&req(Method::GET, "/v1/transitions", None), REMOTE);
+        assert_eq!(resp.status(), StatusCode::OK);
+        let list = body(resp).await;
+        assert_eq!(list[0]["to"], "closed", "{list}");
+        assert_eq!(list[1]["to"], "open", "{list}");
+        assert_eq!(list[1]["mode"], "forced_open", "{list}");
+        assert_eq!(list[1]["endpoint"], "/v1/x", "{list}");
+        for path in ["/ui", "/"] {
+            let resp = admin.handle(&req(Method::GET, path, None), REMOTE);
+            assert_eq!(resp.status(), StatusCode::OK);
+            assert_eq!(
+                resp.headers()[header::CONTENT_TYPE],
+                "text/html; charset=utf-8"
+            );
+        }
     }
 
     #[test]

@@ -161,9 +161,11 @@ pub fn breaker_id(l: &BreakerLabels) -> String {
     format!("{h:016x}")
 }
 
-/// Logs a transition and updates the metrics. Open transitions log at `warn`.
+/// Logs a transition, updates the metrics and adds it to the timeline. Open transitions log
+/// at `warn`.
 pub fn record_transition(metrics: &Metrics, labels: &BreakerLabels, t: &Transition) {
     metrics.set_breaker_state(labels, t.to);
+    metrics.timeline().record(labels, t);
     if t.to == State::Open && t.from != State::Open {
         metrics.count_trip(labels, t.reason);
     }

@@ -7,6 +7,7 @@
 //! - [`config`]: the YAML schema, loading with `line:column` errors, secrets from the env.
 //! - [`breakers`]: breaker policies from config, per-provider registries, transition logging.
 //! - [`metrics`]: the Prometheus metrics of DESIGN §5.
+//! - [`timeline`]: the bounded ring of recent breaker transitions (`GET /v1/transitions`).
 //! - [`http`]: the response body type and JSON helpers.
 //! - [`gateway`]: the HTTP gateway: routing, breakers per provider × endpoint, streaming.
 //! - [`pipeline`]: event ingest, fan-out to outputs, per-endpoint breakers, fallback chain.
@@ -16,6 +17,7 @@
 //! - [`demo`]: the self-contained `seawall demo`.
 //! - [`server`]: the accept loop (HTTP/1.1 + h2c, connection bound, graceful shutdown).
 //! - [`admin`]: the admin listener's routes (`/metrics`, `/readyz`, `/v1/breakers`, …).
+//! - [`ui`]: the live dashboard served at the admin listener's `GET /ui`.
 //! - [`app`]: assembles everything from a `Config` and runs it until shutdown.
 //! - [`cli`]: the `seawall run|check|demo` command line.
 
@@ -33,3 +35,5 @@ pub mod metrics;
 pub mod pipeline;
 pub mod server;
 pub mod telemetry;
+pub mod timeline;
+pub mod ui;

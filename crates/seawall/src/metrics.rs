@@ -13,6 +13,8 @@ use prometheus_client::registry::Registry;
 use seawall_breaker::{Reason, State};
 use std::sync::atomic::AtomicU64;
 
+use crate::timeline::Timeline;
+
 /// Identifies one breaker in metrics and in the admin API.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BreakerLabels {
@@ -63,6 +65,8 @@ pub struct Metrics {
     upstream_requests: Family<UpstreamLabels, Counter>,
     upstream_duration: Family<RouteLabels, Histogram>,
     flag_fetches: Family<FlagFetchLabels, Counter>,
+    /// Recent breaker transitions, recorded next to the state gauges.
+    timeline: Timeline,
 }
 
 impl Metrics {
@@ -115,7 +119,13 @@ impl Metrics {
             upstream_requests,
             upstream_duration,
             flag_fetches,
+            timeline: Timeline::new(),
         }
+    }
+
+    /// The recent breaker transitions (`GET /v1/transitions`, the dashboard).
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
     }
 
     /// Sets a breaker's state gauge.

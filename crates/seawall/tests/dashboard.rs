@@ -1,0 +1,324 @@
+//! The admin dashboard (`GET /ui`) rendered by headless Chromium: the app runs in-process
+//! (`App::start` on port 0) in front of a mock upstream that answers 503, one request trips the
+//! provider's breaker, a few events go through a pipeline, and the test reads the DOM the page
+//! built from the admin API, as a person would see it.
+//!
+//! Needs `/usr/bin/chromium` (Debian's `chromium` package). Without it the test is skipped with
+//! a message, except under CI (`CI` set), where it fails.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use seawall::app::{App, RunningApp};
+use seawall::config::parse;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// How long one Chromium run may take before it is killed.
+const CHROMIUM_DEADLINE: Duration = Duration::from_secs(60);
+
+/// `Some(path)` when Chromium is installed; `None` (after a loud message) when it is missing
+/// outside CI. Panics when it is missing under CI.
+fn chromium() -> Option<&'static Path> {
+    let path = Path::new(CHROMIUM);
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "{CHROMIUM} is missing but CI is set: .ci/run must install chromium \
+             (apt-get install -y chromium) before `cargo test --workspace`"
+        );
+    }
+    eprintln!(
+        "\n\
+         ********************************************************************\n\
+         * SKIPPED tests/dashboard.rs: {CHROMIUM} is not installed.\n\
+         * Install it to run the dashboard test: apt-get install -y chromium\n\
+         ********************************************************************\n"
+    );
+    None
+}
+
+/// A mock provider that answers every request with 503.
+async fn failing_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = service_fn(|_req: Request<Incoming>| async {
+                let resp = Response::builder()
+                    .status(StatusCode::SERVICE_UNAVAILABLE)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(Bytes::from_static(br#"{"error":"overloaded"}"#)))
+                    .unwrap();
+                Ok::<_, Infallible>(resp)
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    addr
+}
+
+async fn request(method: Method, url: String, body: &'static str) -> (StatusCode, Bytes) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let req = Request::builder()
+        .method(method)
+        .uri(url)
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    let status = resp.status();
+    (status, resp.into_body().collect().await.unwrap().to_bytes())
+}
+
+async fn admin_json(app: &RunningApp, path: &str) -> Value {
+    let (status, body) = request(
+        Method::GET,
+        format!("http://{}{path}", app.admin_addr()),
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{path}: {body:?}");
+    serde_json::from_slice(&body).unwrap()
+}
+
+async fn stop(app: RunningApp) {
+    app.shutdown();
+    tokio::time::timeout(Duration::from_secs(10), app.wait())
+        .await
+        .expect("the app stops");
+}
+
+/// A fresh, empty directory for one Chromium profile.
+fn fresh_dir() -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir =
+        std::env::temp_dir().join(format!("seawall-dashboard-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The DOM of `url` after the page has run for five seconds of virtual time.
+async fn dump_dom(chromium: &Path, url: &str) -> String {
+    let profile = fresh_dir();
+    let mut cmd = tokio::process::Command::new(chromium);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .args(["--virtual-time-budget=5000", "--dump-dom", url])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true)
+    // Its own process group, so that a hung run is killed with its helper processes.
+    .process_group(0);
+    let child = cmd.spawn().expect("chromium starts");
+    let pid = child.id();
+    let outcome = tokio::time::timeout(CHROMIUM_DEADLINE, child.wait_with_output()).await;
+    if outcome.is_err() {
+        if let Some(pid) = pid {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
+    }
+    let _ = std::fs::remove_dir_all(&profile);
+    let output = outcome
+        .unwrap_or_else(|_| panic!("chromium did not finish within {CHROMIUM_DEADLINE:?}"))
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success() && dom.contains("</html>"),
+        "chromium failed ({}):\nstdout:\n{dom}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    dom
+}
+
+/// The element opened by the first `<tag` whose opening tag contains every one of `attrs`,
+/// up to its closing tag (elements of that tag are not nested in the dashboard).
+fn element<'a>(dom: &'a str, tag: &str, attrs: &[&str]) -> &'a str {
+    let open = format!("<{tag} ");
+    let close = format!("</{tag}>");
+    let mut rest = dom;
+    while let Some(start) = rest.find(&open) {
+        let candidate = &rest[start..];
+        let head_end = candidate.find('>').unwrap();
+        let head = &candidate[..head_end];
+        if attrs.iter().all(|a| head.contains(a)) {
+            let end = candidate.find(&close).unwrap() + close.len();
+            return &candidate[..end];
+        }
+        rest = &candidate[head_end..];
+    }
+    panic!("no <{tag}> with {attrs:?} in the dashboard:\n{dom}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_an_open_breaker_its_transition_and_pipeline_figures() {
+    let Some(chromium) = chromium() else { return };
+    let upstream = failing_upstream().await;
+    let yaml = format!(
+        "server: {{ listen: 127.0.0.1:0 }}
+admin: {{ listen: 127.0.0.1:0 }}
+providers:
+  - {{ name: mock, kind: generic, base_url: 'http://{upstream}',
+      circuit_breaker: {{ failure_threshold: 1, open_timeout: 1h, jitter: 0 }} }}
+pipelines:
+  - name: events
+    outputs: [{{ name: sink, type: blackhole, batch: {{ linger: 0s }} }}]
+"
+    );
+    let config = parse(&yaml).unwrap();
+    let secrets = config.resolve_secrets(|_| None).unwrap();
+    let app = App::start(config, secrets).await.unwrap();
+
+    let gateway = app.gateway_addr();
+    let (status, _) = request(Method::GET, format!("http://{gateway}/mock/v1/fail"), "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, body) = request(
+        Method::POST,
+        format!("http://{gateway}/ingest/events"),
+        "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n",
+    )
+    .await;
+    assert!(status.is_success(), "{status}: {body:?}");
+    // Wait for the blackhole to have all three, so the page has a settled figure to show.
+    let mut delivered = Value::Null;
+    for _ in 0..100 {
+        delivered = admin_json(&app, "/v1/pipelines").await[0]["outputs"][0]["delivered"].clone();
+        if delivered == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(delivered, 3);
+
+    let dom = dump_dom(chromium, &format!("http://{}/ui", app.admin_addr())).await;
+
+    // The header counts the open breaker.
+    assert!(
+        element(&dom, "span", &[r#"id="overall""#]).contains("1 breaker open"),
+        "{dom}"
+    );
+    // The breaker table lists the open provider breaker first, red, with its reason and trip.
+    let first = element(&dom, "tr", &[r#"class="breaker "#]);
+    let row = element(
+        &dom,
+        "tr",
+        &[
+            r#"class="breaker row-open""#,
+            r#"data-kind="provider""#,
+            r#"data-name="mock""#,
+        ],
+    );
+    assert_eq!(first, row, "open breakers come first:\n{dom}");
+    assert!(row.contains(r#"data-endpoint="/v1/fail""#), "{row}");
+    assert!(
+        row.contains(r#"<span class="badge state-open">open</span>"#),
+        "{row}"
+    );
+    assert!(
+        element(row, "td", &[r#"class="reason"#]).contains(">consecutive_failures<"),
+        "{row}"
+    );
+    assert!(
+        element(row, "td", &[r#"class="num trips"#]).contains(">1<"),
+        "{row}"
+    );
+    // The output breaker of the blackhole is listed too, closed.
+    let sink = element(
+        &dom,
+        "tr",
+        &[r#"data-kind="output""#, r#"data-name="sink""#],
+    );
+    assert!(
+        sink.contains(r#"<span class="badge state-closed">closed</span>"#),
+        "{sink}"
+    );
+
+    // The timeline shows the trip: closed → open, with its breaker and reason.
+    let event = element(&dom, "li", &[r#"class="event to-open""#]);
+    for needle in [
+        r#"<span class="badge state-closed">closed</span>"#,
+        r#"<span class="badge state-open">open</span>"#,
+        "<b>mock</b>",
+        "/v1/fail",
+        "consecutive_failures",
+    ] {
+        assert!(event.contains(needle), "missing {needle} in {event}");
+    }
+
+    // The pipeline's output shows the delivered events and nothing dropped.
+    let pipeline = element(&dom, "article", &[r#"data-pipeline="events""#]);
+    assert!(pipeline.contains("3 events accepted"), "{pipeline}");
+    let output = element(pipeline, "tr", &[r#"data-output="sink""#]);
+    for (cell, value) in [
+        ("num delivered", "3"),
+        ("num accepted", "3"),
+        ("num dropped", "0"),
+        ("num pending", "0"),
+    ] {
+        assert!(
+            element(output, "td", &[&format!(r#"class="{cell}"#)]).contains(&format!(">{value}<")),
+            "{cell} should be {value}: {output}"
+        );
+    }
+    assert!(dom.contains("feature flags not configured"), "{dom}");
+    stop(app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_of_an_idle_daemon_says_so() {
+    let Some(chromium) = chromium() else { return };
+    let config = parse(
+        "server: { listen: 127.0.0.1:0 }
+admin: { listen: 127.0.0.1:0 }
+providers: [{ name: idle, kind: generic, base_url: 'http://127.0.0.1:9' }]
+",
+    )
+    .unwrap();
+    let secrets = config.resolve_secrets(|_| None).unwrap();
+    let app = App::start(config, secrets).await.unwrap();
+    let dom = dump_dom(chromium, &format!("http://{}/", app.admin_addr())).await;
+    for needle in [
+        "no pipelines configured",
+        "no breakers yet",
+        "no transitions yet",
+        "feature flags not configured",
+        "healthy",
+    ] {
+        assert!(dom.contains(needle), "missing {needle} in\n{dom}");
+    }
+    stop(app).await;
+}
