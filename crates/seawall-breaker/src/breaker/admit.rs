@@ -1,0 +1,107 @@
+//! Admission: the closed fast path, rejection while open, and the bounded half-open probes.
+
+use std::sync::atomic::Ordering::*;
+use std::time::Duration;
+
+use super::*;
+
+impl Inner {
+    #[inline(always)]
+    pub(super) fn ticket(&self, w: Word, kind: TicketKind) -> Ticket {
+        let started = if self.track_slow {
+            self.start_time()
+        } else {
+            0
+        };
+        Ticket::new(w.generation(), kind, started)
+    }
+
+    /// The clock reading that times a call; out of line so that the common policy (no
+    /// slow-call tracking) keeps admission small enough to inline.
+    #[inline(never)]
+    pub(super) fn start_time(&self) -> u32 {
+        millis(self.now())
+    }
+
+    #[inline(always)]
+    pub(crate) fn acquire(&self) -> Result<Ticket, Rejected> {
+        let w = self.word.load(Acquire);
+        if w & STATE_MASK == 0 {
+            return Ok(self.ticket(Word(w), TicketKind::Closed));
+        }
+        if w & STATE_MODE_MASK == OPEN_NORMAL {
+            // Open and enforcing: reject inline while the open period lasts.
+            let now = self.now();
+            let until = self.open_until.load(Acquire);
+            if now < until {
+                self.rejected.increment();
+                return Err(Rejected {
+                    retry_after_nanos: until - now,
+                    forced: false,
+                });
+            }
+        }
+        self.acquire_slow(Word(w))
+    }
+
+    #[cold]
+    pub(super) fn acquire_slow(&self, mut w: Word) -> Result<Ticket, Rejected> {
+        loop {
+            match w.state() {
+                State::Closed => return Ok(self.ticket(w, TicketKind::Closed)),
+                State::Open if w.mode() == Mode::ForcedOpen => {
+                    self.rejected.increment();
+                    return Err(Rejected {
+                        retry_after_nanos: saturating_nanos(self.config.open_timeout),
+                        forced: true,
+                    });
+                }
+                State::Open => {
+                    let now = self.now();
+                    let until = self.open_until.load(Acquire);
+                    if now < until {
+                        return self.refuse(w, Duration::from_nanos(until - now));
+                    }
+                    self.to_half_open(w.generation(), now);
+                }
+                State::HalfOpen => {
+                    let now = self.now();
+                    let deadline = self.probe_deadline.load(Acquire);
+                    if now >= deadline {
+                        self.expire_probes(w.generation(), now);
+                    } else if w.in_flight() + w.successes() < self.config.half_open_max_calls {
+                        let next = w.0 + IN_FLIGHT_ONE;
+                        match self.word.compare_exchange(w.0, next, AcqRel, Acquire) {
+                            Ok(_) => {
+                                if deadline == NEVER {
+                                    self.start_probe_clock(w.generation(), now);
+                                }
+                                return Ok(self.ticket(w, TicketKind::Probe));
+                            }
+                            Err(actual) => {
+                                w = Word(actual);
+                                continue;
+                            }
+                        }
+                    } else {
+                        return self.refuse(w, PROBES_BUSY_HINT);
+                    }
+                }
+            }
+            w = self.load();
+        }
+    }
+
+    /// Rejects, or in `MetricsOnly` admits a call whose outcome is not counted.
+    pub(super) fn refuse(&self, w: Word, retry_after: Duration) -> Result<Ticket, Rejected> {
+        if w.mode() == Mode::MetricsOnly {
+            self.would_reject.increment();
+            return Ok(Ticket::new(w.generation(), TicketKind::Shadow, 0));
+        }
+        self.rejected.increment();
+        Err(Rejected {
+            retry_after_nanos: saturating_nanos(retry_after),
+            forced: false,
+        })
+    }
+}
