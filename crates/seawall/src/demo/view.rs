@@ -1,10 +1,10 @@
 //! What the demo shows while it runs, read from the admin API exactly as an operator would
-//! see it: `/v1/breakers`, `/v1/pipelines` and `/v1/flags`, polled a few times a second.
+//! see it: `/v1/breakers`, `/v1/transitions`, `/v1/pipelines` and `/v1/flags`, polled a few
+//! times a second.
 //!
 //! On a terminal the screen is redrawn about once a second (breaker states in colour, trips,
 //! rejects, pipeline outcomes, flags, the latest transitions). Otherwise it prints plain
-//! lines: one per breaker transition (found by diffing `/v1/breakers` between polls) and a
-//! status line every 5 seconds.
+//! lines: one per breaker transition and a status line every 5 seconds.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -24,13 +24,6 @@ const RECENT: usize = 8;
 /// Seconds between two status lines in plain mode.
 const STATUS_EVERY: f64 = 5.0;
 
-/// The last state seen of one breaker.
-#[derive(Debug, Clone)]
-struct Seen {
-    state: String,
-    trips: u64,
-}
-
 /// The admin API as last read, plus what was learnt by diffing reads.
 pub(super) struct Observer {
     client: HttpClient,
@@ -44,7 +37,8 @@ pub(super) struct Observer {
     pub pipelines: Vec<Value>,
     /// Last read of `/v1/flags`.
     pub flags: Value,
-    seen: BTreeMap<String, Seen>,
+    /// Sequence number of the last transition reported from `/v1/transitions`.
+    last_seq: u64,
     /// Trips observed per breaker label, by reason.
     pub trip_reasons: BTreeMap<String, BTreeMap<String, u64>>,
     recent: VecDeque<String>,
@@ -72,7 +66,7 @@ impl Observer {
             breakers: Vec::new(),
             pipelines: Vec::new(),
             flags: Value::Null,
-            seen: BTreeMap::new(),
+            last_seq: 0,
             trip_reasons: BTreeMap::new(),
             recent: VecDeque::new(),
             last_status: 0.0,
@@ -91,7 +85,7 @@ impl Observer {
                 self.event(format!("{} {phase}", stamp(now)));
             }
         }
-        self.diff(now);
+        self.report_transitions(now).await;
         if self.tty {
             if now - self.last_draw >= 0.9 {
                 self.last_draw = now;
@@ -116,50 +110,41 @@ impl Observer {
         }
     }
 
-    /// Compares the breakers with the previous read and reports each change.
-    fn diff(&mut self, now: f64) {
+    /// Reports each transition recorded since the last poll (`/v1/transitions`, newest
+    /// first, every breaker's listener feeds it), oldest first, and counts trips by reason.
+    async fn report_transitions(&mut self, now: f64) {
+        let Some(Value::Array(recent)) =
+            get_json(&self.client, self.admin, "/v1/transitions").await
+        else {
+            return;
+        };
         let mut lines = Vec::new();
-        for b in &self.breakers {
-            let id = b["id"].as_str().unwrap_or_default().to_owned();
-            let state = b["state"].as_str().unwrap_or("?").to_owned();
-            let trips = b["counts"]["trips"].as_u64().unwrap_or(0);
-            let reason = b["reason"].as_str().unwrap_or("-").to_owned();
-            let label = label(b);
-            let before = self.seen.insert(
-                id,
-                Seen {
-                    state: state.clone(),
-                    trips,
-                },
+        for t in recent.iter().rev() {
+            let seq = t["seq"].as_u64().unwrap_or(0);
+            if seq <= self.last_seq {
+                continue;
+            }
+            self.last_seq = seq;
+            let (from, to) = (
+                t["from"].as_str().unwrap_or("?"),
+                t["to"].as_str().unwrap_or("?"),
             );
-            let (from, old_trips) = match before {
-                Some(s) => (s.state, s.trips),
-                None if state == "closed" && trips == 0 => continue,
-                None => ("closed".to_owned(), 0),
-            };
-            let new_trips = trips.saturating_sub(old_trips);
-            if new_trips > 0 {
+            let reason = t["reason"].as_str().unwrap_or("-");
+            let label = label(t);
+            if to == "open" && from != "open" {
                 *self
                     .trip_reasons
                     .entry(label.clone())
                     .or_default()
-                    .entry(reason.clone())
-                    .or_default() += new_trips;
+                    .entry(reason.to_owned())
+                    .or_default() += 1;
             }
-            if from == state && new_trips == 0 {
-                continue;
-            }
-            let change = if from == state {
-                // A whole cycle between two reads shows only as a higher trip count.
-                format!("tripped again ({reason}), {}", paint(&state, self.tty))
-            } else {
-                format!(
-                    "{} -> {} ({reason})",
-                    paint(&from, self.tty),
-                    paint(&state, self.tty)
-                )
-            };
-            lines.push(format!("{} {label}: {change}", stamp(now)));
+            lines.push(format!(
+                "{} {label}: {} -> {} ({reason})",
+                stamp(now),
+                paint(from, self.tty),
+                paint(to, self.tty)
+            ));
         }
         for line in lines {
             self.event(line);
