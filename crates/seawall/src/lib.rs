@@ -29,6 +29,7 @@ pub mod config;
 pub mod demo;
 pub mod flags;
 pub mod gateway;
+mod h1;
 pub mod health;
 pub mod http;
 pub mod metrics;

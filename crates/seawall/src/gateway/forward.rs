@@ -1,22 +1,20 @@
 //! One admitted call: send it upstream within the timeouts, judge the response for the
 //! breaker, and stream it back.
 
-use std::error::Error as _;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use http::header::CONTENT_LENGTH;
-use http::{request, HeaderValue, Request, Response, StatusCode, Version};
+use http::{request, HeaderValue, Response, StatusCode, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use seawall_breaker::OwnedPermit;
 use tokio::time::Instant;
 
 use super::admit::Admitted;
 use super::body::{GuardedBody, Prefixed};
 use super::classify::{is_insufficient_quota, retry_after, ERROR_PEEK_LIMIT};
-use super::client::{ConnectTimeout, UpstreamBody, UpstreamClient};
+use super::client::{Outgoing, ResponseBody, SendError, UpstreamBody};
 use super::reply::{self, X_SEAWALL_FALLBACK};
 use super::request::is_too_large;
 use super::sse::SseScanner;
@@ -28,7 +26,6 @@ use crate::metrics::Metrics;
 
 /// What forwarding needs from the gateway.
 pub(crate) struct Forwarder<'a> {
-    pub(crate) client: &'a UpstreamClient,
     pub(crate) metrics: &'a Metrics,
     /// Client authentication is on: client credentials are not forwarded.
     pub(crate) auth_on: bool,
@@ -51,18 +48,18 @@ impl Forwarder<'_> {
             labels,
             fallback,
         } = call;
-        let Ok(uri) = upstream.uri(route.endpoint, route.query) else {
-            permit.ignore();
-            return reply::bad_request("the request path cannot be forwarded");
-        };
         headers::to_upstream(&mut parts.headers, upstream, client_ip, self.auth_on);
-        parts.uri = uri;
-        parts.version = Version::HTTP_11;
-        parts.extensions = http::Extensions::new();
+        let outgoing = Outgoing {
+            method: &parts.method,
+            target: upstream.target(route.endpoint, route.query),
+            headers: &parts.headers,
+        };
         let started = Instant::now();
         let sent = tokio::time::timeout(
             upstream.headers_deadline(),
-            self.client.request(Request::from_parts(parts, body)),
+            upstream
+                .pool
+                .send(outgoing, body, upstream.timeouts.connect),
         )
         .await;
         let secs = started.elapsed().as_secs_f64();
@@ -79,15 +76,15 @@ impl Forwarder<'_> {
         };
         let resp = match sent {
             Ok(Ok(resp)) => resp,
-            Ok(Err(e)) if is_too_large(&e) => {
+            Ok(Err(SendError::Body(e))) if is_too_large(&*e) => {
                 permit.ignore();
                 return reply::too_large(self.max_body);
             }
-            Ok(Err(e)) if is_client_body_error(&e) => {
+            Ok(Err(SendError::Body(_))) => {
                 permit.ignore();
                 return reply::bad_request("the request body could not be read");
             }
-            Ok(Err(e)) if e.is_connect() && caused_by::<ConnectTimeout>(&e) => {
+            Ok(Err(SendError::ConnectTimeout(_))) => {
                 failed("connect timeout");
                 permit.failure();
                 return reply::gateway_timeout(name, "connect");
@@ -128,7 +125,7 @@ impl Forwarder<'_> {
 async fn respond(
     upstream: &Upstream,
     permit: OwnedPermit,
-    resp: Response<Incoming>,
+    resp: Response<ResponseBody>,
 ) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
     // The client connection has its own protocol version.
@@ -193,12 +190,12 @@ enum Peeked {
     /// The whole body (at most [`ERROR_PEEK_LIMIT`] bytes).
     Whole(Bytes),
     /// The first bytes, and the rest still to stream.
-    Long(Bytes, Incoming),
+    Long(Bytes, ResponseBody),
     /// The upstream failed or fell silent while sending it.
     Broken,
 }
 
-async fn peek(mut body: Incoming, idle: Duration) -> Peeked {
+async fn peek(mut body: ResponseBody, idle: Duration) -> Peeked {
     let mut buf = BytesMut::new();
     loop {
         match tokio::time::timeout(idle, body.frame()).await {
@@ -214,30 +211,4 @@ async fn peek(mut body: Incoming, idle: Duration) -> Peeked {
             Ok(Some(Err(_))) | Err(_) => return Peeked::Broken,
         }
     }
-}
-
-/// Whether `error` wraps an `E`.
-fn caused_by<E: std::error::Error + 'static>(error: &hyper_util::client::legacy::Error) -> bool {
-    let mut next = error.source();
-    while let Some(e) = next {
-        if e.is::<E>() {
-            return true;
-        }
-        next = e.source();
-    }
-    false
-}
-
-/// Whether the client's own request body broke the exchange (not the upstream's fault).
-fn is_client_body_error(error: &hyper_util::client::legacy::Error) -> bool {
-    let mut next = error.source();
-    while let Some(e) = next {
-        if e.downcast_ref::<hyper::Error>()
-            .is_some_and(hyper::Error::is_user)
-        {
-            return true;
-        }
-        next = e.source();
-    }
-    false
 }

@@ -35,7 +35,7 @@ pub use error::GatewayError;
 
 use self::admit::Refused;
 use self::auth::ClientAuth;
-use self::client::UpstreamClient;
+use self::client::Pools;
 use self::forward::Forwarder;
 use self::request::BodyError;
 use self::route::Route;
@@ -80,8 +80,6 @@ struct Shared {
     upstreams: HashMap<String, Upstream>,
     breakers: Arc<Breakers>,
     metrics: Arc<Metrics>,
-    /// One connection pool for every upstream.
-    client: UpstreamClient,
     auth: ClientAuth,
     /// `server.max_body`.
     max_body: u64,
@@ -97,22 +95,18 @@ impl Gateway {
         metrics: Arc<Metrics>,
     ) -> Result<Gateway, GatewayError> {
         let mut upstreams = HashMap::new();
+        let mut pools = Pools::new()?;
         for p in &config.providers {
             if breakers.provider(&p.name).is_none() {
                 return Err(GatewayError::MissingBreakers {
                     provider: p.name.clone(),
                 });
             }
-            let upstream = Upstream::new(p, secrets.provider_keys.get(&p.name))?;
+            let upstream = Upstream::new(p, secrets.provider_keys.get(&p.name), &mut pools)?;
             upstreams.insert(p.name.clone(), upstream);
         }
-        let connect: Vec<_> = upstreams
-            .values()
-            .map(|u| (u.base(), u.timeouts.connect))
-            .collect();
         Ok(Gateway {
             shared: Arc::new(Shared {
-                client: client::build(&connect)?,
                 upstreams,
                 breakers,
                 metrics,
@@ -144,7 +138,7 @@ impl Gateway {
 
     /// Serves one client request from `remote`. Never fails: problems become JSON responses.
     ///
-    /// The server passes `hyper::body::Incoming`; any streaming body works. With telemetry,
+    /// Any streaming body works (the server passes its own). With telemetry,
     /// the request's event is emitted once the response headers are known (a streamed body
     /// may still be flowing).
     pub async fn handle<B>(&self, req: Request<B>, remote: SocketAddr) -> Response<Body>
@@ -235,7 +229,6 @@ impl Gateway {
             Err(Refused::NoBreakers) => return reply::unknown_provider(Some(route.provider)),
         };
         let forwarder = Forwarder {
-            client: &s.client,
             metrics: &s.metrics,
             auth_on: s.auth.is_on(),
             max_body: s.max_body,

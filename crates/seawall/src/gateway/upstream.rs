@@ -1,12 +1,14 @@
 //! One provider as the gateway uses it: where to send requests, which statuses are failures,
 //! which key to inject, where to fall back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{HeaderName, AUTHORIZATION};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::Scheme;
 use http::{HeaderValue, StatusCode, Uri};
 
+use super::client::{Pool, Pools};
 use super::GatewayError;
 use crate::config::{ProviderConfig, ProviderKind, ProviderTimeouts, Secret};
 
@@ -17,8 +19,8 @@ pub(crate) const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 pub(crate) struct Upstream {
     pub(crate) name: String,
     pub(crate) kind: ProviderKind,
-    scheme: Scheme,
-    authority: Authority,
+    /// Idle connections to the base URL's destination (shared with other providers there).
+    pub(crate) pool: Arc<Pool>,
     /// The base URL's path without a trailing `/` (empty for a bare host).
     prefix: String,
     /// Statuses counted as breaker failures.
@@ -32,7 +34,11 @@ pub(crate) struct Upstream {
 
 impl Upstream {
     /// Prepares `config`, with its key if one is configured.
-    pub(crate) fn new(config: &ProviderConfig, key: Option<&Secret>) -> Result<Self, GatewayError> {
+    pub(crate) fn new(
+        config: &ProviderConfig,
+        key: Option<&Secret>,
+        pools: &mut Pools,
+    ) -> Result<Self, GatewayError> {
         let invalid = |reason: &str| GatewayError::InvalidBaseUrl {
             provider: config.name.clone(),
             url: config.base_url.clone(),
@@ -46,7 +52,10 @@ impl Upstream {
         if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
             return Err(invalid("the scheme must be http or https"));
         }
-        let authority = uri.authority().cloned().ok_or_else(|| invalid("no host"))?;
+        if uri.authority().is_none() {
+            return Err(invalid("no host"));
+        }
+        let pool = pools.pool_for(&uri).map_err(|reason| invalid(&reason))?;
         let key = key
             .map(|secret| {
                 let (name, value) = match config.kind {
@@ -64,8 +73,7 @@ impl Upstream {
         Ok(Upstream {
             name: config.name.clone(),
             kind: config.kind,
-            scheme,
-            authority,
+            pool,
             prefix: uri.path().trim_end_matches('/').to_owned(),
             failure_status: config
                 .failure_status
@@ -78,27 +86,13 @@ impl Upstream {
         })
     }
 
-    /// The upstream URL for `endpoint` (with its leading `/`) and `query`.
-    pub(crate) fn uri(&self, endpoint: &str, query: Option<&str>) -> Result<Uri, http::Error> {
-        let path = match query {
-            Some(q) => format!("{}{endpoint}?{q}", self.prefix),
-            None => format!("{}{endpoint}", self.prefix),
-        };
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(PathAndQuery::try_from(path)?)
-            .build()
-    }
-
-    /// The base URL, for the connector's timeout table.
-    pub(crate) fn base(&self) -> Uri {
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query("/")
-            .build()
-            .expect("scheme and authority come from a valid URI")
+    /// The request target for `endpoint` (with its leading `/`) and `query`, in pieces to
+    /// write one after the other: the base URL's path, the endpoint, `?` and the query.
+    pub(crate) fn target<'a>(&'a self, endpoint: &'a str, query: Option<&'a str>) -> [&'a str; 4] {
+        match query {
+            Some(q) => [&self.prefix, endpoint, "?", q],
+            None => [&self.prefix, endpoint, "", ""],
+        }
     }
 
     /// Whether a response with `status` counts as a breaker failure.
@@ -129,23 +123,19 @@ mod tests {
 
     fn upstream(base: &str, kind: &str) -> Upstream {
         let yaml = format!("providers: [{{ name: p, kind: {kind}, base_url: '{base}' }}]");
-        Upstream::new(&parse(&yaml).unwrap().providers[0], None).unwrap()
+        let mut pools = Pools::new().unwrap();
+        Upstream::new(&parse(&yaml).unwrap().providers[0], None, &mut pools).unwrap()
     }
 
     #[test]
     fn joins_base_path_endpoint_and_query() {
         let u = upstream("https://api.example.com/openai/", "openai");
         assert_eq!(
-            u.uri("/v1/chat/completions", Some("a=1"))
-                .unwrap()
-                .to_string(),
-            "https://api.example.com/openai/v1/chat/completions?a=1"
+            u.target("/v1/chat/completions", Some("a=1")).concat(),
+            "/openai/v1/chat/completions?a=1"
         );
         let u = upstream("http://127.0.0.1:8000", "generic");
-        assert_eq!(
-            u.uri("/x", None).unwrap().to_string(),
-            "http://127.0.0.1:8000/x"
-        );
+        assert_eq!(u.target("/x", None).concat(), "/x");
     }
 
     #[test]

@@ -6,22 +6,27 @@
 //! accepted; open connections are told to finish their in-flight requests and close; those
 //! still open after [`Limits::shutdown_grace`] are dropped.
 
-use std::convert::Infallible;
+mod body;
+mod h1;
+mod h2;
+
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+pub use self::body::RequestBody;
+use self::body::READ_CHUNK;
+use self::h1::HEADER_READ_TIMEOUT;
+use self::h2::PREFACE;
 use crate::http::Body;
 
 /// Bounds of one listener.
@@ -33,9 +38,6 @@ pub struct Limits {
     /// Time in-flight requests get to finish once shutdown starts (`server.shutdown_grace`).
     pub shutdown_grace: Duration,
 }
-
-/// Longest time a client may take to send request headers (slow-loris guard).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Pause after a failed `accept` (for example out of file descriptors), so the loop does not
 /// spin while the condition lasts.
@@ -51,22 +53,16 @@ pub async fn serve<H, F>(
     shutdown: impl Future<Output = ()>,
     limits: Limits,
 ) where
-    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<RequestBody>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let local = listener.local_addr().ok();
     // Each connection holds a permit; at zero, the loop stops accepting until one closes.
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    // Tells every open connection to finish its current requests and close.
-    let graceful = GracefulShutdown::new();
+    // Tells every open connection to finish its current request and close.
+    let (stop, stopped) = watch::channel(false);
     // Owns the connection tasks, so the ones still open after the grace can be dropped.
     let mut connections = JoinSet::new();
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
     tokio::pin!(shutdown);
 
     loop {
@@ -95,18 +91,9 @@ pub async fn serve<H, F>(
             tracing::debug!(%remote, %error, "cannot set TCP_NODELAY");
         }
         let handler = handler.clone();
-        let service = service_fn(move |req| {
-            let response = handler(req, remote);
-            async move { Ok::<_, Infallible>(response.await) }
-        });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let stopped = stopped.clone();
         connections.spawn(async move {
-            if let Err(error) = conn.await {
-                tracing::debug!(%remote, %error, "connection ended with an error");
-            }
+            connection(stream, remote, handler, stopped).await;
             drop(permit);
         });
     }
@@ -115,8 +102,10 @@ pub async fn serve<H, F>(
     let open = limits.max_connections.max(1) - slots.available_permits();
     tracing::info!(listener = ?local, open, grace_s = limits.shutdown_grace.as_secs_f64(),
         "stopped accepting; draining connections");
+    let _ = stop.send(true);
+    let drained = async { while connections.join_next().await.is_some() {} };
     tokio::select! {
-        () = graceful.shutdown() => {
+        () = drained => {
             tracing::info!(listener = ?local, "all connections closed");
         }
         () = tokio::time::sleep(limits.shutdown_grace) => {
@@ -125,6 +114,47 @@ pub async fn serve<H, F>(
         }
     }
     connections.shutdown().await;
+}
+
+/// Serves one connection: HTTP/1 unless it opens with the HTTP/2 preface (h2c).
+async fn connection<H, F>(
+    mut stream: TcpStream,
+    remote: SocketAddr,
+    handler: H,
+    mut stopped: watch::Receiver<bool>,
+) where
+    H: Fn(Request<RequestBody>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let stopping = async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    tokio::pin!(stopping);
+    let mut stopping: Pin<&mut (dyn Future<Output = ()> + Send)> = stopping;
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // Read until HTTP/1 and the h2 preface can be told apart.
+    let sniff = async {
+        loop {
+            if stream.read_buf(&mut buf).await? == 0 {
+                return Ok::<_, std::io::Error>(false);
+            }
+            if buf.len() >= PREFACE.len() || !PREFACE.starts_with(&buf) {
+                return Ok(true);
+            }
+        }
+    };
+    let readable = tokio::select! {
+        read = tokio::time::timeout(HEADER_READ_TIMEOUT, sniff) => matches!(read, Ok(Ok(true))),
+        () = stopping.as_mut() => false,
+    };
+    if !readable {
+        return;
+    }
+    if buf.starts_with(PREFACE) {
+        h2::serve(stream, buf.freeze(), remote, handler, stopping).await;
+    } else {
+        h1::serve(stream, buf, remote, &handler, stopping).await;
+    }
 }
 
 #[cfg(test)]
@@ -183,6 +213,7 @@ mod tests {
 
     #[tokio::test]
     async fn serves_h2c_with_prior_knowledge() {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let limits = Limits {
@@ -191,7 +222,7 @@ mod tests {
         };
         let server = tokio::spawn(serve(
             listener,
-            |req: Request<Incoming>, _remote| async move {
+            |req: Request<RequestBody>, _remote| async move {
                 Response::new(full(format!("{:?}", req.version())))
             },
             std::future::pending(),

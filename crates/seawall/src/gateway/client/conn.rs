@@ -1,0 +1,133 @@
+//! One upstream connection: TCP with `TCP_NODELAY`, wrapped in TLS for `https`, plus the read
+//! buffer whose leftover bytes belong to the next response.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+/// Read buffer size; also the most read in one call.
+pub(super) const READ_CHUNK: usize = 16 * 1024;
+
+/// Plain TCP or TLS over TCP.
+pub(super) enum Io {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// An open connection and what has been read from it but not yet used.
+pub(super) struct Conn {
+    pub(super) io: Io,
+    pub(super) buf: BytesMut,
+}
+
+impl Conn {
+    /// Connects to `host:port`, with TLS when `tls` is given (SNI and verification against
+    /// `server_name`).
+    pub(super) async fn open(
+        host: &str,
+        port: u16,
+        tls: Option<(&Arc<rustls::ClientConfig>, &ServerName<'static>)>,
+    ) -> io::Result<Conn> {
+        let tcp = TcpStream::connect((host, port)).await?;
+        tcp.set_nodelay(true)?;
+        let io = match tls {
+            None => Io::Plain(tcp),
+            Some((config, name)) => {
+                let stream = TlsConnector::from(config.clone())
+                    .connect(name.clone(), tcp)
+                    .await?;
+                Io::Tls(Box::new(stream))
+            }
+        };
+        Ok(Conn {
+            io,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+        })
+    }
+
+    /// Whether the idle connection looks reusable: nothing to read (a readable idle
+    /// connection was closed by the server or sent something unasked) and no leftovers.
+    /// Uses tokio's cached readiness: no system call.
+    pub(super) fn is_reusable(&self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let tcp = match &self.io {
+            Io::Plain(tcp) => tcp,
+            Io::Tls(tls) => tls.get_ref().0,
+        };
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        tcp.poll_read_ready(&mut cx).is_pending()
+    }
+
+    /// Reads more bytes into `buf`: `Ready(Ok(0))` at end of file.
+    pub(super) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        use tokio::io::AsyncReadExt;
+        self.buf.reserve(READ_CHUNK);
+        let read = std::pin::pin!(self.io.read_buf(&mut self.buf));
+        std::future::Future::poll(read, cx)
+    }
+
+    /// Reads more bytes into `buf`: `Ok(0)` at end of file.
+    pub(super) async fn fill(&mut self) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_fill(cx)).await
+    }
+
+    /// Writes all of `bytes` and flushes.
+    pub(super) async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.io.write_all(bytes).await?;
+        if let Io::Tls(_) = self.io {
+            self.io.flush().await?;
+        }
+        Ok(())
+    }
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}

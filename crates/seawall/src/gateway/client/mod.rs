@@ -1,0 +1,287 @@
+//! The upstream client: HTTP/1.1 over pooled connections (plain or TLS with rustls, ring and
+//! the webpki roots), driven in the calling task.
+//!
+//! A request takes an idle connection from its destination's pool (newest first, after a
+//! readiness check that costs no system call) or opens one within the provider's
+//! `timeouts.connect`, writes the head and body (small bodies in the same write), and reads
+//! the response head. The response body ([`ResponseBody`]) reads from the connection as the
+//! client's side pulls it and returns the connection to the pool when it ends. A reused
+//! connection that turns out closed before the request could be written is replaced once.
+
+mod body;
+mod conn;
+
+use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::HOST;
+use http::{HeaderMap, Method, Response, Uri};
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Body as _;
+use rustls::pki_types::ServerName;
+use tokio::time::Instant;
+
+pub(crate) use self::body::ResponseBody;
+use self::conn::Conn;
+use super::GatewayError;
+use crate::h1::decode::Decoder;
+use crate::h1::encode::{gather, push_data, LAST_CHUNK};
+use crate::h1::head::{self, HeadError};
+use crate::http::BoxError;
+
+/// The body of a request sent upstream (not `Sync`: any client body can be forwarded).
+pub(crate) type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Idle pooled connections older than this are closed instead of reused.
+const POOL_IDLE: Duration = Duration::from_secs(90);
+/// Most idle connections kept per destination.
+const MAX_IDLE: usize = 1024;
+/// Request bytes gathered before a write (head plus body frames that are ready).
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// Why a request got no response.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SendError {
+    #[error("connect: {0}")]
+    Connect(io::Error),
+    #[error("connect timed out after {0:?}")]
+    ConnectTimeout(Duration),
+    /// The client's own request body failed (too large, or its stream broke).
+    #[error("request body: {0}")]
+    Body(BoxError),
+    #[error("upstream connection: {0}")]
+    Io(io::Error),
+    #[error("upstream closed the connection before answering")]
+    Closed,
+    #[error("invalid upstream response: {0}")]
+    Head(HeadError),
+}
+
+/// The shared TLS settings and one pool per destination, built with the gateway.
+pub(crate) struct Pools {
+    tls: Arc<rustls::ClientConfig>,
+    by_destination: HashMap<(bool, String, u16), Arc<Pool>>,
+}
+
+impl Pools {
+    pub(crate) fn new() -> Result<Self, GatewayError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Pools {
+            tls: Arc::new(tls),
+            by_destination: HashMap::new(),
+        })
+    }
+
+    /// The pool for `base`'s scheme, host and port (shared by providers with the same one).
+    pub(crate) fn pool_for(&mut self, base: &Uri) -> Result<Arc<Pool>, String> {
+        let tls = match base.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err("the scheme must be http or https".into()),
+        };
+        let host = base.host().ok_or("no host")?.to_ascii_lowercase();
+        let port = base.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let key = (tls, host.clone(), port);
+        if let Some(pool) = self.by_destination.get(&key) {
+            return Ok(pool.clone());
+        }
+        // `[::1]` in a URL is `::1` to connect to and to verify.
+        let bare = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let server_name = ServerName::try_from(bare.clone()).map_err(|e| e.to_string())?;
+        let authority = base
+            .authority()
+            .map_or(host.clone(), |a| a.as_str().to_owned());
+        let pool = Arc::new(Pool {
+            host: bare,
+            port,
+            tls: tls.then(|| (self.tls.clone(), server_name)),
+            host_header: format!("host: {authority}\r\n").into_bytes(),
+            idle: Mutex::new(VecDeque::new()),
+        });
+        self.by_destination.insert(key, pool.clone());
+        Ok(pool)
+    }
+}
+
+/// Idle connections to one destination.
+pub(crate) struct Pool {
+    host: String,
+    port: u16,
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    /// `host: …\r\n`, written when the request has no `host` of its own.
+    host_header: Vec<u8>,
+    /// Oldest at the front; taken from the back.
+    idle: Mutex<VecDeque<(Conn, Instant)>>,
+}
+
+/// A request to send: everything but the body.
+pub(crate) struct Outgoing<'a> {
+    pub(crate) method: &'a Method,
+    /// The request target's pieces, written one after the other (path, then `?query`).
+    pub(crate) target: [&'a str; 4],
+    pub(crate) headers: &'a HeaderMap,
+}
+
+impl Pool {
+    /// Sends a request and waits for the response head. `connect` bounds opening a new
+    /// connection (TCP and TLS).
+    pub(crate) async fn send(
+        self: &Arc<Self>,
+        req: Outgoing<'_>,
+        mut body: UpstreamBody,
+        connect: Duration,
+    ) -> Result<Response<ResponseBody>, SendError> {
+        let mut out = Vec::with_capacity(1024);
+        self.write_head(&mut out, &req, &body);
+        let chunked = body.size_hint().exact().is_none();
+        // Body frames that are ready go in the first write; `done` when that is all of it.
+        let done = gather(&mut body, &mut out, chunked, WRITE_BATCH).map_err(SendError::Body)?;
+        let mut conn = match self.checkout() {
+            Some(mut conn) => match conn.write_all(&out).await {
+                Ok(()) => conn,
+                // Closed while idle: nothing was delivered, so a fresh connection may retry.
+                Err(_) => {
+                    let mut conn = self.open(connect).await?;
+                    conn.write_all(&out).await.map_err(SendError::Io)?;
+                    conn
+                }
+            },
+            None => {
+                let mut conn = self.open(connect).await?;
+                conn.write_all(&out).await.map_err(SendError::Io)?;
+                conn
+            }
+        };
+        if !done {
+            loop {
+                out.clear();
+                let frame = poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await;
+                let finished = match frame {
+                    Some(Ok(frame)) => {
+                        if let Some(data) = frame.data_ref() {
+                            push_data(&mut out, data, chunked);
+                        }
+                        gather(&mut body, &mut out, chunked, WRITE_BATCH)
+                            .map_err(SendError::Body)?
+                    }
+                    Some(Err(e)) => return Err(SendError::Body(e)),
+                    None => {
+                        if chunked {
+                            out.extend_from_slice(LAST_CHUNK);
+                        }
+                        true
+                    }
+                };
+                conn.write_all(&out).await.map_err(SendError::Io)?;
+                if finished {
+                    break;
+                }
+            }
+        }
+        self.read_response(conn, req.method).await
+    }
+
+    fn write_head(&self, out: &mut Vec<u8>, req: &Outgoing<'_>, body: &UpstreamBody) {
+        out.extend_from_slice(req.method.as_str().as_bytes());
+        out.push(b' ');
+        for piece in req.target {
+            out.extend_from_slice(piece.as_bytes());
+        }
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        if !req.headers.contains_key(HOST) {
+            out.extend_from_slice(&self.host_header);
+        }
+        head::write_headers(out, req.headers);
+        match body.size_hint().exact() {
+            Some(0) if !matches!(*req.method, Method::POST | Method::PUT | Method::PATCH) => {}
+            Some(n) => head::write_content_length(out, n),
+            None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// Reads the response head (skipping interim `1xx` responses).
+    async fn read_response(
+        self: &Arc<Self>,
+        mut conn: Conn,
+        method: &Method,
+    ) -> Result<Response<ResponseBody>, SendError> {
+        loop {
+            match head::parse_response(&mut conn.buf) {
+                Ok(Some(head)) if head.parts.status.is_informational() => {
+                    if head.parts.status == http::StatusCode::SWITCHING_PROTOCOLS {
+                        return Err(SendError::Head(HeadError::Malformed(
+                            "unexpected 101".into(),
+                        )));
+                    }
+                }
+                Ok(Some(head)) => {
+                    let framing =
+                        head::response_framing(method, head.parts.status, &head.parts.headers)
+                            .map_err(SendError::Head)?;
+                    let reusable =
+                        head.keep_alive && framing != crate::h1::decode::Framing::UntilClose;
+                    let body = ResponseBody::new(
+                        conn,
+                        Decoder::new(framing),
+                        reusable.then(|| self.clone()),
+                    );
+                    return Ok(Response::from_parts(head.parts, body));
+                }
+                Ok(None) => match conn.fill().await {
+                    Ok(0) => return Err(SendError::Closed),
+                    Ok(_) => {}
+                    Err(e) => return Err(SendError::Io(e)),
+                },
+                Err(e) => return Err(SendError::Head(e)),
+            }
+        }
+    }
+
+    /// The newest idle connection that still looks usable.
+    fn checkout(&self) -> Option<Conn> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some((conn, since)) = idle.pop_back() {
+            if since.elapsed() < POOL_IDLE && conn.is_reusable() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Returns a connection whose exchange completed cleanly.
+    fn put(&self, conn: Conn) {
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while idle.front().is_some_and(|(_, since)| {
+            now.duration_since(*since) >= POOL_IDLE || idle.len() >= MAX_IDLE
+        }) {
+            idle.pop_front();
+        }
+        idle.push_back((conn, now));
+    }
+
+    async fn open(&self, limit: Duration) -> Result<Conn, SendError> {
+        let tls = self.tls.as_ref().map(|(config, name)| (config, name));
+        match tokio::time::timeout(limit, Conn::open(&self.host, self.port, tls)).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(SendError::Connect(e)),
+            Err(_) => Err(SendError::ConnectTimeout(limit)),
+        }
+    }
+}

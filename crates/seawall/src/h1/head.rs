@@ -1,0 +1,454 @@
+//! Message heads: parsing request and response heads with `httparse` into `http` types,
+//! deciding body framing and keep-alive (RFC 9112 §6 and §9), and writing heads back out.
+
+use std::cell::RefCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE, EXPECT, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
+
+use super::decode::Framing;
+
+/// Most header fields accepted in one head (hyper's default).
+pub(crate) const MAX_HEADERS: usize = 100;
+/// Largest head accepted, in bytes.
+pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Why a head was refused. For requests this becomes the `400`/`431` answer's reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum HeadError {
+    #[error("malformed HTTP/1 head: {0}")]
+    Malformed(String),
+    #[error("the head has more than {MAX_HEADERS} header fields or {MAX_HEAD_BYTES} bytes")]
+    TooLarge,
+    #[error("unsupported HTTP version")]
+    Version,
+    #[error("invalid content-length")]
+    ContentLength,
+    #[error("unsupported transfer-encoding")]
+    TransferEncoding,
+    #[error("both content-length and transfer-encoding")]
+    Ambiguous,
+}
+
+impl From<httparse::Error> for HeadError {
+    fn from(e: httparse::Error) -> Self {
+        match e {
+            httparse::Error::TooManyHeaders => HeadError::TooLarge,
+            httparse::Error::Version => HeadError::Version,
+            other => HeadError::Malformed(other.to_string()),
+        }
+    }
+}
+
+/// A parsed request head.
+pub(crate) struct RequestHead {
+    pub(crate) parts: http::request::Parts,
+    pub(crate) framing: Framing,
+    /// The client wants the connection kept open after this exchange.
+    pub(crate) keep_alive: bool,
+    /// The client sent `expect: 100-continue`.
+    pub(crate) expects_continue: bool,
+}
+
+/// A parsed response head.
+pub(crate) struct ResponseHead {
+    pub(crate) parts: http::response::Parts,
+    /// The server allows the connection to be reused after this response.
+    pub(crate) keep_alive: bool,
+}
+
+/// Parses a request head from the start of `buf`: `None` while incomplete. On success the
+/// head's bytes are removed from `buf`.
+pub(crate) fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, HeadError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    let len = match req.parse(buf)? {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial if buf.len() > MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
+        httparse::Status::Partial => return Ok(None),
+    };
+    let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
+        .map_err(|_| HeadError::Malformed("invalid method".into()))?;
+    let version = if req.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let path = req.path.unwrap_or_default();
+    let uri =
+        Uri::try_from(path).map_err(|_| HeadError::Malformed("invalid request target".into()))?;
+    let count = req.headers.len();
+    // Offsets into the head, so header values can share one `Bytes` with it.
+    let base = buf.as_ptr() as usize;
+    let fields: Vec<(HeaderName, usize, usize)> = req
+        .headers
+        .iter()
+        .map(|h| {
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| HeadError::Malformed("invalid header name".into()))?;
+            let start = h.value.as_ptr() as usize - base;
+            Ok((name, start, start + h.value.len()))
+        })
+        .collect::<Result<_, HeadError>>()?;
+    let head = buf.split_to(len).freeze();
+    let headers = header_map(&head, fields, count)?;
+    let framing = request_framing(&headers, version)?;
+    let keep_alive = wants_keep_alive(&headers, version);
+    let expects_continue = version == Version::HTTP_11
+        && headers
+            .get(EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let mut parts = http::Request::new(()).into_parts().0;
+    parts.method = method;
+    parts.uri = uri;
+    parts.version = version;
+    parts.headers = headers;
+    Ok(Some(RequestHead {
+        parts,
+        framing,
+        keep_alive,
+        expects_continue,
+    }))
+}
+
+/// Parses a response head from the start of `buf`: `None` while incomplete. On success the
+/// head's bytes are removed from `buf`.
+pub(crate) fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>, HeadError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut slots);
+    let len = match resp.parse(buf)? {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial if buf.len() > MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
+        httparse::Status::Partial => return Ok(None),
+    };
+    let status = StatusCode::from_u16(resp.code.unwrap_or_default())
+        .map_err(|_| HeadError::Malformed("invalid status code".into()))?;
+    let version = if resp.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let count = resp.headers.len();
+    let base = buf.as_ptr() as usize;
+    let fields: Vec<(HeaderName, usize, usize)> = resp
+        .headers
+        .iter()
+        .map(|h| {
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| HeadError::Malformed("invalid header name".into()))?;
+            let start = h.value.as_ptr() as usize - base;
+            Ok((name, start, start + h.value.len()))
+        })
+        .collect::<Result<_, HeadError>>()?;
+    let head = buf.split_to(len).freeze();
+    let headers = header_map(&head, fields, count)?;
+    let keep_alive = wants_keep_alive(&headers, version);
+    let mut parts = http::Response::new(()).into_parts().0;
+    parts.status = status;
+    parts.version = version;
+    parts.headers = headers;
+    Ok(Some(ResponseHead { parts, keep_alive }))
+}
+
+fn header_map(
+    head: &Bytes,
+    fields: Vec<(HeaderName, usize, usize)>,
+    count: usize,
+) -> Result<HeaderMap, HeadError> {
+    let mut headers = HeaderMap::with_capacity(count);
+    for (name, start, end) in fields {
+        let value = HeaderValue::from_maybe_shared(head.slice(start..end))
+            .map_err(|_| HeadError::Malformed("invalid header value".into()))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+/// A request's body framing (RFC 9112 §6.3): chunked when `transfer-encoding` ends in it,
+/// else `content-length`, else no body. Ambiguous or unsupported framing is refused, since a
+/// proxy that guesses invites request smuggling.
+fn request_framing(headers: &HeaderMap, version: Version) -> Result<Framing, HeadError> {
+    if headers.contains_key(TRANSFER_ENCODING) {
+        if version == Version::HTTP_10 {
+            return Err(HeadError::TransferEncoding);
+        }
+        if headers.contains_key(CONTENT_LENGTH) {
+            return Err(HeadError::Ambiguous);
+        }
+        return if ends_chunked(headers) {
+            Ok(Framing::Chunked)
+        } else {
+            Err(HeadError::TransferEncoding)
+        };
+    }
+    Ok(Framing::Length(content_length(headers)?.unwrap_or(0)))
+}
+
+/// A response's body framing, given the request `method` it answers.
+pub(crate) fn response_framing(
+    method: &Method,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Result<Framing, HeadError> {
+    if *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok(Framing::Length(0));
+    }
+    if headers.contains_key(TRANSFER_ENCODING) {
+        return Ok(if ends_chunked(headers) {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        });
+    }
+    Ok(match content_length(headers)? {
+        Some(n) => Framing::Length(n),
+        None => Framing::UntilClose,
+    })
+}
+
+/// Whether the last transfer coding is `chunked`.
+fn ends_chunked(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
+}
+
+/// The `content-length`, when present: every value (and list element) must agree.
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, HeadError> {
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        let text = value.to_str().map_err(|_| HeadError::ContentLength)?;
+        for item in text.split(',') {
+            let item = item.trim();
+            if item.is_empty() || !item.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(HeadError::ContentLength);
+            }
+            let n: u64 = item.parse().map_err(|_| HeadError::ContentLength)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(HeadError::ContentLength);
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length)
+}
+
+/// Whether a `connection` header lists `token`.
+pub(crate) fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// HTTP/1.1 keeps connections open unless told `close`; HTTP/1.0 only when told `keep-alive`.
+fn wants_keep_alive(headers: &HeaderMap, version: Version) -> bool {
+    if version == Version::HTTP_10 {
+        connection_has(headers, "keep-alive")
+    } else {
+        !connection_has(headers, "close")
+    }
+}
+
+/// Appends `name: value\r\n` for every header except those the framing layer writes itself
+/// (`content-length`, `transfer-encoding`, `connection`).
+pub(crate) fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
+    for (name, value) in headers {
+        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING || name == CONNECTION {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Appends `content-length: n\r\n`.
+pub(crate) fn write_content_length(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(b"content-length: ");
+    let mut digits = itoa_u64(n);
+    out.extend_from_slice(digits.as_mut_slice());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends a `date` header unless `headers` has one (an origin server must send it).
+pub(crate) fn write_date(out: &mut Vec<u8>, headers: &HeaderMap) {
+    if headers.contains_key(DATE) {
+        return;
+    }
+    thread_local! {
+        /// The formatted date and the second it was formatted for.
+        static CACHED: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    CACHED.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != second {
+            *cached = (second, httpdate::fmt_http_date(now));
+        }
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(cached.1.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    });
+}
+
+/// Decimal digits of `n` without allocating.
+fn itoa_u64(mut n: u64) -> Digits {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    Digits { buf, start: i }
+}
+
+struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..]
+    }
+}
+
+/// Appends the status line of an HTTP/1.1 response.
+pub(crate) fn write_status_line(out: &mut Vec<u8>, status: StatusCode) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(wire: &str) -> Result<RequestHead, HeadError> {
+        let mut buf = BytesMut::from(wire.as_bytes());
+        Ok(parse_request(&mut buf)?.expect("complete"))
+    }
+
+    #[test]
+    fn parses_a_request_and_leaves_the_body() {
+        let mut buf = BytesMut::from(
+            &b"POST /a/v1/messages?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nX-Y: z\r\n\r\n{}"[..],
+        );
+        let head = parse_request(&mut buf).unwrap().unwrap();
+        assert_eq!(head.parts.method, Method::POST);
+        assert_eq!(head.parts.uri.path(), "/a/v1/messages");
+        assert_eq!(head.parts.uri.query(), Some("x=1"));
+        assert_eq!(head.parts.headers["x-y"], "z");
+        assert_eq!(head.framing, Framing::Length(2));
+        assert!(head.keep_alive);
+        assert_eq!(&buf[..], b"{}");
+    }
+
+    #[test]
+    fn incomplete_heads_wait_and_huge_ones_fail() {
+        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: h\r\n"[..]);
+        assert!(parse_request(&mut buf).unwrap().is_none());
+        let mut big = BytesMut::from(&b"GET / HTTP/1.1\r\nx: "[..]);
+        big.extend_from_slice(&vec![b'a'; MAX_HEAD_BYTES + 1]);
+        assert_eq!(parse_request(&mut big).err(), Some(HeadError::TooLarge));
+    }
+
+    #[test]
+    fn smuggling_shapes_are_refused() {
+        let both = "POST / HTTP/1.1\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n";
+        assert_eq!(request(both).err(), Some(HeadError::Ambiguous));
+        let differ = "POST / HTTP/1.1\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\n";
+        assert_eq!(request(differ).err(), Some(HeadError::ContentLength));
+        let signed = "POST / HTTP/1.1\r\ncontent-length: +3\r\n\r\n";
+        assert_eq!(request(signed).err(), Some(HeadError::ContentLength));
+        let gzip = "POST / HTTP/1.1\r\ntransfer-encoding: chunked, gzip\r\n\r\n";
+        assert_eq!(request(gzip).err(), Some(HeadError::TransferEncoding));
+        let old = "POST / HTTP/1.0\r\ntransfer-encoding: chunked\r\n\r\n";
+        assert_eq!(request(old).err(), Some(HeadError::TransferEncoding));
+        let same = "POST / HTTP/1.1\r\ncontent-length: 3, 3\r\n\r\n";
+        assert_eq!(request(same).unwrap().framing, Framing::Length(3));
+        let chunked = "POST / HTTP/1.1\r\ntransfer-encoding: gzip, chunked\r\n\r\n";
+        assert_eq!(request(chunked).unwrap().framing, Framing::Chunked);
+    }
+
+    #[test]
+    fn keep_alive_follows_version_and_connection() {
+        assert!(
+            !request("GET / HTTP/1.1\r\nconnection: Close\r\n\r\n")
+                .unwrap()
+                .keep_alive
+        );
+        assert!(!request("GET / HTTP/1.0\r\n\r\n").unwrap().keep_alive);
+        assert!(
+            request("GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n")
+                .unwrap()
+                .keep_alive
+        );
+        assert!(
+            request("GET / HTTP/1.1\r\nexpect: 100-continue\r\n\r\n")
+                .unwrap()
+                .expects_continue
+        );
+    }
+
+    #[test]
+    fn response_framing_rules() {
+        let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"[..]);
+        let head = parse_response(&mut buf).unwrap().unwrap();
+        let framing = |m: &Method, s: u16| {
+            response_framing(m, StatusCode::from_u16(s).unwrap(), &head.parts.headers).unwrap()
+        };
+        assert_eq!(framing(&Method::GET, 200), Framing::Length(5));
+        assert_eq!(framing(&Method::HEAD, 200), Framing::Length(0));
+        assert_eq!(framing(&Method::GET, 204), Framing::Length(0));
+        assert_eq!(framing(&Method::GET, 304), Framing::Length(0));
+        let none = HeaderMap::new();
+        assert_eq!(
+            response_framing(&Method::GET, StatusCode::OK, &none).unwrap(),
+            Framing::UntilClose
+        );
+        let mut old = BytesMut::from(&b"HTTP/1.0 200 OK\r\n\r\n"[..]);
+        assert!(!parse_response(&mut old).unwrap().unwrap().keep_alive);
+    }
+
+    #[test]
+    fn writes_heads() {
+        let mut out = Vec::new();
+        write_status_line(&mut out, StatusCode::SERVICE_UNAVAILABLE);
+        write_content_length(&mut out, 1234567);
+        let mut h = HeaderMap::new();
+        h.insert("x-a", HeaderValue::from_static("1"));
+        h.insert(CONTENT_LENGTH, HeaderValue::from_static("9"));
+        write_headers(&mut out, &h);
+        write_date(&mut out, &h);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with(
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 1234567\r\nx-a: 1\r\ndate: "
+            ),
+            "{text}"
+        );
+        assert!(!text.contains(": 9"));
+    }
+}

@@ -1,0 +1,322 @@
+//! One HTTP/1.1 client connection, served in its own task: read a head, call the handler,
+//! write the response (small ones in one write, streamed ones frame by frame as they come),
+//! repeat while the connection may be kept open.
+//!
+//! Limits: a complete request head must arrive within [`HEADER_READ_TIMEOUT`] of the previous
+//! response (or of the connection opening), heads are bounded by `h1::head`. Bad heads get a
+//! JSON `400` (`431` when too large) and the connection closes. A request body the handler did
+//! not read to its end closes the connection after the response (its end is unknown).
+
+use std::future::{poll_fn, Future};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use http::{Method, Request, Response, StatusCode, Version};
+use hyper::body::Body as _;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+
+use super::body::{lock, ReadSide, RequestBody};
+use crate::h1::decode::{Decoder, Framing};
+use crate::h1::encode::{gather, push_data, LAST_CHUNK};
+use crate::h1::head::{self, HeadError, RequestHead};
+use crate::http::{json_error, Body};
+
+/// Longest time a client may take to send a request head, counted from the previous response
+/// (slow-loris guard; also closes idle keep-alive connections).
+pub(super) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Response bytes gathered before a write.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// After answering a request whose body was not read, unread bytes are drained for this long
+/// (at most [`LINGER_BYTES`]) before closing, so the client reads the answer instead of a reset.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 1024 * 1024;
+
+/// Serves HTTP/1 requests on `stream` (whose first bytes are already in `buf`) until the
+/// client closes, asks to close, errs, idles out, or `stopping` resolves between requests.
+pub(super) async fn serve<H, F>(
+    stream: TcpStream,
+    buf: BytesMut,
+    remote: SocketAddr,
+    handler: &H,
+    stopping: Pin<&mut (dyn Future<Output = ()> + Send)>,
+) where
+    H: Fn(Request<RequestBody>, SocketAddr) -> F,
+    F: Future<Output = Response<Body>>,
+{
+    let (read, mut write) = stream.into_split();
+    let side = Arc::new(Mutex::new(ReadSide {
+        io: read,
+        buf,
+        body: None,
+    }));
+    let mut conn = Conn {
+        side,
+        out: Vec::with_capacity(4096),
+        deadline: HeadDeadline::new(),
+        stopping,
+        stopped: false,
+    };
+    loop {
+        let head = match conn.read_head().await {
+            Ok(Some(head)) => head,
+            Ok(None) => return,
+            Err(error) => {
+                let status = if error == HeadError::TooLarge {
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                tracing::debug!(%remote, %error, "refused a request head");
+                let reply = json_error(status, "invalid_request_error", &error.to_string());
+                let _ = conn
+                    .respond(&mut write, &Method::GET, Version::HTTP_11, reply, false)
+                    .await;
+                conn.close(&mut write).await;
+                return;
+            }
+        };
+        let RequestHead {
+            parts,
+            framing,
+            keep_alive,
+            expects_continue,
+        } = head;
+        let (method, version) = (parts.method.clone(), parts.version);
+        let body = {
+            let mut side = lock(&conn.side);
+            match framing {
+                Framing::Length(n) if side.buf.len() as u64 >= n => {
+                    RequestBody::full(side.buf.split_to(n as usize).freeze())
+                }
+                _ => {
+                    side.body = Some(Decoder::new(framing));
+                    RequestBody::stream(conn.side.clone())
+                }
+            }
+        };
+        if expects_continue
+            && !body.is_end_stream()
+            && write
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .is_err()
+        {
+            return;
+        }
+        let reply = handler(Request::from_parts(parts, body), remote).await;
+        // A body left unread hides where the next request starts.
+        let unread = lock(&conn.side).body.is_some();
+        let keep = keep_alive && !unread && !conn.is_stopping();
+        match conn
+            .respond(&mut write, &method, version, reply, keep)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                conn.close(&mut write).await;
+                return;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// A connection's state between requests.
+struct Conn<'s> {
+    side: Arc<Mutex<ReadSide>>,
+    /// Reused for every response head (and small bodies).
+    out: Vec<u8>,
+    deadline: HeadDeadline,
+    /// Resolves when the server starts shutting down.
+    stopping: Pin<&'s mut (dyn Future<Output = ()> + Send)>,
+    stopped: bool,
+}
+
+impl Conn<'_> {
+    /// Whether shutdown has started (checked without waiting).
+    fn is_stopping(&mut self) -> bool {
+        if !self.stopped {
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            self.stopped = self.stopping.as_mut().poll(&mut cx).is_ready();
+        }
+        self.stopped
+    }
+
+    /// The next request head: `None` when the client closed or went silent, or when the
+    /// server is stopping and no request has begun.
+    async fn read_head(&mut self) -> Result<Option<RequestHead>, HeadError> {
+        self.deadline.arm();
+        poll_fn(|cx| {
+            let mut side = lock(&self.side);
+            loop {
+                if !side.buf.is_empty() {
+                    if let Some(head) = head::parse_request(&mut side.buf)? {
+                        return Poll::Ready(Ok(Some(head)));
+                    }
+                }
+                match side.poll_fill(cx) {
+                    Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(Ok(None)),
+                    Poll::Ready(Ok(_)) => {}
+                    Poll::Pending => {
+                        let idle = side.buf.is_empty();
+                        if idle && !self.stopped && self.stopping.as_mut().poll(cx).is_ready() {
+                            self.stopped = true;
+                        }
+                        if (idle && self.stopped) || self.deadline.poll_expired(cx) {
+                            return Poll::Ready(Ok(None));
+                        }
+                        return Poll::Pending;
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    /// Writes `reply`; `Ok(keep)` tells whether the connection stays open.
+    async fn respond(
+        &mut self,
+        write: &mut OwnedWriteHalf,
+        method: &Method,
+        version: Version,
+        reply: Response<Body>,
+        mut keep: bool,
+    ) -> io::Result<bool> {
+        let (parts, mut body) = reply.into_parts();
+        let out = &mut self.out;
+        out.clear();
+        head::write_status_line(out, parts.status);
+        head::write_headers(out, &parts.headers);
+        head::write_date(out, &parts.headers);
+        let status = parts.status;
+        let bodiless = status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
+        let head_only = *method == Method::HEAD;
+        let mut chunked = false;
+        if !bodiless {
+            match body.size_hint().exact() {
+                Some(n) => head::write_content_length(out, n),
+                None if head_only => {}
+                None if version == Version::HTTP_11 => {
+                    out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+                    chunked = true;
+                }
+                // An HTTP/1.0 client reads until the close.
+                None => keep = false,
+            }
+        }
+        if !keep {
+            out.extend_from_slice(b"connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        if bodiless || head_only {
+            write.write_all(out).await?;
+            return Ok(keep);
+        }
+        loop {
+            let ended = match gather(&mut body, out, chunked, WRITE_BATCH) {
+                Ok(ended) => ended,
+                // The body broke (an upstream failed mid-stream): end the response early; the
+                // missing last chunk or short length tells the client.
+                Err(_) => {
+                    write.write_all(out).await?;
+                    return Ok(false);
+                }
+            };
+            if !out.is_empty() {
+                write.write_all(out).await?;
+                out.clear();
+            }
+            if ended {
+                return Ok(keep);
+            }
+            match poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        push_data(out, data, chunked);
+                    }
+                }
+                Some(Err(_)) => return Ok(false),
+                None => {
+                    if chunked {
+                        out.extend_from_slice(LAST_CHUNK);
+                    }
+                    write.write_all(out).await?;
+                    return Ok(keep);
+                }
+            }
+        }
+    }
+
+    /// Closes after a final response: flushes, half-closes, and drains a little of what the
+    /// client may still be sending so it reads the answer rather than a reset.
+    async fn close(&mut self, write: &mut OwnedWriteHalf) {
+        let _ = write.shutdown().await;
+        let side = self.side.clone();
+        let mut total = 0;
+        let drain = poll_fn(move |cx| {
+            let mut side = lock(&side);
+            loop {
+                side.buf.clear();
+                match side.poll_fill(cx) {
+                    Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(()),
+                    Poll::Ready(Ok(n)) => {
+                        total += n;
+                        if total >= LINGER_BYTES {
+                            return Poll::Ready(());
+                        }
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        });
+        let _ = tokio::time::timeout(LINGER, drain).await;
+    }
+}
+
+/// The header read deadline, without touching the timer wheel per request: the deadline moves
+/// forward in a plain field, and the timer is re-armed only when it fires before it.
+struct HeadDeadline {
+    sleep: Pin<Box<Sleep>>,
+    due: Instant,
+}
+
+impl HeadDeadline {
+    fn new() -> Self {
+        let due = Instant::now() + HEADER_READ_TIMEOUT;
+        HeadDeadline {
+            sleep: Box::pin(tokio::time::sleep_until(due)),
+            due,
+        }
+    }
+
+    /// Starts the wait for a head.
+    fn arm(&mut self) {
+        self.due = Instant::now() + HEADER_READ_TIMEOUT;
+    }
+
+    /// Whether the head is late; registers `cx` to be woken when it will be.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            if self.sleep.deadline() >= self.due {
+                return true;
+            }
+            let due = self.due;
+            self.sleep.as_mut().reset(due);
+        }
+    }
+}
