@@ -1,7 +1,9 @@
 //! The daemon's breakers: policy from configuration, one registry per provider keyed by
 //! endpoint (× model), a log line and metrics on every transition, and views for the admin API.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -65,12 +67,74 @@ pub struct ProviderBreakers {
 }
 
 /// What a provider breaker is keyed by.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct BreakerKey {
     /// Request path without the query (e.g. `/v1/messages`).
     pub endpoint: String,
     /// The model, when breakers are per model; else empty.
     pub model: String,
+}
+
+/// A key's two parts, owned or borrowed, so a request finds its breaker without allocating.
+trait KeyParts {
+    fn endpoint(&self) -> &str;
+    fn model(&self) -> &str;
+}
+
+impl KeyParts for BreakerKey {
+    fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+    fn model(&self) -> &str {
+        &self.model
+    }
+}
+
+impl KeyParts for (&str, &str) {
+    fn endpoint(&self) -> &str {
+        self.0
+    }
+    fn model(&self) -> &str {
+        self.1
+    }
+}
+
+impl<'a> Borrow<dyn KeyParts + 'a> for BreakerKey {
+    fn borrow(&self) -> &(dyn KeyParts + 'a) {
+        self
+    }
+}
+
+impl Hash for dyn KeyParts + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.endpoint().hash(state);
+        self.model().hash(state);
+    }
+}
+
+impl PartialEq for dyn KeyParts + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.endpoint() == other.endpoint() && self.model() == other.model()
+    }
+}
+
+impl Eq for dyn KeyParts + '_ {}
+
+impl ToOwned for dyn KeyParts + '_ {
+    type Owned = BreakerKey;
+    fn to_owned(&self) -> BreakerKey {
+        BreakerKey {
+            endpoint: self.endpoint().to_owned(),
+            model: self.model().to_owned(),
+        }
+    }
+}
+
+// Must hash exactly as `dyn KeyParts` does, for borrowed lookups to find owned keys.
+impl Hash for BreakerKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self as &dyn KeyParts).hash(state);
+    }
 }
 
 /// A breaker as the admin API shows it.
@@ -249,25 +313,45 @@ impl ProviderBreakers {
     /// The breaker for a request to `endpoint` (path without query) naming `model`, with its
     /// labels. The model is ignored unless breakers are per model.
     pub fn get(&self, endpoint: &str, model: Option<&str>) -> (CircuitBreaker, BreakerLabels) {
-        let key = BreakerKey {
-            endpoint: endpoint.to_owned(),
-            model: if self.per_model {
-                model.unwrap_or_default().to_owned()
-            } else {
-                String::new()
-            },
+        let (breaker, overflow) = self.breaker(endpoint, model);
+        (breaker, self.labels_of(endpoint, model, overflow))
+    }
+
+    /// The breaker for a request to `endpoint` naming `model`, and whether it is the overflow
+    /// breaker (all breakers in use). Allocates nothing once the breaker exists.
+    pub fn breaker(&self, endpoint: &str, model: Option<&str>) -> (CircuitBreaker, bool) {
+        let model = if self.per_model {
+            model.unwrap_or_default()
+        } else {
+            ""
         };
-        match self.registry.get(&key) {
-            Ok(b) => (b, self.labels(&key)),
+        match self.registry.get(&(endpoint, model) as &dyn KeyParts) {
+            Ok(b) => (b, false),
             Err(_) => {
                 self.overflow_used.store(true, Ordering::Relaxed);
-                let key = BreakerKey {
-                    endpoint: "*".into(),
-                    model: String::new(),
-                };
-                (self.overflow.clone(), self.labels(&key))
+                (self.overflow.clone(), true)
             }
         }
+    }
+
+    /// The labels of the breaker [`breaker`](Self::breaker) returned for these arguments.
+    pub fn labels_of(&self, endpoint: &str, model: Option<&str>, overflow: bool) -> BreakerLabels {
+        let key = if overflow {
+            BreakerKey {
+                endpoint: "*".into(),
+                model: String::new(),
+            }
+        } else {
+            BreakerKey {
+                endpoint: endpoint.to_owned(),
+                model: if self.per_model {
+                    model.unwrap_or_default().to_owned()
+                } else {
+                    String::new()
+                },
+            }
+        };
+        self.labels(&key)
     }
 
     fn labels(&self, key: &BreakerKey) -> BreakerLabels {

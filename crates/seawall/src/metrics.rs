@@ -1,7 +1,8 @@
 //! Prometheus metrics of the daemon, named as in DESIGN §5 (prefix `seawall_`), encoded in
 //! the text exposition format for the admin `/metrics` endpoint.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -65,8 +66,18 @@ pub struct Metrics {
     upstream_requests: Family<UpstreamLabels, Counter>,
     upstream_duration: Family<RouteLabels, Histogram>,
     flag_fetches: Family<FlagFetchLabels, Counter>,
+    /// Handles into the two upstream families by provider, then endpoint, so a request
+    /// records without building label sets (the endpoints are bounded by the breakers').
+    routes: RwLock<HashMap<String, HashMap<String, Arc<RouteMetrics>>>>,
     /// Recent breaker transitions, recorded next to the state gauges.
     timeline: Timeline,
+}
+
+/// One route's upstream metrics.
+struct RouteMetrics {
+    duration: Histogram,
+    /// By response code (a few per route).
+    requests: RwLock<Vec<(Box<str>, Counter)>>,
 }
 
 impl Metrics {
@@ -119,6 +130,7 @@ impl Metrics {
             upstream_requests,
             upstream_duration,
             flag_fetches,
+            routes: RwLock::new(HashMap::new()),
             timeline: Timeline::new(),
         }
     }
@@ -159,17 +171,60 @@ impl Metrics {
     /// Counts a forwarded request and its latency to response headers. `code` is the status
     /// or `error`.
     pub fn observe_upstream(&self, provider: &str, endpoint: &str, code: &str, seconds: f64) {
-        let l = UpstreamLabels {
-            provider: provider.to_owned(),
-            endpoint: endpoint.to_owned(),
-            code: code.to_owned(),
-        };
-        self.upstream_requests.get_or_create(&l).inc();
+        let route = self.route(provider, endpoint);
+        route.duration.observe(seconds);
+        let counted = route
+            .requests
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|(c, _)| &**c == code)
+            .map(|(_, counter)| counter.inc());
+        if counted.is_none() {
+            let l = UpstreamLabels {
+                provider: provider.to_owned(),
+                endpoint: endpoint.to_owned(),
+                code: code.to_owned(),
+            };
+            let counter = self.upstream_requests.get_or_create(&l).clone();
+            counter.inc();
+            let mut requests = route
+                .requests
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !requests.iter().any(|(c, _)| &**c == code) {
+                requests.push((code.into(), counter));
+            }
+        }
+    }
+
+    /// The handles of `provider`'s `endpoint`, created on first use.
+    fn route(&self, provider: &str, endpoint: &str) -> Arc<RouteMetrics> {
+        let found = self
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(provider)
+            .and_then(|endpoints| endpoints.get(endpoint).cloned());
+        if let Some(route) = found {
+            return route;
+        }
         let r = RouteLabels {
             provider: provider.to_owned(),
             endpoint: endpoint.to_owned(),
         };
-        self.upstream_duration.get_or_create(&r).observe(seconds);
+        let created = Arc::new(RouteMetrics {
+            duration: self.upstream_duration.get_or_create(&r).clone(),
+            requests: RwLock::new(Vec::new()),
+        });
+        self.routes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(r.provider)
+            .or_default()
+            .entry(r.endpoint)
+            .or_insert(created)
+            .clone()
     }
 
     /// Counts a feature-flag fetch.

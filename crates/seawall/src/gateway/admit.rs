@@ -7,7 +7,6 @@ use seawall_breaker::{OwnedPermit, Rejected, State};
 
 use super::upstream::Upstream;
 use crate::breakers::Breakers;
-use crate::metrics::BreakerLabels;
 
 /// A call the breakers let through, and where it goes.
 pub(crate) struct Admitted<'a> {
@@ -15,8 +14,8 @@ pub(crate) struct Admitted<'a> {
     pub(crate) upstream: &'a Upstream,
     /// Held until the response body ends.
     pub(crate) permit: OwnedPermit,
-    /// The admitting breaker's labels (its endpoint is `*` for an overflow breaker).
-    pub(crate) labels: BreakerLabels,
+    /// The admitting breaker's endpoint label (`*` for an overflow breaker).
+    pub(crate) endpoint: &'a str,
     /// Whether a fallback serves the call.
     pub(crate) fallback: bool,
 }
@@ -34,27 +33,28 @@ pub(crate) fn admit<'a>(
     upstreams: &'a HashMap<String, Upstream>,
     breakers: &Breakers,
     primary: &'a Upstream,
-    endpoint: &str,
+    endpoint: &'a str,
     model: Option<&str>,
 ) -> Result<Admitted<'a>, Refused> {
     let try_one = |upstream: &'a Upstream| {
         // `Gateway::new` checked that every provider has breakers.
         let pb = breakers.provider(&upstream.name)?;
-        let (breaker, labels) = pb.get(endpoint, model);
+        let (breaker, overflow) = pb.breaker(endpoint, model);
+        let label = if overflow { "*" } else { endpoint };
         Some(match breaker.try_acquire_owned() {
-            Ok(permit) => Ok((permit, labels)),
+            Ok(permit) => Ok((permit, label)),
             Err(rejected) => {
-                pb.count_reject(&labels);
+                pb.count_reject(&pb.labels_of(endpoint, model, overflow));
                 Err((rejected, breaker.state()))
             }
         })
     };
     let (rejected, state) = match try_one(primary) {
-        Some(Ok((permit, labels))) => {
+        Some(Ok((permit, endpoint))) => {
             return Ok(Admitted {
                 upstream: primary,
                 permit,
-                labels,
+                endpoint,
                 fallback: false,
             })
         }
@@ -65,12 +65,12 @@ pub(crate) fn admit<'a>(
         let Some(upstream) = upstreams.get(name) else {
             continue;
         };
-        if let Some(Ok((permit, labels))) = try_one(upstream) {
+        if let Some(Ok((permit, label))) = try_one(upstream) {
             tracing::debug!(provider = %primary.name, fallback = %name, %endpoint, "breaker open; served by fallback");
             return Ok(Admitted {
                 upstream,
                 permit,
-                labels,
+                endpoint: label,
                 fallback: true,
             });
         }

@@ -30,10 +30,10 @@ pin_project! {
     pub(crate) struct GuardedBody<B> {
         #[pin]
         inner: B,
-        #[pin]
-        idle_timer: Sleep,
+        // Created the first time the upstream makes the body wait (a response that arrives
+        // whole never needs one); it runs while waiting and is re-armed after each frame.
+        idle_timer: Option<Pin<Box<Sleep>>>,
         idle: Duration,
-        // The timer runs while waiting on the upstream; it is re-armed after each frame.
         armed: bool,
         permit: Option<OwnedPermit>,
         sse: Option<SseScanner>,
@@ -50,7 +50,7 @@ impl<B: Body> GuardedBody<B> {
         sse: Option<SseScanner>,
     ) -> Self {
         let mut body = GuardedBody {
-            idle_timer: tokio::time::sleep(idle),
+            idle_timer: None,
             inner,
             idle,
             armed: false,
@@ -121,10 +121,18 @@ where
             Poll::Pending => {
                 if !*this.armed {
                     *this.armed = true;
-                    this.idle_timer.as_mut().reset(Instant::now() + *this.idle);
+                    let deadline = Instant::now() + *this.idle;
+                    match this.idle_timer {
+                        Some(timer) => timer.as_mut().reset(deadline),
+                        None => {
+                            *this.idle_timer = Some(Box::pin(tokio::time::sleep_until(deadline)))
+                        }
+                    }
                 }
-                if this.idle_timer.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
+                if let Some(timer) = this.idle_timer {
+                    if timer.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
                 }
                 *this.done = true;
                 if let Some(p) = this.permit.take() {

@@ -45,7 +45,7 @@ impl Forwarder<'_> {
         let Admitted {
             upstream,
             permit,
-            labels,
+            endpoint,
             fallback,
         } = call;
         headers::to_upstream(&mut parts.headers, upstream, client_ip, self.auth_on);
@@ -55,15 +55,13 @@ impl Forwarder<'_> {
             headers: &parts.headers,
         };
         let started = Instant::now();
-        let sent = tokio::time::timeout(
-            upstream.headers_deadline(),
-            upstream
-                .pool
-                .send(outgoing, body, upstream.timeouts.connect),
-        )
-        .await;
+        let timeouts = &upstream.timeouts;
+        let sent = upstream
+            .pool
+            .send(outgoing, body, timeouts.connect, timeouts.first_byte)
+            .await;
         let secs = started.elapsed().as_secs_f64();
-        let (name, endpoint) = (upstream.name.as_str(), labels.endpoint.as_str());
+        let name = upstream.name.as_str();
         let failed = |what: &str| {
             self.metrics.observe_upstream(name, endpoint, "error", secs);
             tracing::debug!(
@@ -75,29 +73,29 @@ impl Forwarder<'_> {
             );
         };
         let resp = match sent {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(SendError::Body(e))) if is_too_large(&*e) => {
+            Ok(resp) => resp,
+            Err(SendError::Body(e)) if is_too_large(&*e) => {
                 permit.ignore();
                 return reply::too_large(self.max_body);
             }
-            Ok(Err(SendError::Body(_))) => {
+            Err(SendError::Body(_)) => {
                 permit.ignore();
                 return reply::bad_request("the request body could not be read");
             }
-            Ok(Err(SendError::ConnectTimeout(_))) => {
+            Err(SendError::ConnectTimeout(_)) => {
                 failed("connect timeout");
                 permit.failure();
                 return reply::gateway_timeout(name, "connect");
             }
-            Ok(Err(e)) => {
-                failed(&e.to_string());
-                permit.failure();
-                return reply::bad_gateway(name);
-            }
-            Err(_) => {
+            Err(SendError::FirstByteTimeout) => {
                 failed("first byte timeout");
                 permit.failure();
                 return reply::gateway_timeout(name, "no response headers in time");
+            }
+            Err(e) => {
+                failed(&e.to_string());
+                permit.failure();
+                return reply::bad_gateway(name);
             }
         };
         let status = resp.status();

@@ -1,6 +1,7 @@
 //! Header rewriting for both directions: hop-by-hop headers removed, `host` left to the
 //! client to derive from the upstream URL, `x-forwarded-for` appended, credentials swapped.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 
 use http::header::{
@@ -15,12 +16,19 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// Removes hop-by-hop headers: the fixed list, any `proxy-*`, and those named in `connection`.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Usually there are none, or only `connection: keep-alive`: one pass over the names and
+    // no allocation then.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
     for name in named {
         headers.remove(name);
@@ -43,6 +51,16 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in proxy {
         headers.remove(name);
     }
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == CONNECTION
+        || name == TE
+        || name == TRAILER
+        || name == TRANSFER_ENCODING
+        || name == UPGRADE
+        || name == KEEP_ALIVE
+        || name.as_str().starts_with("proxy-")
 }
 
 /// Prepares a client's request headers for `upstream`. With `auth_on`, the client's
@@ -70,6 +88,11 @@ pub(crate) fn to_upstream(
 }
 
 fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
+    let client = client.to_canonical();
+    if !headers.contains_key(&X_FORWARDED_FOR) {
+        headers.insert(X_FORWARDED_FOR, client_value(client));
+        return;
+    }
     let mut chain: Vec<String> = headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
@@ -77,10 +100,30 @@ fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
         .map(|v| v.trim().to_owned())
         .filter(|v| !v.is_empty())
         .collect();
-    chain.push(client.to_canonical().to_string());
+    chain.push(client.to_string());
     if let Ok(value) = HeaderValue::try_from(chain.join(", ")) {
         headers.insert(X_FORWARDED_FOR, value);
     }
+}
+
+/// `client` as a header value. Connections send many requests, so each thread remembers the
+/// last address it formatted (the value is shared, not copied).
+fn client_value(client: IpAddr) -> HeaderValue {
+    thread_local! {
+        static LAST: RefCell<Option<(IpAddr, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((ip, value)) if *ip == client => value.clone(),
+            _ => {
+                let value = HeaderValue::try_from(client.to_string())
+                    .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+                *last = Some((client, value.clone()));
+                value
+            }
+        }
+    })
 }
 
 /// Whether a response is a server-sent event stream.

@@ -2,7 +2,6 @@
 //! which key to inject, where to fall back.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::header::{HeaderName, AUTHORIZATION};
 use http::uri::Scheme;
@@ -98,12 +97,6 @@ impl Upstream {
     /// Whether a response with `status` counts as a breaker failure.
     pub(crate) fn is_failure(&self, status: StatusCode) -> bool {
         self.failure_status.contains(&status.as_u16())
-    }
-
-    /// Time allowed from handing the request to the pool until response headers: a new
-    /// connection's set-up counts against `connect`, the wait for headers against `first_byte`.
-    pub(crate) fn headers_deadline(&self) -> Duration {
-        self.timeouts.connect + self.timeouts.first_byte
     }
 }
 

@@ -2,6 +2,7 @@
 //! deciding body framing and keep-alive (RFC 9112 §6 and §9), and writing heads back out.
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
@@ -62,9 +63,12 @@ pub(crate) struct ResponseHead {
 /// Parses a request head from the start of `buf`: `None` while incomplete. On success the
 /// head's bytes are removed from `buf`.
 pub(crate) fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, HeadError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut slots);
-    let len = match req.parse(buf)? {
+    // Uninitialised slots: httparse writes only those it fills (no 3 KiB memset per head).
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_request_with_uninit_headers(&mut req, buf, &mut slots)?
+    {
         httparse::Status::Complete(len) => len,
         httparse::Status::Partial if buf.len() > MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
         httparse::Status::Partial => return Ok(None),
@@ -76,24 +80,15 @@ pub(crate) fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, H
     } else {
         Version::HTTP_11
     };
-    let path = req.path.unwrap_or_default();
-    let uri =
-        Uri::try_from(path).map_err(|_| HeadError::Malformed("invalid request target".into()))?;
-    let count = req.headers.len();
-    // Offsets into the head, so header values can share one `Bytes` with it.
     let base = buf.as_ptr() as usize;
-    let fields: Vec<(HeaderName, usize, usize)> = req
-        .headers
-        .iter()
-        .map(|h| {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|_| HeadError::Malformed("invalid header name".into()))?;
-            let start = h.value.as_ptr() as usize - base;
-            Ok((name, start, start + h.value.len()))
-        })
-        .collect::<Result<_, HeadError>>()?;
+    let path = req.path.unwrap_or_default();
+    let path_at = (path.as_ptr() as usize - base, path.len());
+    let mut fields = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    let count = offsets(req.headers, base, &mut fields);
     let head = buf.split_to(len).freeze();
-    let headers = header_map(&head, fields, count)?;
+    let uri = Uri::from_maybe_shared(head.slice(path_at.0..path_at.0 + path_at.1))
+        .map_err(|_| HeadError::Malformed("invalid request target".into()))?;
+    let headers = header_map(&head, &fields[..count])?;
     let framing = request_framing(&headers, version)?;
     let keep_alive = wants_keep_alive(&headers, version);
     let expects_continue = version == Version::HTTP_11
@@ -116,9 +111,11 @@ pub(crate) fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, H
 /// Parses a response head from the start of `buf`: `None` while incomplete. On success the
 /// head's bytes are removed from `buf`.
 pub(crate) fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>, HeadError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut slots);
-    let len = match resp.parse(buf)? {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)?
+    {
         httparse::Status::Complete(len) => len,
         httparse::Status::Partial if buf.len() > MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
         httparse::Status::Partial => return Ok(None),
@@ -130,20 +127,10 @@ pub(crate) fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>,
     } else {
         Version::HTTP_11
     };
-    let count = resp.headers.len();
-    let base = buf.as_ptr() as usize;
-    let fields: Vec<(HeaderName, usize, usize)> = resp
-        .headers
-        .iter()
-        .map(|h| {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|_| HeadError::Malformed("invalid header name".into()))?;
-            let start = h.value.as_ptr() as usize - base;
-            Ok((name, start, start + h.value.len()))
-        })
-        .collect::<Result<_, HeadError>>()?;
+    let mut fields = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    let count = offsets(resp.headers, buf.as_ptr() as usize, &mut fields);
     let head = buf.split_to(len).freeze();
-    let headers = header_map(&head, fields, count)?;
+    let headers = header_map(&head, &fields[..count])?;
     let keep_alive = wants_keep_alive(&headers, version);
     let mut parts = http::Response::new(()).into_parts().0;
     parts.status = status;
@@ -152,15 +139,35 @@ pub(crate) fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>,
     Ok(Some(ResponseHead { parts, keep_alive }))
 }
 
-fn header_map(
-    head: &Bytes,
-    fields: Vec<(HeaderName, usize, usize)>,
-    count: usize,
-) -> Result<HeaderMap, HeadError> {
-    let mut headers = HeaderMap::with_capacity(count);
-    for (name, start, end) in fields {
-        let value = HeaderValue::from_maybe_shared(head.slice(start..end))
-            .map_err(|_| HeadError::Malformed("invalid header value".into()))?;
+/// Where each parsed header's name and value sit in the buffer starting at `base`:
+/// (name start, name length, value start, value length). Returns how many there are.
+fn offsets(
+    parsed: &[httparse::Header<'_>],
+    base: usize,
+    out: &mut [(u32, u32, u32, u32)],
+) -> usize {
+    for (slot, h) in out.iter_mut().zip(parsed) {
+        // Heads are at most MAX_HEAD_BYTES (far below u32::MAX) long.
+        *slot = (
+            (h.name.as_ptr() as usize - base) as u32,
+            h.name.len() as u32,
+            (h.value.as_ptr() as usize - base) as u32,
+            h.value.len() as u32,
+        );
+    }
+    parsed.len()
+}
+
+/// The header map of a head, values sharing the head's bytes.
+fn header_map(head: &Bytes, fields: &[(u32, u32, u32, u32)]) -> Result<HeaderMap, HeadError> {
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for &(name_at, name_len, value_at, value_len) in fields {
+        let (name_at, value_at) = (name_at as usize, value_at as usize);
+        let name = HeaderName::from_bytes(&head[name_at..name_at + name_len as usize])
+            .map_err(|_| HeadError::Malformed("invalid header name".into()))?;
+        let value =
+            HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len as usize))
+                .map_err(|_| HeadError::Malformed("invalid header value".into()))?;
         headers.append(name, value);
     }
     Ok(headers)

@@ -1,15 +1,18 @@
 //! One upstream connection: TCP with `TCP_NODELAY`, wrapped in TLS for `https`, plus the read
 //! buffer whose leftover bytes belong to the next response.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -22,10 +25,17 @@ pub(super) enum Io {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-/// An open connection and what has been read from it but not yet used.
+/// An open connection, what has been read from it but not yet used, and its deadline timer.
 pub(super) struct Conn {
     pub(super) io: Io,
     pub(super) buf: BytesMut,
+    /// Bytes to write (a request head, ready body frames); reused for every request.
+    pub(super) out: Vec<u8>,
+    /// When the current wait must end.
+    due: Instant,
+    /// Fires at or before `due`. It lives as long as the connection and is re-armed only when
+    /// it fires early, so a request's deadline costs no timer-wheel update in the usual case.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl Conn {
@@ -50,6 +60,9 @@ impl Conn {
         Ok(Conn {
             io,
             buf: BytesMut::with_capacity(READ_CHUNK),
+            out: Vec::with_capacity(1024),
+            due: Instant::now(),
+            timer: None,
         })
     }
 
@@ -76,15 +89,46 @@ impl Conn {
         std::future::Future::poll(read, cx)
     }
 
-    /// Reads more bytes into `buf`: `Ok(0)` at end of file.
-    pub(super) async fn fill(&mut self) -> io::Result<usize> {
-        std::future::poll_fn(|cx| self.poll_fill(cx)).await
+    /// Sets the deadline of the waits that follow to `after` from now.
+    pub(super) fn set_deadline(&mut self, after: Duration) {
+        self.due = Instant::now() + after;
     }
 
-    /// Writes all of `bytes` and flushes.
-    pub(super) async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+    /// Reads more bytes into `buf` before the deadline: `Ok(None)` when it passed first,
+    /// `Ok(Some(0))` at end of file.
+    pub(super) async fn fill_by_deadline(&mut self) -> io::Result<Option<usize>> {
+        std::future::poll_fn(|cx| match self.poll_fill(cx) {
+            Poll::Ready(read) => Poll::Ready(read.map(Some)),
+            Poll::Pending if self.poll_deadline(cx) => Poll::Ready(Ok(None)),
+            Poll::Pending => Poll::Pending,
+        })
+        .await
+    }
+
+    /// Whether the deadline has passed; registers `cx` to be woken when it does.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> bool {
+        let due = self.due;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if timer.deadline() > due {
+            timer.as_mut().reset(due);
+        }
+        loop {
+            if timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            if timer.deadline() >= due {
+                return true;
+            }
+            timer.as_mut().reset(due);
+        }
+    }
+
+    /// Writes all of `out` and flushes.
+    pub(super) async fn write_out(&mut self) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
-        self.io.write_all(bytes).await?;
+        self.io.write_all(&self.out).await?;
         if let Io::Tls(_) = self.io {
             self.io.flush().await?;
         }

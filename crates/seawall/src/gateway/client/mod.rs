@@ -57,6 +57,8 @@ pub(crate) enum SendError {
     Io(io::Error),
     #[error("upstream closed the connection before answering")]
     Closed,
+    #[error("no response head in time")]
+    FirstByteTimeout,
     #[error("invalid upstream response: {0}")]
     Head(HeadError),
 }
@@ -138,61 +140,65 @@ pub(crate) struct Outgoing<'a> {
 }
 
 impl Pool {
-    /// Sends a request and waits for the response head. `connect` bounds opening a new
-    /// connection (TCP and TLS).
+    /// Sends a request and waits for its response head. `connect` bounds opening a new
+    /// connection (TCP and TLS); `first_byte` bounds the wait for the head once the request
+    /// is written.
     pub(crate) async fn send(
         self: &Arc<Self>,
         req: Outgoing<'_>,
         mut body: UpstreamBody,
         connect: Duration,
+        first_byte: Duration,
     ) -> Result<Response<ResponseBody>, SendError> {
-        let mut out = Vec::with_capacity(1024);
-        self.write_head(&mut out, &req, &body);
-        let chunked = body.size_hint().exact().is_none();
-        // Body frames that are ready go in the first write; `done` when that is all of it.
-        let done = gather(&mut body, &mut out, chunked, WRITE_BATCH).map_err(SendError::Body)?;
-        let mut conn = match self.checkout() {
-            Some(mut conn) => match conn.write_all(&out).await {
-                Ok(()) => conn,
-                // Closed while idle: nothing was delivered, so a fresh connection may retry.
-                Err(_) => {
-                    let mut conn = self.open(connect).await?;
-                    conn.write_all(&out).await.map_err(SendError::Io)?;
-                    conn
-                }
-            },
-            None => {
-                let mut conn = self.open(connect).await?;
-                conn.write_all(&out).await.map_err(SendError::Io)?;
-                conn
-            }
+        let reused = self.checkout();
+        let fresh = reused.is_none();
+        let mut conn = match reused {
+            Some(conn) => conn,
+            None => self.open(connect).await?,
         };
+        let chunked = body.size_hint().exact().is_none();
+        conn.out.clear();
+        self.write_head(&mut conn.out, &req, &body);
+        // Body frames that are ready go in the first write; `done` when that is all of it.
+        let done =
+            gather(&mut body, &mut conn.out, chunked, WRITE_BATCH).map_err(SendError::Body)?;
+        if let Err(error) = conn.write_out().await {
+            if fresh {
+                return Err(SendError::Io(error));
+            }
+            // Closed while idle: nothing was delivered, so a fresh connection may retry.
+            let mut again = self.open(connect).await?;
+            std::mem::swap(&mut again.out, &mut conn.out);
+            conn = again;
+            conn.write_out().await.map_err(SendError::Io)?;
+        }
         if !done {
             loop {
-                out.clear();
+                conn.out.clear();
                 let frame = poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await;
                 let finished = match frame {
                     Some(Ok(frame)) => {
                         if let Some(data) = frame.data_ref() {
-                            push_data(&mut out, data, chunked);
+                            push_data(&mut conn.out, data, chunked);
                         }
-                        gather(&mut body, &mut out, chunked, WRITE_BATCH)
+                        gather(&mut body, &mut conn.out, chunked, WRITE_BATCH)
                             .map_err(SendError::Body)?
                     }
                     Some(Err(e)) => return Err(SendError::Body(e)),
                     None => {
                         if chunked {
-                            out.extend_from_slice(LAST_CHUNK);
+                            conn.out.extend_from_slice(LAST_CHUNK);
                         }
                         true
                     }
                 };
-                conn.write_all(&out).await.map_err(SendError::Io)?;
+                conn.write_out().await.map_err(SendError::Io)?;
                 if finished {
                     break;
                 }
             }
         }
+        conn.set_deadline(first_byte);
         self.read_response(conn, req.method).await
     }
 
@@ -243,9 +249,10 @@ impl Pool {
                     );
                     return Ok(Response::from_parts(head.parts, body));
                 }
-                Ok(None) => match conn.fill().await {
-                    Ok(0) => return Err(SendError::Closed),
-                    Ok(_) => {}
+                Ok(None) => match conn.fill_by_deadline().await {
+                    Ok(Some(0)) => return Err(SendError::Closed),
+                    Ok(Some(_)) => {}
+                    Ok(None) => return Err(SendError::FirstByteTimeout),
                     Err(e) => return Err(SendError::Io(e)),
                 },
                 Err(e) => return Err(SendError::Head(e)),
