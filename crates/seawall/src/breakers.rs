@@ -2,10 +2,10 @@
 //! endpoint (× model), a log line and metrics on every transition, and views for the admin API.
 
 use std::borrow::Borrow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use seawall_breaker::{
@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::config::{BreakerSettings, ProviderConfig};
 use crate::metrics::{BreakerLabels, Metrics};
+use prometheus_client::metrics::counter::Counter;
 
 /// The breaker policy described by `settings`, reading time from `clock`.
 pub fn policy(settings: &BreakerSettings, clock: Clock) -> Result<Policy, PolicyError> {
@@ -61,6 +62,8 @@ pub struct ProviderBreakers {
     overflow: CircuitBreaker,
     /// Whether any request has fallen back to the overflow breaker (then it is listed).
     overflow_used: AtomicBool,
+    /// Rejection counters by breaker key, so a rejection builds no labels.
+    reject_counters: RwLock<HashMap<BreakerKey, Counter>>,
     /// Set from the `seawall.circuit_breaker.enabled` flag: observe, never reject.
     metrics_only: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
@@ -300,6 +303,7 @@ impl ProviderBreakers {
             registry,
             overflow,
             overflow_used: AtomicBool::new(false),
+            reject_counters: RwLock::new(HashMap::new()),
             metrics_only,
             metrics,
         })
@@ -366,6 +370,39 @@ impl ProviderBreakers {
     /// Counts a rejection in the metrics.
     pub fn count_reject(&self, labels: &BreakerLabels) {
         self.metrics.count_reject(labels);
+    }
+
+    /// Counts a rejection by the breaker [`breaker`](Self::breaker) returned for these
+    /// arguments, through a cached counter (rejections come in storms: no labels built).
+    pub fn count_reject_of(&self, endpoint: &str, model: Option<&str>, overflow: bool) {
+        let model = if self.per_model {
+            model.unwrap_or_default()
+        } else {
+            ""
+        };
+        let key: (&str, &str) = if overflow {
+            ("*", "")
+        } else {
+            (endpoint, model)
+        };
+        let cached = self
+            .reject_counters
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key as &dyn KeyParts)
+            .map(Counter::inc);
+        if cached.is_none() {
+            let counter =
+                self.metrics
+                    .reject_counter(&self.labels_of(endpoint, Some(model), overflow));
+            counter.inc();
+            let mut counters = self
+                .reject_counters
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Bounded like the breakers: endpoints beyond `max_keys` share the overflow key.
+            counters.insert((&key as &dyn KeyParts).to_owned(), counter);
+        }
     }
 
     /// Observe-only (`true`) or enforcing (`false`), for this provider's breakers present and

@@ -162,6 +162,11 @@ impl Metrics {
         self.breaker_rejects.get_or_create(labels).inc();
     }
 
+    /// The rejection counter of the breaker with `labels`, to keep and increment directly.
+    pub fn reject_counter(&self, labels: &BreakerLabels) -> Counter {
+        self.breaker_rejects.get_or_create(labels).clone()
+    }
+
     /// Drops the gauge series of a breaker that no longer exists (counters stay: they are
     /// cumulative).
     pub fn forget_breaker(&self, labels: &BreakerLabels) {

@@ -44,7 +44,7 @@ pub(crate) fn admit<'a>(
         Some(match breaker.try_acquire_owned() {
             Ok(permit) => Ok((permit, label)),
             Err(rejected) => {
-                pb.count_reject(&pb.labels_of(endpoint, model, overflow));
+                pb.count_reject_of(endpoint, model, overflow);
                 Err((rejected, breaker.state()))
             }
         })

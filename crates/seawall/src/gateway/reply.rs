@@ -4,7 +4,7 @@
 use http::header::RETRY_AFTER;
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use seawall_breaker::Rejected;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::config::ProviderKind;
 use crate::health::Check;
@@ -50,26 +50,77 @@ pub(crate) fn shed(kind: ProviderKind, provider: &str, check: Check, secs: u64) 
 /// `503` with `message` in the error shape of a `kind` provider, `retry-after: secs` and
 /// `x-seawall-circuit: open`.
 fn unavailable(kind: ProviderKind, message: &str, secs: u64) -> Response<Body> {
-    let body = match kind {
-        ProviderKind::Anthropic => json!({
-            "type": "error",
-            "error": { "type": "overloaded_error", "message": message },
-        }),
-        ProviderKind::Openai => json!({
-            "error": {
-                "message": message,
-                "type": "server_error",
-                "param": null,
-                "code": "service_unavailable",
+    // Typed (not `json!`): one allocation for the whole body. Fields are declared in
+    // alphabetical order, the order `json!` produced before.
+    let mut resp = match kind {
+        ProviderKind::Anthropic => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &AnthropicError {
+                error: TypedMessage {
+                    message,
+                    r#type: "overloaded_error",
+                },
+                r#type: "error",
             },
-        }),
-        ProviderKind::Generic => json!({ "error": { "type": "circuit_open", "message": message } }),
+        ),
+        ProviderKind::Openai => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &OpenaiError {
+                error: OpenaiMessage {
+                    code: "service_unavailable",
+                    message,
+                    param: None,
+                    r#type: "server_error",
+                },
+            },
+        ),
+        ProviderKind::Generic => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &GenericError {
+                error: TypedMessage {
+                    message,
+                    r#type: "circuit_open",
+                },
+            },
+        ),
     };
-    let mut resp = json(StatusCode::SERVICE_UNAVAILABLE, &body);
     let headers = resp.headers_mut();
     headers.insert(RETRY_AFTER, HeaderValue::from(secs));
     headers.insert(X_SEAWALL_CIRCUIT, HeaderValue::from_static("open"));
     resp
+}
+
+/// Anthropic's error shape: `{"error":{"message","type"},"type":"error"}`.
+#[derive(Serialize)]
+struct AnthropicError<'a> {
+    error: TypedMessage<'a>,
+    r#type: &'static str,
+}
+
+/// OpenAI's error shape: `{"error":{"code","message","param","type"}}`.
+#[derive(Serialize)]
+struct OpenaiError<'a> {
+    error: OpenaiMessage<'a>,
+}
+
+#[derive(Serialize)]
+struct OpenaiMessage<'a> {
+    code: &'static str,
+    message: &'a str,
+    param: Option<&'static str>,
+    r#type: &'static str,
+}
+
+/// The generic shape: `{"error":{"message","type"}}`.
+#[derive(Serialize)]
+struct GenericError<'a> {
+    error: TypedMessage<'a>,
+}
+
+#[derive(Serialize)]
+struct TypedMessage<'a> {
+    message: &'a str,
+    r#type: &'static str,
 }
 
 /// `401`: no accepted client token.

@@ -6,7 +6,9 @@ use std::mem::MaybeUninit;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, DATE, EXPECT, TRANSFER_ENCODING};
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, DATE, EXPECT, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 
 use super::decode::Framing;
@@ -58,6 +60,8 @@ pub(crate) struct ResponseHead {
     pub(crate) parts: http::response::Parts,
     /// The server allows the connection to be reused after this response.
     pub(crate) keep_alive: bool,
+    /// `transfer-encoding` was present: whether its last coding is chunked.
+    pub(crate) chunked: Option<bool>,
 }
 
 /// Parses a request head from the start of `buf`: `None` while incomplete. On success the
@@ -69,6 +73,7 @@ pub(crate) fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, H
     let len = match httparse::ParserConfig::default()
         .parse_request_with_uninit_headers(&mut req, buf, &mut slots)?
     {
+        httparse::Status::Complete(len) if len > MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
         httparse::Status::Complete(len) => len,
         httparse::Status::Partial if buf.len() > MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
         httparse::Status::Partial => return Ok(None),
@@ -88,9 +93,9 @@ pub(crate) fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, H
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(path_at.0..path_at.0 + path_at.1))
         .map_err(|_| HeadError::Malformed("invalid request target".into()))?;
-    let headers = header_map(&head, &fields[..count])?;
-    let framing = request_framing(&headers, version)?;
-    let keep_alive = wants_keep_alive(&headers, version);
+    let (headers, hop) = header_map(&head, &fields[..count])?;
+    let framing = request_framing(&hop, &headers, version)?;
+    let keep_alive = hop.keep_alive(version);
     let expects_continue = version == Version::HTTP_11
         && headers
             .get(EXPECT)
@@ -116,6 +121,7 @@ pub(crate) fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>,
     let len = match httparse::ParserConfig::default()
         .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)?
     {
+        httparse::Status::Complete(len) if len > MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
         httparse::Status::Complete(len) => len,
         httparse::Status::Partial if buf.len() > MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
         httparse::Status::Partial => return Ok(None),
@@ -130,13 +136,17 @@ pub(crate) fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>,
     let mut fields = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
     let count = offsets(resp.headers, buf.as_ptr() as usize, &mut fields);
     let head = buf.split_to(len).freeze();
-    let headers = header_map(&head, &fields[..count])?;
-    let keep_alive = wants_keep_alive(&headers, version);
+    let (headers, hop) = header_map(&head, &fields[..count])?;
+    let keep_alive = hop.keep_alive(version);
     let mut parts = http::Response::new(()).into_parts().0;
     parts.status = status;
     parts.version = version;
     parts.headers = headers;
-    Ok(Some(ResponseHead { parts, keep_alive }))
+    Ok(Some(ResponseHead {
+        parts,
+        keep_alive,
+        chunked: hop.chunked,
+    }))
 }
 
 /// Where each parsed header's name and value sit in the buffer starting at `base`:
@@ -158,33 +168,86 @@ fn offsets(
     parsed.len()
 }
 
-/// The header map of a head, values sharing the head's bytes.
-fn header_map(head: &Bytes, fields: &[(u32, u32, u32, u32)]) -> Result<HeaderMap, HeadError> {
+/// What a head's connection-level headers said. These headers are consumed while parsing
+/// and left out of the header map (`connection` stays when it names other headers, for
+/// the gateway to strip those).
+#[derive(Debug, Default)]
+struct Hop {
+    close: bool,
+    keep_alive: bool,
+    /// `transfer-encoding` was present: whether its last coding is chunked.
+    chunked: Option<bool>,
+}
+
+impl Hop {
+    /// HTTP/1.1 keeps connections open unless told `close`; HTTP/1.0 only when told
+    /// `keep-alive`.
+    fn keep_alive(&self, version: Version) -> bool {
+        if version == Version::HTTP_10 {
+            self.keep_alive && !self.close
+        } else {
+            !self.close
+        }
+    }
+}
+
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+
+/// The header map of a head, values sharing the head's bytes, without the hop-by-hop headers
+/// this layer handles itself.
+fn header_map(
+    head: &Bytes,
+    fields: &[(u32, u32, u32, u32)],
+) -> Result<(HeaderMap, Hop), HeadError> {
     let mut headers = HeaderMap::with_capacity(fields.len());
+    let mut hop = Hop::default();
     for &(name_at, name_len, value_at, value_len) in fields {
         let (name_at, value_at) = (name_at as usize, value_at as usize);
         let name = HeaderName::from_bytes(&head[name_at..name_at + name_len as usize])
             .map_err(|_| HeadError::Malformed("invalid header name".into()))?;
+        let raw = &head[value_at..value_at + value_len as usize];
+        if name == CONNECTION {
+            let mut others = false;
+            for token in raw.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    hop.close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    hop.keep_alive = true;
+                } else if !token.is_empty() {
+                    others = true;
+                }
+            }
+            if !others {
+                continue;
+            }
+        } else if name == TRANSFER_ENCODING {
+            let last = raw.rsplit(|&b| b == b',').next().unwrap_or_default();
+            hop.chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            continue;
+        } else if name == TE || name == TRAILER || name == UPGRADE || name == KEEP_ALIVE {
+            continue;
+        }
         let value =
             HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len as usize))
                 .map_err(|_| HeadError::Malformed("invalid header value".into()))?;
         headers.append(name, value);
     }
-    Ok(headers)
+    Ok((headers, hop))
 }
 
 /// A request's body framing (RFC 9112 §6.3): chunked when `transfer-encoding` ends in it,
 /// else `content-length`, else no body. Ambiguous or unsupported framing is refused, since a
 /// proxy that guesses invites request smuggling.
-fn request_framing(headers: &HeaderMap, version: Version) -> Result<Framing, HeadError> {
-    if headers.contains_key(TRANSFER_ENCODING) {
+fn request_framing(hop: &Hop, headers: &HeaderMap, version: Version) -> Result<Framing, HeadError> {
+    if let Some(chunked) = hop.chunked {
         if version == Version::HTTP_10 {
             return Err(HeadError::TransferEncoding);
         }
         if headers.contains_key(CONTENT_LENGTH) {
             return Err(HeadError::Ambiguous);
         }
-        return if ends_chunked(headers) {
+        return if chunked {
             Ok(Framing::Chunked)
         } else {
             Err(HeadError::TransferEncoding)
@@ -193,10 +256,12 @@ fn request_framing(headers: &HeaderMap, version: Version) -> Result<Framing, Hea
     Ok(Framing::Length(content_length(headers)?.unwrap_or(0)))
 }
 
-/// A response's body framing, given the request `method` it answers.
+/// A response's body framing, given the request `method` it answers and what its
+/// `transfer-encoding` said (see [`ResponseHead::chunked`]).
 pub(crate) fn response_framing(
     method: &Method,
     status: StatusCode,
+    chunked: Option<bool>,
     headers: &HeaderMap,
 ) -> Result<Framing, HeadError> {
     if *method == Method::HEAD
@@ -206,28 +271,15 @@ pub(crate) fn response_framing(
     {
         return Ok(Framing::Length(0));
     }
-    if headers.contains_key(TRANSFER_ENCODING) {
-        return Ok(if ends_chunked(headers) {
-            Framing::Chunked
-        } else {
-            Framing::UntilClose
-        });
+    match chunked {
+        Some(true) => return Ok(Framing::Chunked),
+        Some(false) => return Ok(Framing::UntilClose),
+        None => {}
     }
     Ok(match content_length(headers)? {
         Some(n) => Framing::Length(n),
         None => Framing::UntilClose,
     })
-}
-
-/// Whether the last transfer coding is `chunked`.
-fn ends_chunked(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(TRANSFER_ENCODING)
-        .iter()
-        .next_back()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
 }
 
 /// The `content-length`, when present: every value (and list element) must agree.
@@ -248,25 +300,6 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, HeadError> {
         }
     }
     Ok(length)
-}
-
-/// Whether a `connection` header lists `token`.
-pub(crate) fn connection_has(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
-}
-
-/// HTTP/1.1 keeps connections open unless told `close`; HTTP/1.0 only when told `keep-alive`.
-fn wants_keep_alive(headers: &HeaderMap, version: Version) -> bool {
-    if version == Version::HTTP_10 {
-        connection_has(headers, "keep-alive")
-    } else {
-        !connection_has(headers, "close")
-    }
 }
 
 /// Appends `name: value\r\n` for every header except those the framing layer writes itself
@@ -424,7 +457,8 @@ mod tests {
         let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"[..]);
         let head = parse_response(&mut buf).unwrap().unwrap();
         let framing = |m: &Method, s: u16| {
-            response_framing(m, StatusCode::from_u16(s).unwrap(), &head.parts.headers).unwrap()
+            let status = StatusCode::from_u16(s).unwrap();
+            response_framing(m, status, head.chunked, &head.parts.headers).unwrap()
         };
         assert_eq!(framing(&Method::GET, 200), Framing::Length(5));
         assert_eq!(framing(&Method::HEAD, 200), Framing::Length(0));
@@ -432,7 +466,7 @@ mod tests {
         assert_eq!(framing(&Method::GET, 304), Framing::Length(0));
         let none = HeaderMap::new();
         assert_eq!(
-            response_framing(&Method::GET, StatusCode::OK, &none).unwrap(),
+            response_framing(&Method::GET, StatusCode::OK, None, &none).unwrap(),
             Framing::UntilClose
         );
         let mut old = BytesMut::from(&b"HTTP/1.0 200 OK\r\n\r\n"[..]);

@@ -11,11 +11,13 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use http::header::CONTENT_LENGTH;
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Body as _;
 use tokio::io::AsyncWriteExt;
@@ -49,6 +51,7 @@ pub(super) async fn serve<H, F>(
     remote: SocketAddr,
     handler: &H,
     stopping: Pin<&mut (dyn Future<Output = ()> + Send)>,
+    stopping_now: &AtomicBool,
 ) where
     H: Fn(Request<RequestBody>, SocketAddr) -> F,
     F: Future<Output = Response<Body>>,
@@ -64,6 +67,7 @@ pub(super) async fn serve<H, F>(
         out: Vec::with_capacity(4096),
         deadline: HeadDeadline::new(),
         stopping,
+        stopping_now,
         stopped: false,
     };
     loop {
@@ -139,16 +143,15 @@ struct Conn<'s> {
     deadline: HeadDeadline,
     /// Resolves when the server starts shutting down.
     stopping: Pin<&'s mut (dyn Future<Output = ()> + Send)>,
+    /// Set when shutdown starts: checked between requests without polling `stopping`.
+    stopping_now: &'s AtomicBool,
     stopped: bool,
 }
 
 impl Conn<'_> {
     /// Whether shutdown has started (checked without waiting).
     fn is_stopping(&mut self) -> bool {
-        if !self.stopped {
-            let mut cx = Context::from_waker(std::task::Waker::noop());
-            self.stopped = self.stopping.as_mut().poll(&mut cx).is_ready();
-        }
+        self.stopped = self.stopped || self.stopping_now.load(Ordering::Relaxed);
         self.stopped
     }
 
@@ -204,10 +207,22 @@ impl Conn<'_> {
             || status == StatusCode::NOT_MODIFIED;
         let head_only = *method == Method::HEAD;
         let mut chunked = false;
-        if !bodiless {
+        if head_only || status == StatusCode::NOT_MODIFIED {
+            // No body follows; a length, if any, is the one a GET would get.
+            match parts.headers.get(CONTENT_LENGTH) {
+                Some(length) => {
+                    out.extend_from_slice(b"content-length: ");
+                    out.extend_from_slice(length.as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                }
+                None => match body.size_hint().exact() {
+                    Some(n) if n > 0 && head_only => head::write_content_length(out, n),
+                    _ => {}
+                },
+            }
+        } else if !bodiless {
             match body.size_hint().exact() {
                 Some(n) => head::write_content_length(out, n),
-                None if head_only => {}
                 None if version == Version::HTTP_11 => {
                     out.extend_from_slice(b"transfer-encoding: chunked\r\n");
                     chunked = true;
@@ -218,6 +233,8 @@ impl Conn<'_> {
         }
         if !keep {
             out.extend_from_slice(b"connection: close\r\n");
+        } else if version == Version::HTTP_10 {
+            out.extend_from_slice(b"connection: keep-alive\r\n");
         }
         out.extend_from_slice(b"\r\n");
         if bodiless || head_only {

@@ -13,6 +13,7 @@ mod h2;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +62,8 @@ pub async fn serve<H, F>(
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     // Tells every open connection to finish its current request and close.
     let (stop, stopped) = watch::channel(false);
+    // The same signal, for a connection to check between requests without waiting.
+    let stopping = Arc::new(AtomicBool::new(false));
     // Owns the connection tasks, so the ones still open after the grace can be dropped.
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -92,8 +95,9 @@ pub async fn serve<H, F>(
         }
         let handler = handler.clone();
         let stopped = stopped.clone();
+        let stopping = stopping.clone();
         connections.spawn(async move {
-            connection(stream, remote, handler, stopped).await;
+            connection(stream, remote, handler, stopped, &stopping).await;
             drop(permit);
         });
     }
@@ -102,6 +106,7 @@ pub async fn serve<H, F>(
     let open = limits.max_connections.max(1) - slots.available_permits();
     tracing::info!(listener = ?local, open, grace_s = limits.shutdown_grace.as_secs_f64(),
         "stopped accepting; draining connections");
+    stopping.store(true, Ordering::Relaxed);
     let _ = stop.send(true);
     let drained = async { while connections.join_next().await.is_some() {} };
     tokio::select! {
@@ -122,6 +127,7 @@ async fn connection<H, F>(
     remote: SocketAddr,
     handler: H,
     mut stopped: watch::Receiver<bool>,
+    stopping_now: &AtomicBool,
 ) where
     H: Fn(Request<RequestBody>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
@@ -153,7 +159,7 @@ async fn connection<H, F>(
     if buf.starts_with(PREFACE) {
         h2::serve(stream, buf.freeze(), remote, handler, stopping).await;
     } else {
-        h1::serve(stream, buf, remote, &handler, stopping).await;
+        h1::serve(stream, buf, remote, &handler, stopping, stopping_now).await;
     }
 }
 

@@ -237,9 +237,13 @@ impl Pool {
                     }
                 }
                 Ok(Some(head)) => {
-                    let framing =
-                        head::response_framing(method, head.parts.status, &head.parts.headers)
-                            .map_err(SendError::Head)?;
+                    let framing = head::response_framing(
+                        method,
+                        head.parts.status,
+                        head.chunked,
+                        &head.parts.headers,
+                    )
+                    .map_err(SendError::Head)?;
                     let reusable =
                         head.keep_alive && framing != crate::h1::decode::Framing::UntilClose;
                     let body = ResponseBody::new(
