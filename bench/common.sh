@@ -1,11 +1,11 @@
 # Shared set-up of the benchmark scripts (sourced, not run): a work directory removed on exit
-# with every process listed in PIDS (and nginx, via $WORK/nginx.pid), nginx and wrk installed
+# with every process listed in PIDS (and every nginx, via the nginx.pid files under it), nginx and wrk installed
 # from Debian when missing, and a release build of seawall in $SEAWALL.
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+    find "$WORK" -name nginx.pid -exec sh -c 'kill "$(cat "$1")" 2>/dev/null' _ {} \; || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -1,44 +1,52 @@
 #!/usr/bin/env bash
 # Gateway throughput and latency, side by side in one run, on loopback:
-#   direct   wrk -> upstream (nginx answering a small JSON body)
-#   nginx    wrk -> nginx reverse proxy (2 workers, keepalive upstream) -> upstream
-#   seawall  wrk -> seawall gateway (2 tokio workers) -> upstream
+#   direct   wrk -> upstream (its own nginx, answering a small JSON body)
+#   nginx    wrk -> nginx reverse proxy (W workers, keepalive upstream) -> upstream
+#   seawall  wrk -> seawall gateway (W tokio workers) -> upstream
 #   reject   wrk -> seawall with the endpoint's breaker open (answers without the upstream)
-# Prints a Markdown table with requests/s, p50, p99 and ratios. Installs nginx and wrk with
-# apt-get when missing. Usage: bench/proxy.sh [seconds=10] [connections=32]
+# nginx and seawall alternate for ROUNDS rounds and the medians are reported, since these
+# machines are noisy. The proxy's own CPU time per request is read from /proc. A last pair of
+# runs pipelines 16 requests per connection (wrk's cost per request falls, so the servers'
+# capacity shows) for forwarding and rejection.
+# Prints Markdown tables. Installs nginx and wrk with apt-get when missing.
+# Usage: bench/proxy.sh [seconds=10] [connections=32] [workers=2] [rounds=3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
 CONNS=${2:-32}
+WORKERS=${3:-2}
+ROUNDS=${4:-3}
 UP=18081 NGX=18082 SW=18083 ADMIN=18084
 source bench/common.sh
-cat > "$WORK/nginx.conf" <<NGINX
-worker_processes 2;
-pid $WORK/nginx.pid;
-error_log $WORK/logs/error.log warn;
+
+nginx_conf() { # dir workers server-block
+    mkdir -p "$1/logs"
+    cat > "$1/nginx.conf" <<NGINX
+worker_processes $2;
+pid $1/nginx.pid;
+error_log $1/logs/error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
-    client_body_temp_path $WORK/body; proxy_temp_path $WORK/proxy;
-    fastcgi_temp_path $WORK/fcgi; uwsgi_temp_path $WORK/uwsgi; scgi_temp_path $WORK/scgi;
+    client_body_temp_path $1/body; proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fcgi; uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;
     keepalive_requests 1000000;
-    upstream backend { server 127.0.0.1:$UP; keepalive 64; }
-    server {
-        listen 127.0.0.1:$UP;
-        location /fail { default_type application/json; return 503 '{"error":"overloaded"}'; }
-        location / { default_type application/json; return 200 '{"id":"msg_1","content":"ok"}'; }
-    }
-    server {
-        listen 127.0.0.1:$NGX;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
+    $3
 }
 NGINX
-"$NGINX" -c "$WORK/nginx.conf" -p "$WORK"
+    "$NGINX" -c "$1/nginx.conf" -p "$1"
+}
+# The upstream is its own nginx, so the proxy nginx has exactly W workers of its own.
+nginx_conf "$WORK/up" 2 "server {
+        listen 127.0.0.1:$UP;
+        location /fail { default_type application/json; return 503 '{\"error\":\"overloaded\"}'; }
+        location / { default_type application/json; return 200 '{\"id\":\"msg_1\",\"content\":\"ok\"}'; }
+    }"
+nginx_conf "$WORK/proxy" "$WORKERS" "upstream backend { server 127.0.0.1:$UP; keepalive 64; }
+    server {
+        listen 127.0.0.1:$NGX;
+        location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
+    }"
 
 cat > "$WORK/seawall.yaml" <<YAML
 server: { listen: 127.0.0.1:$SW }
@@ -49,37 +57,89 @@ providers:
     base_url: http://127.0.0.1:$UP
     circuit_breaker: { failure_threshold: 1, open_timeout: 1h, open_timeout_max: 1h }
 YAML
-SEAWALL_LOG=warn "$SEAWALL" run -c "$WORK/seawall.yaml" >"$WORK/seawall.log" 2>&1 &
-PIDS+=($!)
+TOKIO_WORKER_THREADS=$WORKERS SEAWALL_LOG=warn "$SEAWALL" run -c "$WORK/seawall.yaml" >"$WORK/seawall.log" 2>&1 &
+SEAWALL_PID=$!
+PIDS+=("$SEAWALL_PID")
 for _ in $(seq 100); do
     curl -fs "http://127.0.0.1:$ADMIN/readyz" >/dev/null 2>&1 && break
     sleep 0.1
 done
 curl -fs "http://127.0.0.1:$ADMIN/readyz" >/dev/null
-
 # Trip the /fail endpoint's breaker: one 503 with failure_threshold 1.
 curl -s -o /dev/null "http://127.0.0.1:$SW/up/fail"
 
-run() { # name url
-    wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "$2" >"$WORK/$1.txt"
+cat > "$WORK/pipeline.lua" <<'LUA'
+init = function(args)
+   local r = {}
+   for i = 1, tonumber(args[1]) do r[i] = wrk.format(nil) end
+   req = table.concat(r)
+end
+request = function() return req end
+LUA
+
+cpu_ticks() { # pids... -> utime+stime in clock ticks
+    local t=0 p
+    for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done
+    echo "$t"
+}
+run() { # name url pids-of-the-server... ; writes $WORK/name.txt and name.cpu (us per request)
+    local name=$1 url=$2 before after
+    shift 2
+    before=$(cpu_ticks "$@")
+    wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "$url" >"$WORK/$name.txt"
+    after=$(cpu_ticks "$@")
+    echo "($after - $before) * 1000000 / $(getconf CLK_TCK) / $(awk '/requests in/ {print $1}' "$WORK/$name.txt")" | bc -l >"$WORK/$name.cpu"
 }
 rps() { awk '/^Requests\/sec/ {print $2}' "$WORK/$1.txt"; }
 pct() { # name 50%|99% -> milliseconds
     awk -v p="$2" '$1 == p {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' "$WORK/$1.txt"
 }
-non2xx() { awk '/Non-2xx/ {print $5}' "$WORK/$1.txt"; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+workers_of() { pgrep -P "$(cat "$1")" | tr '\n' ' '; }
 
-run direct "http://127.0.0.1:$UP/v1/messages"
-run nginx "http://127.0.0.1:$NGX/v1/messages"
-run seawall "http://127.0.0.1:$SW/up/v1/messages"
-run reject "http://127.0.0.1:$SW/up/fail"
-
-printf '\nwrk -t2 -c%s -d%ss on %s cores (%s)\n\n' "$CONNS" "$SECS" "$(nproc)" "$(date -u +%F)"
-printf '| target | requests/s | p50 ms | p99 ms | vs nginx (rps) | added p99 over direct, ms |\n|---|---|---|---|---|---|\n'
-D99=$(pct direct 99%); N=$(rps nginx)
-for t in direct nginx seawall reject; do
-    printf '| %s | %s | %s | %s | %.2f | %.3f |\n' "$t" "$(rps $t)" "$(pct $t 50%)" "$(pct $t 99%)" \
-        "$(echo "$(rps $t) / $N" | bc -l)" "$(echo "$(pct $t 99%) - $D99" | bc -l)"
+# shellcheck disable=SC2046 # the pid lists are meant to split
+run direct "http://127.0.0.1:$UP/v1/messages" $(workers_of "$WORK/up/nginx.pid")
+for r in $(seq "$ROUNDS"); do
+    # shellcheck disable=SC2046
+    run "nginx-$r" "http://127.0.0.1:$NGX/v1/messages" $(workers_of "$WORK/proxy/nginx.pid")
+    run "seawall-$r" "http://127.0.0.1:$SW/up/v1/messages" "$SEAWALL_PID"
 done
-printf '\nreject vs seawall forwarding: %.2fx; reject run answered %s non-2xx (all rejected 503s expected)\n' \
-    "$(echo "$(rps reject) / $(rps seawall)" | bc -l)" "$(non2xx reject)"
+run reject "http://127.0.0.1:$SW/up/fail" "$SEAWALL_PID"
+
+summary() { # target -> "rps p50 p99 cpu" medians over its runs
+    local runs
+    if [ "$1" = nginx ] || [ "$1" = seawall ]; then runs=$(seq -f "$1-%g" "$ROUNDS"); else runs=$1; fi
+    printf '%s %s %s %s\n' \
+        "$(for n in $runs; do rps "$n"; done | median)" \
+        "$(for n in $runs; do pct "$n" 50%; done | median)" \
+        "$(for n in $runs; do pct "$n" 99%; done | median)" \
+        "$(for n in $runs; do cat "$WORK/$n.cpu"; done | median)"
+}
+read -r D_RPS D_P50 D_P99 D_CPU <<<"$(summary direct)"
+read -r N_RPS N_P50 N_P99 N_CPU <<<"$(summary nginx)"
+read -r S_RPS S_P50 S_P99 S_CPU <<<"$(summary seawall)"
+read -r R_RPS R_P50 R_P99 R_CPU <<<"$(summary reject)"
+
+printf '\nwrk -t2 -c%s -d%ss on %s cores (%s), %s proxy workers, medians of %s alternating rounds\n\n' \
+    "$CONNS" "$SECS" "$(nproc)" "$(date -u +%F)" "$WORKERS" "$ROUNDS"
+printf '| target | requests/s | p50 ms | p99 ms | vs nginx (rps) | added p99 over direct, ms | server CPU per request, us |\n'
+printf '|---|---|---|---|---|---|---|\n'
+row() { printf '| %s | %.0f | %.3f | %.3f | %.2f | %.3f | %.1f |\n' "$1" "$2" "$3" "$4" "$(echo "$2 / $N_RPS" | bc -l)" "$(echo "$4 - $D_P99" | bc -l)" "$5"; }
+row direct "$D_RPS" "$D_P50" "$D_P99" "$D_CPU"
+row nginx "$N_RPS" "$N_P50" "$N_P99" "$N_CPU"
+row seawall "$S_RPS" "$S_P50" "$S_P99" "$S_CPU"
+row reject "$R_RPS" "$R_P50" "$R_P99" "$R_CPU"
+printf '\nper round (requests/s): nginx %s | seawall %s\n' \
+    "$(for r in $(seq "$ROUNDS"); do printf '%s ' "$(rps "nginx-$r")"; done)" \
+    "$(for r in $(seq "$ROUNDS"); do printf '%s ' "$(rps "seawall-$r")"; done)"
+printf 'seawall vs nginx: throughput %.2fx, added p99 %.3f ms vs %.3f ms\n' \
+    "$(echo "$S_RPS / $N_RPS" | bc -l)" "$(echo "$S_P99 - $D_P99" | bc -l)" "$(echo "$N_P99 - $D_P99" | bc -l)"
+printf 'reject vs seawall forwarding: %.2fx requests/s, %.2fx less CPU per request; reject run answered %s non-2xx\n' \
+    "$(echo "$R_RPS / $S_RPS" | bc -l)" "$(echo "$S_CPU / $R_CPU" | bc -l)" "$(awk '/Non-2xx/ {print $5}' "$WORK/reject.txt")"
+
+# Pipelined: 16 requests per write, so the load generator's own cost per request is small.
+wrk -t2 -c"$CONNS" -d"${SECS}s" -s "$WORK/pipeline.lua" "http://127.0.0.1:$SW/up/v1/messages" -- 16 >"$WORK/p-forward.txt"
+wrk -t2 -c"$CONNS" -d"${SECS}s" -s "$WORK/pipeline.lua" "http://127.0.0.1:$SW/up/fail" -- 16 >"$WORK/p-reject.txt"
+wrk -t2 -c"$CONNS" -d"${SECS}s" -s "$WORK/pipeline.lua" "http://127.0.0.1:$UP/v1/messages" -- 16 >"$WORK/p-direct.txt"
+printf 'pipelined x16: seawall forwarding %s, rejection %s (%.2fx), upstream direct %s requests/s\n' \
+    "$(rps p-forward)" "$(rps p-reject)" "$(echo "$(rps p-reject) / $(rps p-forward)" | bc -l)" "$(rps p-direct)"

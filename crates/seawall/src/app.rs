@@ -313,7 +313,8 @@ impl Front {
             }
         }
         match &self.pipelines {
-            Some(pipelines) => pipelines.ingest(req).await,
+            // Boxed so the gateway requests' futures do not carry ingest's larger state.
+            Some(pipelines) => Box::pin(pipelines.ingest(req)).await,
             None => json_error(
                 StatusCode::NOT_FOUND,
                 "unknown_pipeline",

@@ -200,7 +200,8 @@ impl Gateway {
             return reply::too_large(s.max_body);
         }
         let (body, model) = if s.wants_model(primary) {
-            match request::buffered(body, s.max_body).await {
+            // Boxed: per-model reading is the rarer path; its state stays off the hot future.
+            match Box::pin(request::buffered(body, s.max_body)).await {
                 Ok(read) => read,
                 Err(BodyError::TooLarge) => return reply::too_large(s.max_body),
                 Err(BodyError::Unreadable) => {

@@ -289,7 +289,10 @@ impl Pool {
 
     async fn open(&self, limit: Duration) -> Result<Conn, SendError> {
         let tls = self.tls.as_ref().map(|(config, name)| (config, name));
-        match tokio::time::timeout(limit, Conn::open(&self.host, self.port, tls)).await {
+        // Boxed: a TLS handshake's state is large, and connecting is the rare path; inline, it
+        // would be moved with every request's future.
+        let connecting = Box::pin(Conn::open(&self.host, self.port, tls));
+        match tokio::time::timeout(limit, connecting).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(e)) => Err(SendError::Connect(e)),
             Err(_) => Err(SendError::ConnectTimeout(limit)),
