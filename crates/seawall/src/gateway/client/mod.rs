@@ -70,11 +70,16 @@ pub(crate) struct Pools {
 }
 
 impl Pools {
+    /// Pools whose TLS connections trust the webpki (Mozilla) roots.
     pub(crate) fn new() -> Result<Self, GatewayError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let roots = rustls::RootCertStore {
+        Self::with_roots(rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
+        })
+    }
+
+    /// Pools whose TLS connections trust `roots`.
+    pub(crate) fn with_roots(roots: rustls::RootCertStore) -> Result<Self, GatewayError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
@@ -297,5 +302,103 @@ impl Pool {
             Ok(Err(e)) => Err(SendError::Connect(e)),
             Err(_) => Err(SendError::ConnectTimeout(limit)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Empty};
+    use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// An HTTPS server on loopback for `localhost` with a fresh self-signed certificate,
+    /// answering every request `200 ok`; returns its port, certificate and accept count.
+    async fn https_upstream() -> (u16, CertificateDer<'static>, Arc<AtomicUsize>) {
+        let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let cert = generated.cert.der().clone();
+        let key = PrivatePkcs8KeyDer::from(generated.key_pair.serialize_der());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key.into())
+            .unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepts = Arc::new(AtomicUsize::new(0));
+        let counted = accepts.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        let Ok(n) = tls.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if tls.write_all(reply).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (port, cert, accepts)
+    }
+
+    async fn get(pool: &Arc<Pool>) -> Result<(u16, Bytes), SendError> {
+        let headers = HeaderMap::new();
+        let req = Outgoing {
+            method: &Method::GET,
+            target: ["", "/v1/models", "", ""],
+            headers: &headers,
+        };
+        let body = Empty::new().map_err(|never| match never {}).boxed_unsync();
+        let secs = Duration::from_secs(5);
+        let resp = pool.send(req, body, secs, secs).await?;
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        Ok((status, bytes))
+    }
+
+    #[tokio::test]
+    async fn https_upstreams_are_verified_and_their_connections_reused() {
+        let (port, cert, accepts) = https_upstream().await;
+        let base: Uri = format!("https://localhost:{port}").parse().unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let pool = Pools::with_roots(roots).unwrap().pool_for(&base).unwrap();
+        for _ in 0..3 {
+            let (status, body) = get(&pool).await.unwrap();
+            assert_eq!((status, &body[..]), (200, &b"ok"[..]));
+        }
+        assert_eq!(
+            accepts.load(Ordering::SeqCst),
+            1,
+            "one TLS connection, reused"
+        );
+        // The same server is refused when its certificate is not trusted.
+        let untrusted = Pools::new().unwrap().pool_for(&base).unwrap();
+        let err = get(&untrusted).await.unwrap_err();
+        assert!(matches!(err, SendError::Connect(_)), "{err}");
     }
 }
