@@ -63,7 +63,7 @@ use crate::telemetry::{Outcome, RequestEvent, Telemetry};
 /// let breakers = Breakers::new(&config.providers, tokio_clock(), metrics.clone())
 ///     .map_err(|(provider, e)| format!("provider {provider}: {e}"))?;
 /// let gateway = Gateway::new(&config, &secrets, Arc::new(breakers), metrics)?;
-/// // Per request, in a hyper service: `gateway.handle(request, remote_addr).await`.
+/// // Per request (for example from `seawall::server::serve`): `gateway.handle(request, remote_addr).await`.
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]

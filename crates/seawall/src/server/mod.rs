@@ -1,5 +1,7 @@
 //! The accept loop shared by the gateway and the admin listener: HTTP/1.1 and h2c on one
 //! port, a bound on concurrent connections, and graceful shutdown with a grace period.
+//! HTTP/1 connections are served by `h1.rs` on the crate's own wire layer (`crate::h1`);
+//! a connection opening with the HTTP/2 preface goes to hyper's HTTP/2 server (`h2.rs`).
 //!
 //! Shutdown follows mini-redis: the caller hands [`serve`] a future that resolves when the
 //! process should stop (typically a broadcast receiver). From then on no connection is
