@@ -172,6 +172,7 @@ impl App {
             let telemetry = Telemetry::new(sink, &t.pipeline, flags.clone(), &metrics);
             gateway = gateway.with_telemetry(Arc::new(telemetry));
         }
+        let sweeper = gateway.clone();
         let front = Arc::new(Front {
             gateway,
             pipelines: pipelines.clone(),
@@ -223,7 +224,12 @@ impl App {
             tokio::spawn(flags::watch(f, breakers.clone(), pipelines.clone(), every))
         });
         let monitor = health.map(|h| tokio::spawn(h.monitor(health_probes(probes, &pipelines))));
-        let ticker = tokio::spawn(tick(breakers, pipelines.clone(), check_interval(&config)));
+        let ticker = tokio::spawn(tick(
+            breakers,
+            pipelines.clone(),
+            sweeper,
+            check_interval(&config),
+        ));
         let grace = config.server.shutdown_grace;
         let mut shutdown_started = stop.subscribe();
         let done = tokio::spawn(async move {
@@ -426,12 +432,18 @@ fn check_interval(config: &Config) -> Duration {
 
 /// Drives timed transitions (open → half-open, half-open timeouts) and idle eviction without
 /// traffic, for provider and output breakers, so state gauges and logs stay current.
-async fn tick(breakers: Arc<Breakers>, pipelines: Option<Arc<Pipelines>>, every: Duration) {
+async fn tick(
+    breakers: Arc<Breakers>,
+    pipelines: Option<Arc<Pipelines>>,
+    gateway: Gateway,
+    every: Duration,
+) {
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
         breakers.tick();
+        gateway.sweep_idle_connections();
         if let Some(pipelines) = &pipelines {
             pipelines.tick();
         }

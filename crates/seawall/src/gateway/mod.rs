@@ -130,6 +130,14 @@ impl Gateway {
         self
     }
 
+    /// Closes pooled upstream connections that idled too long or that their server closed;
+    /// call it now and then (the daemon does on every breaker tick).
+    pub fn sweep_idle_connections(&self) {
+        for upstream in self.shared.upstreams.values() {
+            upstream.pool.sweep();
+        }
+    }
+
     /// `None` when `headers` carry an accepted client credential (or client auth is off),
     /// else the `401` to answer: for other routes of the gateway listener (`/ingest/…`).
     pub fn refuse_client(&self, headers: &http::HeaderMap) -> Option<Response<Body>> {

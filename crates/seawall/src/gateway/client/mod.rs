@@ -280,6 +280,15 @@ impl Pool {
         None
     }
 
+    /// Closes idle connections that are too old or that the server has closed (they would
+    /// otherwise hold a descriptor in `CLOSE_WAIT` until the next request to this
+    /// destination). Returns how many stay open.
+    pub(crate) fn sweep(&self) -> usize {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.retain(|(conn, since)| since.elapsed() < POOL_IDLE && conn.is_reusable());
+        idle.len()
+    }
+
     /// Returns a connection whose exchange completed cleanly.
     fn put(&self, conn: Conn) {
         let now = Instant::now();
@@ -378,6 +387,46 @@ mod tests {
         let status = resp.status().as_u16();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         Ok((status, bytes))
+    }
+
+    /// A plain HTTP server that answers one request with keep-alive, then closes the
+    /// connection when told to.
+    async fn closing_upstream() -> (u16, tokio::sync::oneshot::Sender<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (close, closed) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let mut seen = Vec::new();
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = tcp.read(&mut buf).await.unwrap();
+                seen.extend_from_slice(&buf[..n]);
+            }
+            tcp.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            let _ = closed.await;
+        });
+        (port, close)
+    }
+
+    #[tokio::test]
+    async fn sweeping_closes_idle_connections_the_server_closed() {
+        let (port, close) = closing_upstream().await;
+        let base: Uri = format!("http://127.0.0.1:{port}").parse().unwrap();
+        let pool = Pools::new().unwrap().pool_for(&base).unwrap();
+        assert_eq!(get(&pool).await.unwrap().0, 200);
+        assert_eq!(pool.sweep(), 1, "the idle connection is kept while open");
+        drop(close);
+        // The close reaches the event loop asynchronously: sweep until it has (bounded).
+        let swept = tokio::time::timeout(Duration::from_secs(5), async {
+            while pool.sweep() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(swept.is_ok(), "the closed connection was never swept");
     }
 
     #[tokio::test]
