@@ -324,12 +324,8 @@ impl ProviderBreakers {
     /// The breaker for a request to `endpoint` naming `model`, and whether it is the overflow
     /// breaker (all breakers in use). Allocates nothing once the breaker exists.
     pub fn breaker(&self, endpoint: &str, model: Option<&str>) -> (CircuitBreaker, bool) {
-        let model = if self.per_model {
-            model.unwrap_or_default()
-        } else {
-            ""
-        };
-        match self.registry.get(&(endpoint, model) as &dyn KeyParts) {
+        let key = self.key(endpoint, model, false);
+        match self.registry.get(&key as &dyn KeyParts) {
             Ok(b) => (b, false),
             Err(_) => {
                 self.overflow_used.store(true, Ordering::Relaxed);
@@ -338,53 +334,40 @@ impl ProviderBreakers {
         }
     }
 
-    /// The labels of the breaker [`breaker`](Self::breaker) returned for these arguments.
-    pub fn labels_of(&self, endpoint: &str, model: Option<&str>, overflow: bool) -> BreakerLabels {
-        let key = if overflow {
-            BreakerKey {
-                endpoint: "*".into(),
-                model: String::new(),
-            }
-        } else {
-            BreakerKey {
-                endpoint: endpoint.to_owned(),
-                model: if self.per_model {
-                    model.unwrap_or_default().to_owned()
-                } else {
-                    String::new()
-                },
-            }
-        };
-        self.labels(&key)
-    }
-
-    fn labels(&self, key: &BreakerKey) -> BreakerLabels {
-        BreakerLabels {
-            kind: "provider",
-            name: self.name.clone(),
-            endpoint: key.endpoint.clone(),
-            model: key.model.clone(),
+    /// The key of the breaker [`breaker`](Self::breaker) returns for these arguments (the
+    /// overflow breaker's when `overflow`): the model counts only when breakers are per model.
+    fn key<'a>(
+        &self,
+        endpoint: &'a str,
+        model: Option<&'a str>,
+        overflow: bool,
+    ) -> (&'a str, &'a str) {
+        match (overflow, self.per_model) {
+            (true, _) => ("*", ""),
+            (false, true) => (endpoint, model.unwrap_or_default()),
+            (false, false) => (endpoint, ""),
         }
     }
 
-    /// Counts a rejection in the metrics.
-    pub fn count_reject(&self, labels: &BreakerLabels) {
-        self.metrics.count_reject(labels);
+    /// The labels of the breaker [`breaker`](Self::breaker) returned for these arguments.
+    pub fn labels_of(&self, endpoint: &str, model: Option<&str>, overflow: bool) -> BreakerLabels {
+        let (endpoint, model) = self.key(endpoint, model, overflow);
+        self.labels(endpoint, model)
+    }
+
+    fn labels(&self, endpoint: &str, model: &str) -> BreakerLabels {
+        BreakerLabels {
+            kind: "provider",
+            name: self.name.clone(),
+            endpoint: endpoint.to_owned(),
+            model: model.to_owned(),
+        }
     }
 
     /// Counts a rejection by the breaker [`breaker`](Self::breaker) returned for these
     /// arguments, through a cached counter (rejections come in storms: no labels built).
     pub fn count_reject_of(&self, endpoint: &str, model: Option<&str>, overflow: bool) {
-        let model = if self.per_model {
-            model.unwrap_or_default()
-        } else {
-            ""
-        };
-        let key: (&str, &str) = if overflow {
-            ("*", "")
-        } else {
-            (endpoint, model)
-        };
+        let key = self.key(endpoint, model, overflow);
         let cached = self
             .reject_counters
             .read()
@@ -392,9 +375,9 @@ impl ProviderBreakers {
             .get(&key as &dyn KeyParts)
             .map(Counter::inc);
         if cached.is_none() {
-            let counter =
-                self.metrics
-                    .reject_counter(&self.labels_of(endpoint, Some(model), overflow));
+            let counter = self
+                .metrics
+                .reject_counter(&self.labels_of(endpoint, model, overflow));
             counter.inc();
             let mut counters = self
                 .reject_counters
@@ -442,7 +425,9 @@ impl ProviderBreakers {
                 self.overflow.clone(),
             );
         }
-        all.into_iter().map(|(k, b)| (self.labels(&k), b)).collect()
+        all.into_iter()
+            .map(|(k, b)| (self.labels(&k.endpoint, &k.model), b))
+            .collect()
     }
 
     /// Admin views of every breaker.

@@ -1,6 +1,7 @@
 //! Writing bodies: the frames a body has ready are gathered into one buffer (chunk-encoded
 //! when the length is unknown), so a small message goes out in a single write.
 
+use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
@@ -60,6 +61,35 @@ where
         return Ok(true);
     }
     Ok(false)
+}
+
+/// Waits for `body`'s next frame, then appends it and whatever else is ready, as [`gather`]
+/// does. `Ok(true)` when the body has ended.
+pub(crate) async fn next_batch<B>(
+    body: &mut B,
+    out: &mut Vec<u8>,
+    chunked: bool,
+    limit: usize,
+) -> Result<bool, BoxError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    match poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await {
+        Some(Ok(frame)) => {
+            if let Some(data) = frame.data_ref() {
+                push_data(out, data, chunked);
+            }
+            gather(body, out, chunked, limit)
+        }
+        Some(Err(e)) => Err(e.into()),
+        None => {
+            if chunked {
+                out.extend_from_slice(LAST_CHUNK);
+            }
+            Ok(true)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -191,7 +191,16 @@ impl Hop {
     }
 }
 
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+/// The hop-by-hop headers of RFC 9110 §7.6.1 that this layer handles itself (besides any
+/// header a `connection` header names, and `proxy-*`, which the gateway strips).
+pub(crate) const HOP_BY_HOP: [HeaderName; 6] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+];
 
 /// The header map of a head, values sharing the head's bytes, without the hop-by-hop headers
 /// this layer handles itself.
@@ -225,7 +234,7 @@ fn header_map(
             let last = raw.rsplit(|&b| b == b',').next().unwrap_or_default();
             hop.chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
             continue;
-        } else if name == TE || name == TRAILER || name == UPGRADE || name == KEEP_ALIVE {
+        } else if HOP_BY_HOP.contains(&name) {
             continue;
         }
         let value =

@@ -11,3 +11,4 @@
 pub(crate) mod decode;
 pub(crate) mod encode;
 pub(crate) mod head;
+pub(crate) mod io;

@@ -8,14 +8,11 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 
 use crate::h1::decode::{Decoded, Decoder, FramingError};
+use crate::h1::io::poll_read_buf;
 use crate::http::BoxError;
-
-/// Bytes read per system call.
-pub(super) const READ_CHUNK: usize = 16 * 1024;
 
 /// The client connection's read side: shared between the connection loop (reading heads) and
 /// the current request's streaming body (reading its bytes). Only one of them reads at a time.
@@ -29,9 +26,7 @@ pub(super) struct ReadSide {
 impl ReadSide {
     /// Reads more bytes into `buf`: `Ready(Ok(0))` at end of file.
     pub(super) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
-        self.buf.reserve(READ_CHUNK);
-        let read = std::pin::pin!(self.io.read_buf(&mut self.buf));
-        std::future::Future::poll(read, cx)
+        poll_read_buf(&mut self.io, &mut self.buf, cx)
     }
 }
 

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -23,12 +23,12 @@ use hyper::body::Body as _;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::time::{Instant, Sleep};
 
 use super::body::{lock, ReadSide, RequestBody};
 use crate::h1::decode::{Decoder, Framing};
-use crate::h1::encode::{gather, push_data, LAST_CHUNK};
+use crate::h1::encode::{gather, next_batch};
 use crate::h1::head::{self, HeadError, RequestHead};
+use crate::h1::io::Deadline;
 use crate::http::{json_error, Body};
 
 /// Longest time a client may take to send a request head, counted from the previous response
@@ -65,7 +65,7 @@ pub(super) async fn serve<H, F>(
     let mut conn = Conn {
         side,
         out: Vec::with_capacity(4096),
-        deadline: HeadDeadline::new(),
+        deadline: Deadline::new(),
         stopping,
         stopping_now,
         stopped: false,
@@ -140,7 +140,8 @@ struct Conn<'s> {
     side: Arc<Mutex<ReadSide>>,
     /// Reused for every response head (and small bodies).
     out: Vec<u8>,
-    deadline: HeadDeadline,
+    /// Bounds the wait for each request head ([`HEADER_READ_TIMEOUT`]).
+    deadline: Deadline,
     /// Resolves when the server starts shutting down.
     stopping: Pin<&'s mut (dyn Future<Output = ()> + Send)>,
     /// Set when shutdown starts: checked between requests without polling `stopping`.
@@ -158,7 +159,7 @@ impl Conn<'_> {
     /// The next request head: `None` when the client closed or went silent, or when the
     /// server is stopping and no request has begun.
     async fn read_head(&mut self) -> Result<Option<RequestHead>, HeadError> {
-        self.deadline.arm();
+        self.deadline.arm(HEADER_READ_TIMEOUT);
         poll_fn(|cx| {
             let mut side = lock(&self.side);
             loop {
@@ -241,38 +242,20 @@ impl Conn<'_> {
             write.write_all(out).await?;
             return Ok(keep);
         }
+        let mut batch = gather(&mut body, out, chunked, WRITE_BATCH);
         loop {
-            let ended = match gather(&mut body, out, chunked, WRITE_BATCH) {
-                Ok(ended) => ended,
-                // The body broke (an upstream failed mid-stream): end the response early; the
-                // missing last chunk or short length tells the client.
-                Err(_) => {
-                    write.write_all(out).await?;
-                    return Ok(false);
-                }
-            };
             if !out.is_empty() {
                 write.write_all(out).await?;
                 out.clear();
             }
-            if ended {
-                return Ok(keep);
+            match batch {
+                Ok(true) => return Ok(keep),
+                // The body broke (an upstream failed mid-stream): end the response early; the
+                // missing last chunk or short length tells the client.
+                Err(_) => return Ok(false),
+                Ok(false) => {}
             }
-            match poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
-                Some(Ok(frame)) => {
-                    if let Some(data) = frame.data_ref() {
-                        push_data(out, data, chunked);
-                    }
-                }
-                Some(Err(_)) => return Ok(false),
-                None => {
-                    if chunked {
-                        out.extend_from_slice(LAST_CHUNK);
-                    }
-                    write.write_all(out).await?;
-                    return Ok(keep);
-                }
-            }
+            batch = next_batch(&mut body, out, chunked, WRITE_BATCH).await;
         }
     }
 
@@ -299,41 +282,5 @@ impl Conn<'_> {
             }
         });
         let _ = tokio::time::timeout(LINGER, drain).await;
-    }
-}
-
-/// The header read deadline, without touching the timer wheel per request: the deadline moves
-/// forward in a plain field, and the timer is re-armed only when it fires before it.
-struct HeadDeadline {
-    sleep: Pin<Box<Sleep>>,
-    due: Instant,
-}
-
-impl HeadDeadline {
-    fn new() -> Self {
-        let due = Instant::now() + HEADER_READ_TIMEOUT;
-        HeadDeadline {
-            sleep: Box::pin(tokio::time::sleep_until(due)),
-            due,
-        }
-    }
-
-    /// Starts the wait for a head.
-    fn arm(&mut self) {
-        self.due = Instant::now() + HEADER_READ_TIMEOUT;
-    }
-
-    /// Whether the head is late; registers `cx` to be woken when it will be.
-    fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
-        loop {
-            if self.sleep.as_mut().poll(cx).is_pending() {
-                return false;
-            }
-            if self.sleep.deadline() >= self.due {
-                return true;
-            }
-            let due = self.due;
-            self.sleep.as_mut().reset(due);
-        }
     }
 }

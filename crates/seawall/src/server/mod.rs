@@ -27,9 +27,9 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 pub use self::body::RequestBody;
-use self::body::READ_CHUNK;
 use self::h1::HEADER_READ_TIMEOUT;
 use self::h2::PREFACE;
+use crate::h1::io::READ_CHUNK;
 use crate::http::Body;
 
 /// Bounds of one listener.

@@ -1,7 +1,6 @@
 //! One upstream connection: TCP with `TCP_NODELAY`, wrapped in TLS for `https`, plus the read
 //! buffer whose leftover bytes belong to the next response.
 
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,12 +11,10 @@ use bytes::BytesMut;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, Sleep};
+
+use crate::h1::io::{poll_read_buf, Deadline, READ_CHUNK};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
-
-/// Read buffer size; also the most read in one call.
-pub(super) const READ_CHUNK: usize = 16 * 1024;
 
 /// Plain TCP or TLS over TCP.
 pub(super) enum Io {
@@ -31,11 +28,8 @@ pub(super) struct Conn {
     pub(super) buf: BytesMut,
     /// Bytes to write (a request head, ready body frames); reused for every request.
     pub(super) out: Vec<u8>,
-    /// When the current wait must end.
-    due: Instant,
-    /// Fires at or before `due`. It lives as long as the connection and is re-armed only when
-    /// it fires early, so a request's deadline costs no timer-wheel update in the usual case.
-    timer: Option<Pin<Box<Sleep>>>,
+    /// Bounds the wait for a response head.
+    deadline: Deadline,
 }
 
 impl Conn {
@@ -61,8 +55,7 @@ impl Conn {
             io,
             buf: BytesMut::with_capacity(READ_CHUNK),
             out: Vec::with_capacity(1024),
-            due: Instant::now(),
-            timer: None,
+            deadline: Deadline::new(),
         })
     }
 
@@ -83,15 +76,12 @@ impl Conn {
 
     /// Reads more bytes into `buf`: `Ready(Ok(0))` at end of file.
     pub(super) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        use tokio::io::AsyncReadExt;
-        self.buf.reserve(READ_CHUNK);
-        let read = std::pin::pin!(self.io.read_buf(&mut self.buf));
-        std::future::Future::poll(read, cx)
+        poll_read_buf(&mut self.io, &mut self.buf, cx)
     }
 
     /// Sets the deadline of the waits that follow to `after` from now.
     pub(super) fn set_deadline(&mut self, after: Duration) {
-        self.due = Instant::now() + after;
+        self.deadline.arm(after);
     }
 
     /// Reads more bytes into `buf` before the deadline: `Ok(None)` when it passed first,
@@ -99,30 +89,10 @@ impl Conn {
     pub(super) async fn fill_by_deadline(&mut self) -> io::Result<Option<usize>> {
         std::future::poll_fn(|cx| match self.poll_fill(cx) {
             Poll::Ready(read) => Poll::Ready(read.map(Some)),
-            Poll::Pending if self.poll_deadline(cx) => Poll::Ready(Ok(None)),
+            Poll::Pending if self.deadline.poll_expired(cx) => Poll::Ready(Ok(None)),
             Poll::Pending => Poll::Pending,
         })
         .await
-    }
-
-    /// Whether the deadline has passed; registers `cx` to be woken when it does.
-    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> bool {
-        let due = self.due;
-        let timer = self
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
-        if timer.deadline() > due {
-            timer.as_mut().reset(due);
-        }
-        loop {
-            if timer.as_mut().poll(cx).is_pending() {
-                return false;
-            }
-            if timer.deadline() >= due {
-                return true;
-            }
-            timer.as_mut().reset(due);
-        }
     }
 
     /// Writes all of `out` and flushes.

@@ -12,7 +12,6 @@ mod body;
 mod conn;
 
 use std::collections::{HashMap, VecDeque};
-use std::future::poll_fn;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,7 +28,7 @@ pub(crate) use self::body::ResponseBody;
 use self::conn::Conn;
 use super::GatewayError;
 use crate::h1::decode::Decoder;
-use crate::h1::encode::{gather, push_data, LAST_CHUNK};
+use crate::h1::encode::{gather, next_batch};
 use crate::h1::head::{self, HeadError};
 use crate::http::BoxError;
 
@@ -165,7 +164,7 @@ impl Pool {
         conn.out.clear();
         self.write_head(&mut conn.out, &req, &body);
         // Body frames that are ready go in the first write; `done` when that is all of it.
-        let done =
+        let mut done =
             gather(&mut body, &mut conn.out, chunked, WRITE_BATCH).map_err(SendError::Body)?;
         if let Err(error) = conn.write_out().await {
             if fresh {
@@ -177,31 +176,12 @@ impl Pool {
             conn = again;
             conn.write_out().await.map_err(SendError::Io)?;
         }
-        if !done {
-            loop {
-                conn.out.clear();
-                let frame = poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await;
-                let finished = match frame {
-                    Some(Ok(frame)) => {
-                        if let Some(data) = frame.data_ref() {
-                            push_data(&mut conn.out, data, chunked);
-                        }
-                        gather(&mut body, &mut conn.out, chunked, WRITE_BATCH)
-                            .map_err(SendError::Body)?
-                    }
-                    Some(Err(e)) => return Err(SendError::Body(e)),
-                    None => {
-                        if chunked {
-                            conn.out.extend_from_slice(LAST_CHUNK);
-                        }
-                        true
-                    }
-                };
-                conn.write_out().await.map_err(SendError::Io)?;
-                if finished {
-                    break;
-                }
-            }
+        while !done {
+            conn.out.clear();
+            done = next_batch(&mut body, &mut conn.out, chunked, WRITE_BATCH)
+                .await
+                .map_err(SendError::Body)?;
+            conn.write_out().await.map_err(SendError::Io)?;
         }
         conn.set_deadline(first_byte);
         self.read_response(conn, req.method).await
