@@ -1,8 +1,8 @@
 //! Breakers by key (provider × endpoint, output × URL …), created on demand from a template,
 //! bounded in number, with idle closed breakers evicted.
 
+use foldhash::HashMap;
 use std::borrow::Borrow;
-use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,7 +64,7 @@ where
             template,
             max_keys: 10_000,
             idle_after: Duration::from_secs(600),
-            entries: RwLock::new(HashMap::new()),
+            entries: RwLock::new(HashMap::default()),
             listener: None,
             on_create: None,
             on_evict: None,

@@ -2,12 +2,13 @@
 //! endpoint (× model), a log line and metrics on every transition, and views for the admin API.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
+use foldhash::HashMap;
 use seawall_breaker::{
     CircuitBreaker, Clock, Config as Policy, ConfigError as PolicyError, Mode, Registry, Snapshot,
     State, Transition, Window,
@@ -303,7 +304,7 @@ impl ProviderBreakers {
             registry,
             overflow,
             overflow_used: AtomicBool::new(false),
-            reject_counters: RwLock::new(HashMap::new()),
+            reject_counters: RwLock::new(HashMap::default()),
             metrics_only,
             metrics,
         })

@@ -1,7 +1,7 @@
 //! Prometheus metrics of the daemon, named as in DESIGN §5 (prefix `seawall_`), encoded in
 //! the text exposition format for the admin `/metrics` endpoint.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use prometheus_client::encoding::text::encode;
@@ -130,7 +130,7 @@ impl Metrics {
             upstream_requests,
             upstream_duration,
             flag_fetches,
-            routes: RwLock::new(HashMap::new()),
+            routes: RwLock::new(HashMap::default()),
             timeline: Timeline::new(),
         }
     }

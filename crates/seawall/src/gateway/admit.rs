@@ -1,7 +1,7 @@
 //! Admission: a permit from the provider's breaker for this endpoint (× model), else from the
 //! first fallback provider whose breaker admits, else the original provider's rejection.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use seawall_breaker::{OwnedPermit, Rejected, State};
 
