@@ -202,10 +202,8 @@ impl App {
             let stopped = stop.subscribe();
             tokio::spawn(server::serve(
                 gateway_listener,
-                move |req, remote| {
-                    let front = front.clone();
-                    async move { front.handle(req, remote).await }
-                },
+                // No wrapping `async` block: the request future is `Front::handle`'s own.
+                move |req, remote| front.clone().handle(req, remote),
                 recv(stopped),
                 gateway_limits,
             ))
@@ -300,14 +298,14 @@ struct Front {
 }
 
 impl Front {
-    async fn handle<B>(&self, req: Request<B>, remote: SocketAddr) -> Response<Body>
+    async fn handle<B>(self: Arc<Self>, req: Request<B>, remote: SocketAddr) -> Response<Body>
     where
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
         let path = req.uri().path();
         if path != "/ingest" && !path.starts_with("/ingest/") {
-            return self.gateway.handle(req, remote).await;
+            return self.gateway.handle_passing_fields(req, remote).await;
         }
         // Ingest shares the gateway's client auth: it is the same listener.
         if let Some(refusal) = self.gateway.refuse_client(req.headers()) {

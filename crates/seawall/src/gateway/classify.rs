@@ -3,17 +3,15 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::header::RETRY_AFTER;
-use http::HeaderMap;
 use serde_json::Value;
 
 /// Largest error body read to look for `insufficient_quota`.
 pub(crate) const ERROR_PEEK_LIMIT: usize = 64 * 1024;
 
-/// The pause a `Retry-After` header asks for: delta-seconds or an HTTP-date (relative to
+/// The pause a `Retry-After` value asks for: delta-seconds or an HTTP-date (relative to
 /// `now`; a date in the past is no pause).
-pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+pub(crate) fn retry_after(value: Option<&[u8]>, now: SystemTime) -> Option<Duration> {
+    let text = std::str::from_utf8(value?).ok()?.trim();
     if let Ok(secs) = text.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
@@ -36,31 +34,28 @@ pub(crate) fn is_insufficient_quota(body: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
-    fn with_retry_after(v: &'static str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, HeaderValue::from_static(v));
-        h
+    fn with_retry_after(v: &'static str) -> Option<&'static [u8]> {
+        Some(v.as_bytes())
     }
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {
         let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
         assert_eq!(
-            retry_after(&with_retry_after("120"), now),
+            retry_after(with_retry_after("120"), now),
             Some(Duration::from_secs(120))
         );
         assert_eq!(
-            retry_after(&with_retry_after("Sun, 06 Nov 1994 08:50:37 GMT"), now),
+            retry_after(with_retry_after("Sun, 06 Nov 1994 08:50:37 GMT"), now),
             Some(Duration::from_secs(60))
         );
         assert_eq!(
-            retry_after(&with_retry_after("Sun, 06 Nov 1994 08:00:00 GMT"), now),
+            retry_after(with_retry_after("Sun, 06 Nov 1994 08:00:00 GMT"), now),
             Some(Duration::ZERO)
         );
-        assert_eq!(retry_after(&with_retry_after("soon"), now), None);
-        assert_eq!(retry_after(&HeaderMap::new(), now), None);
+        assert_eq!(retry_after(with_retry_after("soon"), now), None);
+        assert_eq!(retry_after(None, now), None);
     }
 
     #[test]

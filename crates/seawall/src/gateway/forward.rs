@@ -5,8 +5,7 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use http::header::CONTENT_LENGTH;
-use http::{request, HeaderValue, Response, StatusCode, Version};
+use http::{request, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
 use seawall_breaker::OwnedPermit;
 use tokio::time::Instant;
@@ -14,7 +13,7 @@ use tokio::time::Instant;
 use super::admit::Admitted;
 use super::body::{GuardedBody, Prefixed};
 use super::classify::{is_insufficient_quota, retry_after, ERROR_PEEK_LIMIT};
-use super::client::{Outgoing, ResponseBody, SendError, UpstreamBody};
+use super::client::{Outgoing, ResponseBody, SendError, UpstreamBody, UpstreamResponse};
 use super::reply::{self, X_SEAWALL_FALLBACK};
 use super::request::is_too_large;
 use super::sse::SseScanner;
@@ -98,7 +97,7 @@ impl Forwarder<'_> {
                 return reply::bad_gateway(name);
             }
         };
-        let status = resp.status();
+        let status = resp.status;
         self.metrics
             .observe_upstream(name, endpoint, status.as_str(), secs);
         tracing::debug!(
@@ -119,25 +118,26 @@ impl Forwarder<'_> {
     }
 }
 
-/// Judges the upstream response for the breaker and wraps its body for the client.
+/// Judges the upstream response for the breaker and wraps its body for the client. The
+/// upstream's fields travel to the server as they arrived, in the response's extensions.
 async fn respond(
     upstream: &Upstream,
     permit: OwnedPermit,
-    resp: Response<ResponseBody>,
+    resp: UpstreamResponse,
 ) -> Response<Body> {
-    let (mut parts, body) = resp.into_parts();
-    // The client connection has its own protocol version.
-    parts.version = Version::default();
-    headers::strip_hop_by_hop(&mut parts.headers);
-    let sse = headers::is_event_stream(&parts.headers);
+    let UpstreamResponse {
+        status,
+        mut headers,
+        body,
+    } = resp;
+    let sse = headers::is_event_stream(headers.get("content-type"));
     if sse {
         // Streamed event by event; the server frames it.
-        parts.headers.remove(CONTENT_LENGTH);
+        headers.remove("content-length");
     }
     let idle = upstream.timeouts.idle;
-    let status = parts.status;
     let body = if upstream.is_failure(status) {
-        let hint = retry_after(&parts.headers, SystemTime::now());
+        let hint = retry_after(headers.get("retry-after"), SystemTime::now());
         if upstream.kind == ProviderKind::Openai && status == StatusCode::TOO_MANY_REQUESTS {
             match peek(body, idle).await {
                 Peeked::Whole(bytes) => {
@@ -173,7 +173,10 @@ async fn respond(
         permit.ignore();
         GuardedBody::new(body, idle, None, None).boxed()
     };
-    Response::from_parts(parts, body)
+    let mut reply = Response::new(body);
+    *reply.status_mut() = status;
+    reply.extensions_mut().insert(headers);
+    reply
 }
 
 fn fail(permit: OwnedPermit, retry_after: Option<Duration>) {

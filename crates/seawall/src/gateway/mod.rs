@@ -23,7 +23,7 @@ mod route;
 mod sse;
 mod upstream;
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -42,6 +42,7 @@ use self::route::Route;
 use self::upstream::Upstream;
 use crate::breakers::Breakers;
 use crate::config::{Config, Secrets};
+use crate::h1::fields;
 use crate::health::{Edge, Health};
 use crate::http::{Body, BoxError};
 use crate::metrics::Metrics;
@@ -94,7 +95,7 @@ impl Gateway {
         breakers: Arc<Breakers>,
         metrics: Arc<Metrics>,
     ) -> Result<Gateway, GatewayError> {
-        let mut upstreams = HashMap::new();
+        let mut upstreams = HashMap::default();
         let mut pools = Pools::new()?;
         for p in &config.providers {
             if breakers.provider(&p.name).is_none() {
@@ -154,13 +155,29 @@ impl Gateway {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let Some(telemetry) = &self.telemetry else {
-            return self.serve(req, remote, &mut None).await;
-        };
-        let started = Instant::now();
+        let mut resp = self.handle_passing_fields(req, remote).await;
+        fields::merge_into_map(&mut resp);
+        resp
+    }
+
+    /// [`Gateway::handle`], except that an upstream response's fields stay as they arrived,
+    /// in the response's extensions ([`fields::WireHeaders`]), for `crate::server` to write out
+    /// without building a header map.
+    pub(crate) async fn handle_passing_fields<B>(
+        &self,
+        req: Request<B>,
+        remote: SocketAddr,
+    ) -> Response<Body>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        // One `serve` call site: each `.await` of it would take its own room in this future,
+        // and every request moves this future whole.
+        let started = self.telemetry.as_ref().map(|_| Instant::now());
         let mut event = None;
         let resp = self.serve(req, remote, &mut event).await;
-        if let Some(event) = event {
+        if let (Some(telemetry), Some(started), Some(event)) = (&self.telemetry, started, event) {
             telemetry.emit(event, resp.status().as_u16(), started.elapsed());
         }
         resp

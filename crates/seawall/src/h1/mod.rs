@@ -10,5 +10,6 @@
 
 pub(crate) mod decode;
 pub(crate) mod encode;
+pub(crate) mod fields;
 pub(crate) mod head;
 pub(crate) mod io;

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use http::header::CONTENT_LENGTH;
-use http::{Method, Request, Response, StatusCode, Version};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Body as _;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -27,6 +27,7 @@ use tokio::net::TcpStream;
 use super::body::{lock, ReadSide, RequestBody};
 use crate::h1::decode::{Decoder, Framing};
 use crate::h1::encode::{gather, next_batch};
+use crate::h1::fields::WireHeaders;
 use crate::h1::head::{self, HeadError, RequestHead};
 use crate::h1::io::Deadline;
 use crate::http::{json_error, Body};
@@ -197,11 +198,18 @@ impl Conn<'_> {
         mut keep: bool,
     ) -> io::Result<bool> {
         let (parts, mut body) = reply.into_parts();
+        // An upstream's fields, passed through as they arrived.
+        let wire = parts.extensions.get::<WireHeaders>();
         let out = &mut self.out;
         out.clear();
         head::write_status_line(out, parts.status);
         head::write_headers(out, &parts.headers);
-        head::write_date(out, &parts.headers);
+        if let Some(wire) = wire {
+            wire.write(out);
+        }
+        if wire.is_none_or(|w| w.get("date").is_none()) {
+            head::write_date(out, &parts.headers);
+        }
         let status = parts.status;
         let bodiless = status.is_informational()
             || status == StatusCode::NO_CONTENT
@@ -210,10 +218,11 @@ impl Conn<'_> {
         let mut chunked = false;
         if head_only || status == StatusCode::NOT_MODIFIED {
             // No body follows; a length, if any, is the one a GET would get.
-            match parts.headers.get(CONTENT_LENGTH) {
+            let length = parts.headers.get(CONTENT_LENGTH).map(HeaderValue::as_bytes);
+            match length.or_else(|| wire.and_then(|w| w.get("content-length"))) {
                 Some(length) => {
                     out.extend_from_slice(b"content-length: ");
-                    out.extend_from_slice(length.as_bytes());
+                    out.extend_from_slice(length);
                     out.extend_from_slice(b"\r\n");
                 }
                 None => match body.size_hint().exact() {

@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::body::RequestBody;
+use crate::h1::fields;
 use crate::http::Body;
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
@@ -37,7 +38,11 @@ pub(super) async fn serve<H, F>(
     let service = service_fn(move |req: Request<Incoming>| {
         let (parts, body) = req.into_parts();
         let reply = handler(Request::from_parts(parts, RequestBody::h2(body)), remote);
-        async move { Ok::<_, Infallible>(reply.await) }
+        async move {
+            let mut reply = reply.await;
+            fields::merge_into_map(&mut reply);
+            Ok::<_, Infallible>(reply)
+        }
     });
     let io = Rewind {
         read,

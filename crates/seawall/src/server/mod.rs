@@ -159,7 +159,9 @@ async fn connection<H, F>(
         return;
     }
     if buf.starts_with(PREFACE) {
-        h2::serve(stream, buf.freeze(), remote, handler, stopping).await;
+        // Boxed: every HTTP/1 connection's task would otherwise carry room for hyper's
+        // HTTP/2 connection state.
+        Box::pin(h2::serve(stream, buf.freeze(), remote, handler, stopping)).await;
     } else {
         h1::serve(stream, buf, remote, &handler, stopping, stopping_now).await;
     }
@@ -219,6 +221,42 @@ mod tests {
         assert!(TcpStream::connect(addr).await.is_err());
     }
 
+    /// Fields as an upstream sent them (`X-Upstream` in its own case, a stale length).
+    fn upstream_fields() -> crate::h1::fields::WireHeaders {
+        let mut head =
+            BytesMut::from(&b"HTTP/1.1 200 OK\r\nX-Upstream: 1\r\nContent-Length: 99\r\n\r\n"[..]);
+        crate::h1::head::parse_response(&mut head)
+            .unwrap()
+            .unwrap()
+            .headers
+    }
+
+    #[tokio::test]
+    async fn passed_through_fields_are_written_as_they_arrived() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits {
+            max_connections: 8,
+            shutdown_grace: Duration::from_secs(1),
+        };
+        let server = tokio::spawn(serve(
+            listener,
+            |_req, _remote| async {
+                let mut resp = Response::new(full("hi"));
+                resp.extensions_mut().insert(upstream_fields());
+                resp
+            },
+            std::future::pending(),
+            limits,
+        ));
+        let text = get(addr).await.unwrap();
+        assert!(text.contains("\r\nX-Upstream: 1\r\n"), "{text}");
+        // The framing is the server's own: the body's real length, not the upstream's.
+        assert!(text.contains("content-length: 2\r\n"), "{text}");
+        assert!(!text.contains("99"), "{text}");
+        server.abort();
+    }
+
     #[tokio::test]
     async fn serves_h2c_with_prior_knowledge() {
         use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -231,7 +269,9 @@ mod tests {
         let server = tokio::spawn(serve(
             listener,
             |req: Request<RequestBody>, _remote| async move {
-                Response::new(full(format!("{:?}", req.version())))
+                let mut resp = Response::new(full(format!("{:?}", req.version())));
+                resp.extensions_mut().insert(upstream_fields());
+                resp
             },
             std::future::pending(),
             limits,
@@ -246,6 +286,12 @@ mod tests {
             .body(http_body_util::Empty::<bytes::Bytes>::new())
             .unwrap();
         let resp = send.send_request(req).await.unwrap();
+        // Passed-through fields reach an HTTP/2 client through the header map.
+        assert_eq!(resp.headers()["x-upstream"], "1");
+        assert_ne!(
+            resp.headers().get("content-length").map(|v| v.as_bytes()),
+            Some(&b"99"[..])
+        );
         let body = http_body_util::BodyExt::collect(resp.into_body())
             .await
             .unwrap();

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::HOST;
-use http::{HeaderMap, Method, Response, Uri};
+use http::{HeaderMap, Method, Uri};
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Body as _;
 use rustls::pki_types::ServerName;
@@ -29,6 +29,7 @@ use self::conn::Conn;
 use super::GatewayError;
 use crate::h1::decode::Decoder;
 use crate::h1::encode::{gather, next_batch};
+use crate::h1::fields::WireHeaders;
 use crate::h1::head::{self, HeadError};
 use crate::http::BoxError;
 
@@ -135,6 +136,13 @@ pub(crate) struct Pool {
     idle: Mutex<VecDeque<(Conn, Instant)>>,
 }
 
+/// An upstream's answer: its status, its end-to-end fields as they arrived, and its body.
+pub(crate) struct UpstreamResponse {
+    pub(crate) status: http::StatusCode,
+    pub(crate) headers: WireHeaders,
+    pub(crate) body: ResponseBody,
+}
+
 /// A request to send: everything but the body.
 pub(crate) struct Outgoing<'a> {
     pub(crate) method: &'a Method,
@@ -153,7 +161,7 @@ impl Pool {
         mut body: UpstreamBody,
         connect: Duration,
         first_byte: Duration,
-    ) -> Result<Response<ResponseBody>, SendError> {
+    ) -> Result<UpstreamResponse, SendError> {
         let reused = self.checkout();
         let fresh = reused.is_none();
         let mut conn = match reused {
@@ -211,24 +219,20 @@ impl Pool {
         self: &Arc<Self>,
         mut conn: Conn,
         method: &Method,
-    ) -> Result<Response<ResponseBody>, SendError> {
+    ) -> Result<UpstreamResponse, SendError> {
         loop {
             match head::parse_response(&mut conn.buf) {
-                Ok(Some(head)) if head.parts.status.is_informational() => {
-                    if head.parts.status == http::StatusCode::SWITCHING_PROTOCOLS {
+                Ok(Some(head)) if head.status.is_informational() => {
+                    if head.status == http::StatusCode::SWITCHING_PROTOCOLS {
                         return Err(SendError::Head(HeadError::Malformed(
                             "unexpected 101".into(),
                         )));
                     }
                 }
                 Ok(Some(head)) => {
-                    let framing = head::response_framing(
-                        method,
-                        head.parts.status,
-                        head.chunked,
-                        &head.parts.headers,
-                    )
-                    .map_err(SendError::Head)?;
+                    let framing =
+                        head::response_framing(method, head.status, head.chunked, &head.headers)
+                            .map_err(SendError::Head)?;
                     let reusable =
                         head.keep_alive && framing != crate::h1::decode::Framing::UntilClose;
                     let body = ResponseBody::new(
@@ -236,7 +240,11 @@ impl Pool {
                         Decoder::new(framing),
                         reusable.then(|| self.clone()),
                     );
-                    return Ok(Response::from_parts(head.parts, body));
+                    return Ok(UpstreamResponse {
+                        status: head.status,
+                        headers: head.headers,
+                        body,
+                    });
                 }
                 Ok(None) => match conn.fill_by_deadline().await {
                     Ok(Some(0)) => return Err(SendError::Closed),
@@ -364,8 +372,8 @@ mod tests {
         let body = Empty::new().map_err(|never| match never {}).boxed_unsync();
         let secs = Duration::from_secs(5);
         let resp = pool.send(req, body, secs, secs).await?;
-        let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let status = resp.status.as_u16();
+        let bytes = resp.body.collect().await.unwrap().to_bytes();
         Ok((status, bytes))
     }
 
