@@ -2,7 +2,7 @@
 # Gateway throughput and latency, side by side in one run, on loopback:
 #   direct   wrk -> upstream (its own nginx, answering a small JSON body)
 #   nginx    wrk -> nginx reverse proxy (W workers, keepalive upstream) -> upstream
-#   seawall  wrk -> seawall gateway (W tokio workers) -> upstream
+#   seawall  wrk -> seawall gateway (server.workers: W threads) -> upstream
 #   reject   wrk -> seawall with the endpoint's breaker open (answers without the upstream)
 # nginx and seawall alternate for ROUNDS rounds and the medians are reported, since these
 # machines are noisy. The proxy's own CPU time per request is read from /proc. A last pair of
@@ -49,7 +49,7 @@ nginx_conf "$WORK/proxy" "$WORKERS" "upstream backend { server 127.0.0.1:$UP; ke
     }"
 
 cat > "$WORK/seawall.yaml" <<YAML
-server: { listen: 127.0.0.1:$SW }
+server: { listen: 127.0.0.1:$SW, workers: $WORKERS }
 admin: { listen: 127.0.0.1:$ADMIN }
 providers:
   - name: up

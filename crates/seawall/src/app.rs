@@ -145,8 +145,7 @@ impl App {
             )?)),
             None => None,
         };
-        let (gateway_listener, gateway_addr) =
-            bind(&config, "server.listen", config.server.listen).await?;
+        let (gateway_listeners, gateway_addr) = bind_workers(&config)?;
         let (admin_listener, admin_addr) =
             bind(&config, "admin.listen", config.admin.listen).await?;
         // Last of the fallible steps: it spawns the output workers.
@@ -198,15 +197,34 @@ impl App {
             max_connections: config.server.max_connections,
             shutdown_grace: config.server.shutdown_grace,
         };
-        let gateway_server = {
-            let stopped = stop.subscribe();
-            tokio::spawn(server::serve(
-                gateway_listener,
-                // No wrapping `async` block: the request future is `Front::handle`'s own.
-                move |req, remote| front.clone().handle(req, remote),
-                recv(stopped),
-                gateway_limits,
-            ))
+        // No wrapping `async` block: the request future is `Front::handle`'s own.
+        let handler = move |req, remote| front.clone().handle(req, remote);
+        let mut gateway_listeners = gateway_listeners;
+        let gateway_server = match (config.server.workers, gateway_listeners.pop()) {
+            // On this runtime's shared threads (`server.workers: 0`).
+            (0, Some(listener)) => {
+                let listener = TcpListener::from_std(listener).map_err(bind_error(
+                    &config,
+                    "server.listen",
+                    config.server.listen,
+                ))?;
+                tokio::spawn(server::serve(
+                    listener,
+                    handler,
+                    recv(stop.subscribe()),
+                    gateway_limits,
+                ))
+            }
+            (_, last) => {
+                gateway_listeners.extend(last);
+                let stop = stop.clone();
+                tokio::spawn(server::workers::serve(
+                    gateway_listeners,
+                    handler,
+                    move || recv(stop.subscribe()),
+                    gateway_limits,
+                ))
+            }
         };
         // The admin listener outlives the gateway's drain, so `/readyz` reports it and
         // `/metrics` can still be scraped.
@@ -396,15 +414,34 @@ async fn bind(
     field: &'static str,
     addr: SocketAddr,
 ) -> Result<(TcpListener, SocketAddr), AppError> {
-    let error = |source| AppError::Bind {
+    let error = bind_error(config, field, addr);
+    let listener = TcpListener::bind(addr).await.map_err(&error)?;
+    let local = listener.local_addr().map_err(&error)?;
+    Ok((listener, local))
+}
+
+/// The gateway's listening sockets, one per worker (`server.workers`; one when it is 0),
+/// and their address.
+fn bind_workers(config: &Config) -> Result<(Vec<std::net::TcpListener>, SocketAddr), AppError> {
+    let error = bind_error(config, "server.listen", config.server.listen);
+    let listeners = server::workers::bind(config.server.listen, config.server.workers);
+    let listeners = listeners.map_err(&error)?;
+    let local = listeners[0].local_addr().map_err(&error)?;
+    Ok((listeners, local))
+}
+
+/// Turns an error binding `field`'s address into the configuration error that names it.
+fn bind_error<'c>(
+    config: &'c Config,
+    field: &'static str,
+    addr: SocketAddr,
+) -> impl Fn(std::io::Error) -> AppError + 'c {
+    move |source| AppError::Bind {
         field,
         position: config.position_of(field),
         addr,
         source,
-    };
-    let listener = TcpListener::bind(addr).await.map_err(error)?;
-    let local = listener.local_addr().map_err(error)?;
-    Ok((listener, local))
+    }
 }
 
 /// Resolves on the first message or when the sender is gone.

@@ -421,8 +421,14 @@ async fn echo(mut wire: Wire) {
 
 /// Starts the daemon with one generic provider `up` in front of `upstream`.
 async fn start_app(upstream: SocketAddr) -> RunningApp {
+    start_app_with_workers(upstream, 2).await
+}
+
+/// [`start_app`] with `server.workers` (0: the gateway runs on the test's own runtime, whose
+/// clock a test may pause).
+async fn start_app_with_workers(upstream: SocketAddr, workers: usize) -> RunningApp {
     let yaml = format!(
-        "server: {{ listen: 127.0.0.1:0, shutdown_grace: 10s }}
+        "server: {{ listen: 127.0.0.1:0, shutdown_grace: 10s, workers: {workers} }}
 admin: {{ listen: 127.0.0.1:0 }}
 providers:
   - {{ name: up, kind: generic, base_url: 'http://{upstream}', circuit_breaker: {{ failure_threshold: 1000 }} }}
@@ -1011,7 +1017,7 @@ async fn more_than_100_header_fields_is_a_431() {
 #[tokio::test(start_paused = true)]
 async fn heads_not_sent_within_the_header_timeout_close_the_connection() {
     let up = Upstream::start(echo).await;
-    let app = start_app(up.addr).await;
+    let app = start_app_with_workers(up.addr, 0).await;
     let timeout = Duration::from_secs(30);
 
     let mut slow = Wire::connect(app.gateway_addr()).await;

@@ -75,6 +75,10 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Concurrent client connections. Default 10 000; at least 1.
     pub max_connections: usize,
+    /// Threads serving the gateway listener, each with its own runtime and listening
+    /// socket (like nginx's worker processes). Default: one per CPU. `0` serves it on the
+    /// main runtime's shared, work-stealing threads instead (`TOKIO_WORKER_THREADS`).
+    pub workers: usize,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +88,7 @@ impl Default for ServerConfig {
             max_body: default_max_body(),
             shutdown_grace: Duration::from_secs(30),
             max_connections: 10_000,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }

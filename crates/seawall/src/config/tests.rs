@@ -561,6 +561,22 @@ fn repeated_key_is_rejected() {
 }
 
 #[test]
+fn gateway_workers_default_to_one_per_cpu() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(parse("{}").unwrap().server.workers, cpus);
+    assert_eq!(parse("server: { workers: 0 }").unwrap().server.workers, 0);
+    assert_eq!(parse("server: { workers: 3 }").unwrap().server.workers, 3);
+    let err = parse_err("server: { workers: -1 }");
+    assert_error(
+        &err,
+        "server.workers",
+        1,
+        20,
+        &format!("expected a whole number from 0 to {}", usize::MAX),
+    );
+}
+
+#[test]
 fn negative_count_has_plain_message() {
     let err = parse_err("server: { max_connections: -1 }");
     assert_error(

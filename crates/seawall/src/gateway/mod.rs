@@ -13,7 +13,7 @@ mod admit;
 mod auth;
 mod body;
 mod classify;
-mod client;
+pub(crate) mod client;
 mod error;
 mod forward;
 mod headers;

@@ -11,6 +11,7 @@
 mod body;
 mod h1;
 mod h2;
+pub(crate) mod workers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -59,9 +60,24 @@ pub async fn serve<H, F>(
     H: Fn(Request<RequestBody>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    serve_with_slots(listener, handler, shutdown, limits, slots).await;
+}
+
+/// [`serve`] with the connection permits in `slots` (`limits.max_connections` of them),
+/// which several listeners may share.
+pub(crate) async fn serve_with_slots<H, F>(
+    listener: TcpListener,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+    limits: Limits,
+    slots: Arc<Semaphore>,
+) where
+    H: Fn(Request<RequestBody>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
     let local = listener.local_addr().ok();
     // Each connection holds a permit; at zero, the loop stops accepting until one closes.
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     // Tells every open connection to finish its current request and close.
     let (stop, stopped) = watch::channel(false);
     // The same signal, for a connection to check between requests without waiting.

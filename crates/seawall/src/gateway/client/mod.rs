@@ -7,10 +7,15 @@
 //! the response head. The response body ([`ResponseBody`]) reads from the connection as the
 //! client's side pulls it and returns the connection to the pool when it ends. A reused
 //! connection that turns out closed before the request could be written is replaced once.
+//!
+//! A pool keeps its idle connections in stripes, one per gateway worker thread
+//! (`crate::server::workers`) and one shared by all other threads: a connection is driven by
+//! the runtime of the thread that opened it, so it is only reused there.
 
 mod body;
 mod conn;
 
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -38,8 +43,21 @@ pub(crate) type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// Idle pooled connections older than this are closed instead of reused.
 const POOL_IDLE: Duration = Duration::from_secs(90);
-/// Most idle connections kept per destination.
+/// Most idle connections kept per destination and stripe.
 const MAX_IDLE: usize = 1024;
+/// Idle-connection stripes per pool: stripe 0 for threads that are not gateway workers, the
+/// others for workers (worker `i` uses `1 + i % (STRIPES - 1)`).
+const STRIPES: usize = 16;
+
+thread_local! {
+    /// This thread's stripe of every pool.
+    static STRIPE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Makes this thread (gateway worker `worker`) keep and reuse its own upstream connections.
+pub(crate) fn use_pool_stripe(worker: usize) {
+    STRIPE.set(1 + worker % (STRIPES - 1));
+}
 /// Request bytes gathered before a write (head plus body frames that are ready).
 const WRITE_BATCH: usize = 64 * 1024;
 
@@ -118,7 +136,7 @@ impl Pools {
             port,
             tls: tls.then(|| (self.tls.clone(), server_name)),
             host_header: format!("host: {authority}\r\n").into_bytes(),
-            idle: Mutex::new(VecDeque::new()),
+            idle: std::array::from_fn(|_| Mutex::new(VecDeque::new())),
         });
         self.by_destination.insert(key, pool.clone());
         Ok(pool)
@@ -133,7 +151,7 @@ pub(crate) struct Pool {
     /// `host: …\r\n`, written when the request has no `host` of its own.
     host_header: Vec<u8>,
     /// Oldest at the front; taken from the back.
-    idle: Mutex<VecDeque<(Conn, Instant)>>,
+    idle: [Mutex<VecDeque<(Conn, Instant)>>; STRIPES],
 }
 
 /// An upstream's answer: its status, its end-to-end fields as they arrived, and its body.
@@ -259,7 +277,9 @@ impl Pool {
 
     /// The newest idle connection that still looks usable.
     fn checkout(&self) -> Option<Conn> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.idle[STRIPE.get()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         while let Some((conn, since)) = idle.pop_back() {
             if since.elapsed() < POOL_IDLE && conn.is_reusable() {
                 return Some(conn);
@@ -272,15 +292,21 @@ impl Pool {
     /// otherwise hold a descriptor in `CLOSE_WAIT` until the next request to this
     /// destination). Returns how many stay open.
     pub(crate) fn sweep(&self) -> usize {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.retain(|(conn, since)| since.elapsed() < POOL_IDLE && conn.is_reusable());
-        idle.len()
+        let mut open = 0;
+        for stripe in &self.idle {
+            let mut idle = stripe.lock().unwrap_or_else(|p| p.into_inner());
+            idle.retain(|(conn, since)| since.elapsed() < POOL_IDLE && conn.is_reusable());
+            open += idle.len();
+        }
+        open
     }
 
     /// Returns a connection whose exchange completed cleanly.
     fn put(&self, conn: Conn) {
         let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.idle[STRIPE.get()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         while idle.front().is_some_and(|(_, since)| {
             now.duration_since(*since) >= POOL_IDLE || idle.len() >= MAX_IDLE
         }) {

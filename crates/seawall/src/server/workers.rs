@@ -1,0 +1,164 @@
+//! The gateway listener on `server.workers` threads, each with its own single-threaded tokio
+//! runtime and its own listening socket on the same address (`SO_REUSEPORT`, so the kernel
+//! spreads new connections over them), as nginx runs its worker processes.
+//!
+//! A connection lives on one thread from accept to close, with its upstream connections
+//! (the client keeps one idle pool stripe per thread). Nothing is handed between threads on
+//! the request path and no thread parks while another holds the readiness events: with
+//! tokio's shared work-stealing scheduler the same gateway left 5–8 % of two cores idle
+//! under load (BENCHMARKS.md). Everything else (admin, pipelines, tickers) stays on the
+//! main runtime.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{Request, Response};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{oneshot, Semaphore};
+
+use super::body::RequestBody;
+use super::{serve_with_slots, Limits};
+use crate::gateway::client;
+use crate::http::Body;
+
+/// Most connections waiting to be accepted, per listening socket.
+const BACKLOG: u32 = 1024;
+
+/// `count` listening sockets on `addr` (the first one picks the port when it is 0), ready to
+/// be moved to worker threads.
+pub(crate) fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let mut bound = Vec::with_capacity(count);
+    let mut addr = addr;
+    for _ in 0..count.max(1) {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        socket.bind(addr)?;
+        let listener = socket.listen(BACKLOG)?;
+        addr = listener.local_addr()?;
+        bound.push(listener.into_std()?);
+    }
+    Ok(bound)
+}
+
+/// Serves `listeners` (from [`bind`]), one thread each, until `shutdown()`'s future resolves
+/// on every thread; the connection limit is shared. Resolves when all threads have drained.
+pub(crate) async fn serve<H, F, S, SF>(
+    listeners: Vec<std::net::TcpListener>,
+    handler: H,
+    shutdown: S,
+    limits: Limits,
+) where
+    H: Fn(Request<RequestBody>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+    S: Fn() -> SF,
+    SF: Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut finished = Vec::with_capacity(listeners.len());
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let (done, finish) = oneshot::channel::<()>();
+        let (handler, slots, stop) = (handler.clone(), slots.clone(), shutdown());
+        let started = std::thread::Builder::new()
+            .name(format!("seawall-gw-{index}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        tracing::error!(%error, "cannot start a gateway worker runtime");
+                        return;
+                    }
+                };
+                client::use_pool_stripe(index);
+                runtime.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => {
+                            serve_with_slots(listener, handler, stop, limits, slots).await;
+                        }
+                        Err(error) => tracing::error!(%error, "cannot register a gateway listener"),
+                    }
+                });
+                let _ = done.send(());
+            });
+        match started {
+            Ok(_) => finished.push(finish),
+            Err(error) => tracing::error!(%error, "cannot start a gateway worker thread"),
+        }
+    }
+    for finish in finished {
+        let _ = finish.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use tokio::sync::broadcast;
+
+    use super::*;
+    use crate::http::full;
+
+    async fn get(addr: SocketAddr) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn workers_share_one_port_answer_on_their_own_threads_and_drain_on_shutdown() {
+        let listeners = bind("127.0.0.1:0".parse().unwrap(), 3).unwrap();
+        let addr = listeners[0].local_addr().unwrap();
+        assert!(listeners.iter().all(|l| l.local_addr().unwrap() == addr));
+        let (stop, _) = broadcast::channel::<()>(1);
+        let stopper = stop.clone();
+        let limits = Limits {
+            max_connections: 64,
+            shutdown_grace: Duration::from_secs(5),
+        };
+        let server = tokio::spawn(serve(
+            listeners,
+            |_req, _remote| async {
+                let thread = std::thread::current().name().unwrap_or("?").to_owned();
+                Response::new(full(thread))
+            },
+            move || {
+                let mut stopped = stopper.subscribe();
+                async move {
+                    let _ = stopped.recv().await;
+                }
+            },
+            limits,
+        ));
+        let clients: Vec<_> = (0..24).map(|_| tokio::spawn(get(addr))).collect();
+        for client in clients {
+            let answer = client.await.unwrap();
+            assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+            assert!(
+                answer.contains("seawall-gw-"),
+                "not on a worker thread: {answer}"
+            );
+        }
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("every worker drains")
+            .unwrap();
+        assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
+    }
+}
