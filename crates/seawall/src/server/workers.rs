@@ -1,6 +1,7 @@
 //! The gateway listener on `server.workers` threads, each with its own single-threaded tokio
-//! runtime and its own listening socket on the same address (`SO_REUSEPORT`, so the kernel
-//! spreads new connections over them), as nginx runs its worker processes.
+//! runtime, all accepting from one listening socket, as nginx runs its worker processes: a
+//! new connection goes to whichever worker accepts it first, so a busy worker takes fewer
+//! (with `SO_REUSEPORT` the kernel would assign them by address hash, blind to load).
 //!
 //! A connection lives on one thread from accept to close, with its upstream connections
 //! (the client keeps one idle pool stripe per thread). Nothing is handed between threads on
@@ -23,28 +24,26 @@ use super::{serve_with_slots, Limits};
 use crate::gateway::client;
 use crate::http::Body;
 
-/// Most connections waiting to be accepted, per listening socket.
+/// Most connections waiting to be accepted.
 const BACKLOG: u32 = 1024;
 
-/// `count` listening sockets on `addr` (the first one picks the port when it is 0), ready to
-/// be moved to worker threads.
+/// One listening socket on `addr`, shared by `count` handles (duplicated descriptors), ready
+/// to be moved to worker threads.
 pub(crate) fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
-    let mut bound = Vec::with_capacity(count);
-    let mut addr = addr;
-    for _ in 0..count.max(1) {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        socket.set_reuseport(true)?;
-        socket.bind(addr)?;
-        let listener = socket.listen(BACKLOG)?;
-        addr = listener.local_addr()?;
-        bound.push(listener.into_std()?);
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(BACKLOG)?.into_std()?;
+    let mut handles = Vec::with_capacity(count.max(1));
+    for _ in 1..count.max(1) {
+        handles.push(listener.try_clone()?);
     }
-    Ok(bound)
+    handles.push(listener);
+    Ok(handles)
 }
 
 /// Serves `listeners` (from [`bind`]), one thread each, until `shutdown()`'s future resolves
