@@ -9,7 +9,7 @@
 # runs pipelines 16 requests per connection (wrk's cost per request falls, so the servers'
 # capacity shows) for forwarding and rejection.
 # Prints Markdown tables. Installs nginx and wrk with apt-get when missing.
-# Usage: bench/proxy.sh [seconds=10] [connections=32] [workers=2] [rounds=3]
+# Usage: [UPSTREAM_WORKERS=2] bench/proxy.sh [seconds=10] [connections=32] [workers=2] [rounds=3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
@@ -37,7 +37,7 @@ NGINX
     "$NGINX" -c "$1/nginx.conf" -p "$1"
 }
 # The upstream is its own nginx, so the proxy nginx has exactly W workers of its own.
-nginx_conf "$WORK/up" 2 "server {
+nginx_conf "$WORK/up" "${UPSTREAM_WORKERS:-2}" "server {
         listen 127.0.0.1:$UP;
         location /fail { default_type application/json; return 503 '{\"error\":\"overloaded\"}'; }
         location / { default_type application/json; return 200 '{\"id\":\"msg_1\",\"content\":\"ok\"}'; }
