@@ -16,27 +16,10 @@ if ! command -v valgrind >/dev/null 2>&1; then
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
 fi
 
-nginx_conf() { # dir extra-main-directives server-block
-    mkdir -p "$1/logs"
-    cat > "$1/nginx.conf" <<NGINX
-$2
-pid $1/nginx.pid;
-error_log $1/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $1/body; proxy_temp_path $1/proxy;
-    fastcgi_temp_path $1/fcgi; uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;
-    keepalive_requests 1000000;
-    $3
-}
-NGINX
-}
-nginx_conf "$WORK/up" "worker_processes 2;" "server {
+nginx_start "$WORK/up" "worker_processes 2;" "server {
         listen 127.0.0.1:$UP;
         location / { default_type application/json; return 200 '{\"id\":\"msg_1\",\"content\":\"ok\"}'; }
     }"
-"$NGINX" -c "$WORK/up/nginx.conf" -p "$WORK/up"
 nginx_conf "$WORK/proxy" "worker_processes 1; master_process off; daemon off;" \
     "upstream backend { server 127.0.0.1:$UP; keepalive 64; }
     server {

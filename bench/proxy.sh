@@ -19,30 +19,13 @@ ROUNDS=${4:-3}
 UP=18081 NGX=18082 SW=18083 ADMIN=18084
 source bench/common.sh
 
-nginx_conf() { # dir workers server-block
-    mkdir -p "$1/logs"
-    cat > "$1/nginx.conf" <<NGINX
-worker_processes $2;
-pid $1/nginx.pid;
-error_log $1/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $1/body; proxy_temp_path $1/proxy;
-    fastcgi_temp_path $1/fcgi; uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;
-    keepalive_requests 1000000;
-    $3
-}
-NGINX
-    "$NGINX" -c "$1/nginx.conf" -p "$1"
-}
 # The upstream is its own nginx, so the proxy nginx has exactly W workers of its own.
-nginx_conf "$WORK/up" "${UPSTREAM_WORKERS:-2}" "server {
+nginx_start "$WORK/up" "worker_processes ${UPSTREAM_WORKERS:-2};" "server {
         listen 127.0.0.1:$UP;
         location /fail { default_type application/json; return 503 '{\"error\":\"overloaded\"}'; }
         location / { default_type application/json; return 200 '{\"id\":\"msg_1\",\"content\":\"ok\"}'; }
     }"
-nginx_conf "$WORK/proxy" "$WORKERS" "upstream backend { server 127.0.0.1:$UP; keepalive 64; }
+nginx_start "$WORK/proxy" "worker_processes $WORKERS;" "upstream backend { server 127.0.0.1:$UP; keepalive 64; }
     server {
         listen 127.0.0.1:$NGX;
         location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\"; }

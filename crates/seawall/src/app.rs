@@ -145,7 +145,7 @@ impl App {
             )?)),
             None => None,
         };
-        let (gateway_listeners, gateway_addr) = bind_workers(&config)?;
+        let (mut gateway_listeners, gateway_addr) = bind_workers(&config)?;
         let (admin_listener, admin_addr) =
             bind(&config, "admin.listen", config.admin.listen).await?;
         // Last of the fallible steps: it spawns the output workers.
@@ -199,7 +199,6 @@ impl App {
         };
         // No wrapping `async` block: the request future is `Front::handle`'s own.
         let handler = move |req, remote| front.clone().handle(req, remote);
-        let mut gateway_listeners = gateway_listeners;
         let gateway_server = match (config.server.workers, gateway_listeners.pop()) {
             // On this runtime's shared threads (`server.workers: 0`).
             (0, Some(listener)) => {

@@ -8,7 +8,7 @@ use http::header::{AUTHORIZATION, CONNECTION, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::upstream::{Upstream, X_API_KEY};
-use crate::h1::head::HOP_BY_HOP;
+use crate::h1::head::{is_hop_by_hop, HOP_BY_HOP};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
@@ -16,7 +16,7 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Usually there are none, or only `connection: keep-alive`: one pass over the names and
     // no allocation then.
-    if !headers.keys().any(is_hop_by_hop) {
+    if !headers.keys().any(|k| is_hop_by_hop(k.as_str().as_bytes())) {
         return;
     }
     let named: Vec<HeaderName> = headers
@@ -42,10 +42,6 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in proxy {
         headers.remove(name);
     }
-}
-
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(name) || name.as_str().starts_with("proxy-")
 }
 
 /// Prepares a client's request headers for `upstream`. With `auth_on`, the client's

@@ -5,6 +5,8 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use super::head::FRAMING;
+
 /// Where one field's name and value sit in the head: (name start, name length, value start,
 /// value length). Heads are far shorter than `u32::MAX`.
 pub(crate) type Span = (u32, u32, u32, u32);
@@ -60,8 +62,7 @@ impl WireHeaders {
         });
     }
 
-    /// Appends `name: value\r\n` for every field except those the framing layer writes
-    /// itself (`content-length`, `transfer-encoding`, `connection`).
+    /// Appends `name: value\r\n` for every field except the [`FRAMING`] ones.
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
         for (name, value) in self.iter() {
             if is_framing(name) {
@@ -75,7 +76,7 @@ impl WireHeaders {
     }
 
     /// Adds the fields to `map` (for a protocol that needs a map, such as HTTP/2), except
-    /// the framing ones.
+    /// the [`FRAMING`] ones.
     pub(crate) fn append_to(&self, map: &mut HeaderMap) {
         for (name, value) in self.iter() {
             if is_framing(name) {
@@ -99,9 +100,9 @@ pub(crate) fn merge_into_map<B>(resp: &mut http::Response<B>) {
 }
 
 fn is_framing(name: &[u8]) -> bool {
-    ["content-length", "transfer-encoding", "connection"]
+    FRAMING
         .iter()
-        .any(|f| name.eq_ignore_ascii_case(f.as_bytes()))
+        .any(|f| name.eq_ignore_ascii_case(f.as_str().as_bytes()))
 }
 
 #[cfg(test)]

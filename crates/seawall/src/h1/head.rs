@@ -176,7 +176,7 @@ pub(crate) fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>,
 
 /// Whether a field is hop-by-hop for a proxy: one of [`HOP_BY_HOP`], or `proxy-*` (meant for
 /// the proxy, not the client).
-fn is_hop_by_hop(name: &[u8]) -> bool {
+pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
     HOP_BY_HOP
         .iter()
         .any(|h| name.eq_ignore_ascii_case(h.as_str().as_bytes()))
@@ -354,11 +354,13 @@ fn content_length<'a>(values: impl Iterator<Item = &'a [u8]>) -> Result<Option<u
     Ok(length)
 }
 
-/// Appends `name: value\r\n` for every header except those the framing layer writes itself
-/// (`content-length`, `transfer-encoding`, `connection`).
+/// The headers the framing layer writes itself, whatever a message's own fields say.
+pub(crate) const FRAMING: [HeaderName; 3] = [CONTENT_LENGTH, TRANSFER_ENCODING, CONNECTION];
+
+/// Appends `name: value\r\n` for every header except the [`FRAMING`] ones.
 pub(crate) fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
     for (name, value) in headers {
-        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING || name == CONNECTION {
+        if FRAMING.contains(name) {
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());

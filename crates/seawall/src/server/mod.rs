@@ -191,7 +191,8 @@ mod tests {
     use tokio::net::TcpStream;
     use tokio::sync::oneshot;
 
-    async fn get(addr: SocketAddr) -> std::io::Result<String> {
+    /// `GET /` on a new connection that asks to close, and everything the server sent.
+    pub(super) async fn get(addr: SocketAddr) -> std::io::Result<String> {
         let mut s = TcpStream::connect(addr).await?;
         s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
             .await?;
@@ -247,8 +248,11 @@ mod tests {
             .headers
     }
 
-    #[tokio::test]
-    async fn passed_through_fields_are_written_as_they_arrived() {
+    /// Serves `body(request)` on a loopback port, with [`upstream_fields`] passed through,
+    /// until the returned task is aborted.
+    async fn serve_with_upstream_fields(
+        body: fn(&Request<RequestBody>) -> String,
+    ) -> (SocketAddr, tokio::task::JoinHandle<()>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let limits = Limits {
@@ -257,14 +261,20 @@ mod tests {
         };
         let server = tokio::spawn(serve(
             listener,
-            |_req, _remote| async {
-                let mut resp = Response::new(full("hi"));
+            move |req: Request<RequestBody>, _remote| {
+                let mut resp = Response::new(full(body(&req)));
                 resp.extensions_mut().insert(upstream_fields());
-                resp
+                std::future::ready(resp)
             },
             std::future::pending(),
             limits,
         ));
+        (addr, server)
+    }
+
+    #[tokio::test]
+    async fn passed_through_fields_are_written_as_they_arrived() {
+        let (addr, server) = serve_with_upstream_fields(|_| "hi".into()).await;
         let text = get(addr).await.unwrap();
         assert!(text.contains("\r\nX-Upstream: 1\r\n"), "{text}");
         // The framing is the server's own: the body's real length, not the upstream's.
@@ -276,22 +286,7 @@ mod tests {
     #[tokio::test]
     async fn serves_h2c_with_prior_knowledge() {
         use hyper_util::rt::{TokioExecutor, TokioIo};
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let limits = Limits {
-            max_connections: 8,
-            shutdown_grace: Duration::from_secs(1),
-        };
-        let server = tokio::spawn(serve(
-            listener,
-            |req: Request<RequestBody>, _remote| async move {
-                let mut resp = Response::new(full(format!("{:?}", req.version())));
-                resp.extensions_mut().insert(upstream_fields());
-                resp
-            },
-            std::future::pending(),
-            limits,
-        ));
+        let (addr, server) = serve_with_upstream_fields(|req| format!("{:?}", req.version())).await;
         let stream = TcpStream::connect(addr).await.unwrap();
         let (mut send, conn) =
             hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))

@@ -102,22 +102,12 @@ pub(crate) async fn serve<H, F, S, SF>(
 mod tests {
     use std::time::Duration;
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
     use tokio::sync::broadcast;
 
     use super::*;
     use crate::http::full;
-
-    async fn get(addr: SocketAddr) -> String {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        out
-    }
+    use crate::server::tests::get;
 
     #[tokio::test]
     async fn workers_share_one_port_answer_on_their_own_threads_and_drain_on_shutdown() {
@@ -146,7 +136,7 @@ mod tests {
         ));
         let clients: Vec<_> = (0..24).map(|_| tokio::spawn(get(addr))).collect();
         for client in clients {
-            let answer = client.await.unwrap();
+            let answer = client.await.unwrap().unwrap();
             assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
             assert!(
                 answer.contains("seawall-gw-"),
