@@ -36,7 +36,7 @@ use crate::health::{self, Health, MemoryProbe, Probes, ProcMemory, QueueProbe};
 use crate::http::{json_error, Body, BoxError};
 use crate::metrics::Metrics;
 use crate::pipeline::{PipelineError, Pipelines};
-use crate::server::{self, Limits};
+use crate::server::{self, Balance, Limits};
 use crate::telemetry::Telemetry;
 
 /// Breaker timer period when no provider is configured.
@@ -177,6 +177,10 @@ impl App {
             pipelines: pipelines.clone(),
             health: health.clone(),
         });
+        let worker_connections = match config.server.workers {
+            0 => Vec::new(),
+            workers => metrics.gateway_worker_connections(workers),
+        };
         let readiness = Arc::new(Readiness::default());
         let mut admin = Admin::new(
             breakers.clone(),
@@ -217,11 +221,13 @@ impl App {
             (_, last) => {
                 gateway_listeners.extend(last);
                 let stop = stop.clone();
+                let balance = Balance::new(worker_connections);
                 tokio::spawn(server::workers::serve(
                     gateway_listeners,
                     handler,
                     move || recv(stop.subscribe()),
                     gateway_limits,
+                    balance,
                 ))
             }
         };

@@ -46,6 +46,11 @@ struct UpstreamLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabels {
+    worker: usize,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     provider: String,
     endpoint: String,
@@ -260,6 +265,20 @@ impl Metrics {
     ) {
         let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
         registry.register(name, help, metric);
+    }
+
+    /// One gauge per gateway worker thread, counting its open client connections
+    /// (`seawall_gateway_worker_connections{worker}`). Call once, at start.
+    pub(crate) fn gateway_worker_connections(&self, workers: usize) -> Vec<Gauge> {
+        let family = Family::<WorkerLabels, Gauge>::default();
+        self.register(
+            "gateway_worker_connections",
+            "Client connections open on each gateway worker thread",
+            family.clone(),
+        );
+        (0..workers)
+            .map(|worker| family.get_or_create(&WorkerLabels { worker }).clone())
+            .collect()
     }
 
     /// The text exposition of every metric.

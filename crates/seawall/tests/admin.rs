@@ -241,6 +241,62 @@ async fn metrics_expose_the_state_gauge_once_a_breaker_exists() {
     stop(app).await;
 }
 
+/// The `seawall_gateway_worker_connections` samples, summed over the workers, and how many
+/// workers report one.
+async fn worker_connections(app: &RunningApp) -> (f64, usize) {
+    let metrics = get(app.admin_addr(), "/metrics").await;
+    let text = String::from_utf8(metrics.body.to_vec()).unwrap();
+    let samples: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with("seawall_gateway_worker_connections{worker="))
+        .map(sample_value)
+        .collect();
+    (samples.iter().sum(), samples.len())
+}
+
+#[tokio::test]
+async fn metrics_count_the_open_client_connections_of_each_gateway_worker() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = upstream().await;
+    let yaml = format!(
+        "server: {{ listen: 127.0.0.1:0, workers: 3 }}
+admin: {{ listen: 127.0.0.1:0 }}
+providers:
+  - {{ name: mock, kind: generic, base_url: 'http://{}' }}
+",
+        up.addr
+    );
+    let config = parse(&yaml).unwrap();
+    let secrets = config.resolve_secrets(|_| None).unwrap();
+    let app = App::start(config, secrets).await.unwrap();
+    assert_eq!(worker_connections(&app).await, (0.0, 3));
+    // Two kept-alive connections, each answered once (so each has been accepted).
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let mut client = TcpStream::connect(app.gateway_addr()).await.unwrap();
+        client
+            .write_all(b"GET /mock/v1/echo HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        client.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        clients.push(client);
+    }
+    assert_eq!(worker_connections(&app).await, (2.0, 3));
+    // Closed connections leave the count once their worker sees the close.
+    drop(clients);
+    let drained = async {
+        while worker_connections(&app).await.0 != 0.0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), drained)
+        .await
+        .expect("the count returns to zero");
+    stop(app).await;
+}
+
 #[tokio::test]
 async fn breaker_list_shows_the_design_fields() {
     let (app, _up) = start_default(false).await;

@@ -8,6 +8,7 @@
 //! accepted; open connections are told to finish their in-flight requests and close; those
 //! still open after [`Limits::shutdown_grace`] are dropped.
 
+mod balance;
 mod body;
 mod h1;
 mod h2;
@@ -27,6 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+pub(crate) use self::balance::Balance;
 pub use self::body::RequestBody;
 use self::h1::HEADER_READ_TIMEOUT;
 use self::h2::PREFACE;
@@ -61,17 +63,19 @@ pub async fn serve<H, F>(
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    serve_with_slots(listener, handler, shutdown, limits, slots).await;
+    serve_with_slots(listener, handler, shutdown, limits, slots, None).await;
 }
 
 /// [`serve`] with the connection permits in `slots` (`limits.max_connections` of them),
-/// which several listeners may share.
+/// which several listeners may share; `worker` is this listener's place in a [`Balance`]
+/// of listeners sharing one socket.
 pub(crate) async fn serve_with_slots<H, F>(
     listener: TcpListener,
     handler: H,
     shutdown: impl Future<Output = ()>,
     limits: Limits,
     slots: Arc<Semaphore>,
+    worker: Option<(Arc<Balance>, usize)>,
 ) where
     H: Fn(Request<RequestBody>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
@@ -88,6 +92,13 @@ pub(crate) async fn serve_with_slots<H, F>(
 
     loop {
         while connections.try_join_next().is_some() {}
+        if let Some((balance, index)) = &worker {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                () = balance.my_turn(*index) => {}
+            }
+        }
         let permit = tokio::select! {
             biased;
             () = &mut shutdown => break,
@@ -111,12 +122,13 @@ pub(crate) async fn serve_with_slots<H, F>(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%remote, %error, "cannot set TCP_NODELAY");
         }
+        let seat = worker.as_ref().map(|(balance, index)| balance.seat(*index));
         let handler = handler.clone();
         let stopped = stopped.clone();
         let stopping = stopping.clone();
         connections.spawn(async move {
             connection(stream, remote, handler, stopped, &stopping).await;
-            drop(permit);
+            drop((permit, seat));
         });
     }
 

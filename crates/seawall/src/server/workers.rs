@@ -1,7 +1,7 @@
 //! The gateway listener on `server.workers` threads, each with its own single-threaded tokio
-//! runtime, all accepting from one listening socket, as nginx runs its worker processes: a
-//! new connection goes to whichever worker accepts it first, so a busy worker takes fewer
-//! (with `SO_REUSEPORT` the kernel would assign them by address hash, blind to load).
+//! runtime, all accepting from one listening socket, as nginx runs its worker processes. A
+//! [`Balance`] keeps their connection counts within a small slack of each other (with
+//! `SO_REUSEPORT` the kernel would assign connections by address hash, blind to load).
 //!
 //! A connection lives on one thread from accept to close, with its upstream connections
 //! (the client keeps one idle pool stripe per thread). Nothing is handed between threads on
@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{oneshot, Semaphore};
 
 use super::body::RequestBody;
-use super::{serve_with_slots, Limits};
+use super::{serve_with_slots, Balance, Limits};
 use crate::gateway::client;
 use crate::http::Body;
 
@@ -47,12 +47,14 @@ pub(crate) fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::T
 }
 
 /// Serves `listeners` (from [`bind`]), one thread each, until `shutdown()`'s future resolves
-/// on every thread; the connection limit is shared. Resolves when all threads have drained.
+/// on every thread; the connection limit is shared, and `balance` (one count per listener)
+/// spreads the connections. Resolves when all threads have drained.
 pub(crate) async fn serve<H, F, S, SF>(
     listeners: Vec<std::net::TcpListener>,
     handler: H,
     shutdown: S,
     limits: Limits,
+    balance: Arc<Balance>,
 ) where
     H: Fn(Request<RequestBody>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
@@ -64,6 +66,8 @@ pub(crate) async fn serve<H, F, S, SF>(
     for (index, listener) in listeners.into_iter().enumerate() {
         let (done, finish) = oneshot::channel::<()>();
         let (handler, slots, stop) = (handler.clone(), slots.clone(), shutdown());
+        let worker = Some((balance.clone(), index));
+        let retire = balance.clone();
         let started = std::thread::Builder::new()
             .name(format!("seawall-gw-{index}"))
             .spawn(move || {
@@ -74,6 +78,7 @@ pub(crate) async fn serve<H, F, S, SF>(
                     Ok(runtime) => runtime,
                     Err(error) => {
                         tracing::error!(%error, "cannot start a gateway worker runtime");
+                        retire.retire(index);
                         return;
                     }
                 };
@@ -81,16 +86,22 @@ pub(crate) async fn serve<H, F, S, SF>(
                 runtime.block_on(async move {
                     match TcpListener::from_std(listener) {
                         Ok(listener) => {
-                            serve_with_slots(listener, handler, stop, limits, slots).await;
+                            serve_with_slots(listener, handler, stop, limits, slots, worker).await;
                         }
-                        Err(error) => tracing::error!(%error, "cannot register a gateway listener"),
+                        Err(error) => {
+                            tracing::error!(%error, "cannot register a gateway listener");
+                            retire.retire(index);
+                        }
                     }
                 });
                 let _ = done.send(());
             });
         match started {
             Ok(_) => finished.push(finish),
-            Err(error) => tracing::error!(%error, "cannot start a gateway worker thread"),
+            Err(error) => {
+                tracing::error!(%error, "cannot start a gateway worker thread");
+                balance.retire(index);
+            }
         }
     }
     for finish in finished {
@@ -102,12 +113,44 @@ pub(crate) async fn serve<H, F, S, SF>(
 mod tests {
     use std::time::Duration;
 
+    use prometheus_client::metrics::gauge::Gauge;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
     use tokio::sync::broadcast;
 
     use super::*;
     use crate::http::full;
     use crate::server::tests::get;
+
+    fn balance(workers: usize) -> Arc<Balance> {
+        Balance::new((0..workers).map(|_| Gauge::default()).collect())
+    }
+
+    /// Sends `GET /` on `stream` (kept open) and returns the response body.
+    async fn body_of_get(stream: &mut TcpStream) -> String {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        loop {
+            let mut chunk = [0u8; 512];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&buf));
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .expect("a content-length");
+                if body.len() >= length {
+                    return body.to_owned();
+                }
+            }
+        }
+    }
 
     #[tokio::test]
     async fn workers_share_one_port_answer_on_their_own_threads_and_drain_on_shutdown() {
@@ -133,6 +176,7 @@ mod tests {
                 }
             },
             limits,
+            balance(3),
         ));
         let clients: Vec<_> = (0..24).map(|_| tokio::spawn(get(addr))).collect();
         for client in clients {
@@ -149,5 +193,60 @@ mod tests {
             .expect("every worker drains")
             .unwrap();
         assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_connections_is_spread_over_the_workers() {
+        let listeners = bind("127.0.0.1:0".parse().unwrap(), 3).unwrap();
+        let addr = listeners[0].local_addr().unwrap();
+        let limits = Limits {
+            max_connections: 64,
+            shutdown_grace: Duration::from_secs(5),
+        };
+        let counts = balance(3);
+        let (stop, _) = broadcast::channel::<()>(1);
+        let stopper = stop.clone();
+        let server = tokio::spawn(serve(
+            listeners,
+            |_req, _remote| async {
+                let thread = std::thread::current().name().unwrap_or("?").to_owned();
+                Response::new(full(thread))
+            },
+            move || {
+                let mut stopped = stopper.subscribe();
+                async move {
+                    let _ = stopped.recv().await;
+                }
+            },
+            limits,
+            counts.clone(),
+        ));
+        // 24 connections opened at once and all kept open: a worker never accepts while it
+        // holds more than the least busy one plus the slack, so none can take most of them.
+        let mut streams = Vec::new();
+        for _ in 0..24 {
+            streams.push(TcpStream::connect(addr).await.unwrap());
+        }
+        let mut per_worker = std::collections::BTreeMap::<String, usize>::new();
+        for stream in &mut streams {
+            *per_worker.entry(body_of_get(stream).await).or_default() += 1;
+        }
+        assert_eq!(per_worker.len(), 3, "{per_worker:?}");
+        assert!(
+            per_worker.values().all(|&n| (7..=10).contains(&n)),
+            "{per_worker:?}"
+        );
+        // The counts (exported per worker as a metric) match.
+        for (worker, n) in per_worker {
+            let index: usize = worker.trim_start_matches("seawall-gw-").parse().unwrap();
+            assert_eq!(counts.open(index), n as i64);
+        }
+        drop(streams);
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("every worker drains")
+            .unwrap();
+        assert!((0..3).all(|worker| counts.open(worker) == 0));
     }
 }
