@@ -4,8 +4,11 @@
 #   nginx    wrk -> nginx reverse proxy (W workers, keepalive upstream) -> upstream
 #   seawall  wrk -> seawall gateway (server.workers: W threads) -> upstream
 #   reject   wrk -> seawall with the endpoint's breaker open (answers without the upstream)
-# nginx and seawall alternate for ROUNDS rounds and the medians are reported, since these
-# machines are noisy. The proxy's own CPU time per request is read from /proc. A last pair of
+# nginx and seawall run in pairs for ROUNDS rounds, the order flipping every round (nginx first,
+# then seawall first: a drift in the host's load favours neither), and the medians are reported,
+# with the median of the per-round ratios, since these machines are noisy. Both proxies send the
+# upstream the same request: nginx is told to add `X-Forwarded-For`, which Seawall always adds.
+# The proxy's own CPU time per request is read from /proc. A last pair of
 # runs pipelines 16 requests per connection (wrk's cost per request falls, so the servers'
 # capacity shows) for forwarding and rejection.
 # Prints Markdown tables. Installs nginx and wrk with apt-get when missing.
@@ -28,7 +31,10 @@ nginx_start "$WORK/up" "worker_processes ${UPSTREAM_WORKERS:-2};" "server {
 nginx_start "$WORK/proxy" "worker_processes $WORKERS;" "upstream backend { server 127.0.0.1:$UP; keepalive 64; }
     server {
         listen 127.0.0.1:$NGX;
-        location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
+        location / {
+            proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\";
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        }
     }"
 
 cat > "$WORK/seawall.yaml" <<YAML
@@ -82,10 +88,19 @@ workers_of() { pgrep -P "$(cat "$1")" | tr '\n' ' '; }
 
 # shellcheck disable=SC2046 # the pid lists are meant to split
 run direct "http://127.0.0.1:$UP/v1/messages" $(workers_of "$WORK/up/nginx.pid")
+run_nginx() {
+    # shellcheck disable=SC2046 # the pid list is meant to split
+    run "nginx-$1" "http://127.0.0.1:$NGX/v1/messages" $(workers_of "$WORK/proxy/nginx.pid")
+}
+run_seawall() { run "seawall-$1" "http://127.0.0.1:$SW/up/v1/messages" "$SEAWALL_PID"; }
 for r in $(seq "$ROUNDS"); do
-    # shellcheck disable=SC2046
-    run "nginx-$r" "http://127.0.0.1:$NGX/v1/messages" $(workers_of "$WORK/proxy/nginx.pid")
-    run "seawall-$r" "http://127.0.0.1:$SW/up/v1/messages" "$SEAWALL_PID"
+    if [ $((r % 2)) = 1 ]; then
+        run_nginx "$r"
+        run_seawall "$r"
+    else
+        run_seawall "$r"
+        run_nginx "$r"
+    fi
 done
 run reject "http://127.0.0.1:$SW/up/fail" "$SEAWALL_PID"
 
@@ -112,11 +127,14 @@ row direct "$D_RPS" "$D_P50" "$D_P99" "$D_CPU"
 row nginx "$N_RPS" "$N_P50" "$N_P99" "$N_CPU"
 row seawall "$S_RPS" "$S_P50" "$S_P99" "$S_CPU"
 row reject "$R_RPS" "$R_P50" "$R_P99" "$R_CPU"
+RATIOS=$(for r in $(seq "$ROUNDS"); do printf '%.3f\n' "$(echo "$(rps "seawall-$r") / $(rps "nginx-$r")" | bc -l)"; done)
 printf '\nper round (requests/s): nginx %s | seawall %s\n' \
     "$(for r in $(seq "$ROUNDS"); do printf '%s ' "$(rps "nginx-$r")"; done)" \
     "$(for r in $(seq "$ROUNDS"); do printf '%s ' "$(rps "seawall-$r")"; done)"
-printf 'seawall vs nginx: throughput %.2fx, added p99 %.3f ms vs %.3f ms\n' \
-    "$(echo "$S_RPS / $N_RPS" | bc -l)" "$(echo "$S_P99 - $D_P99" | bc -l)" "$(echo "$N_P99 - $D_P99" | bc -l)"
+printf 'per round seawall/nginx: %s\n' "$(echo "$RATIOS" | tr '\n' ' ')"
+printf 'seawall vs nginx: throughput %.2fx (median of the per-round ratios %.2fx, %s of %s rounds >= 1), added p99 %.3f ms vs %.3f ms\n' \
+    "$(echo "$S_RPS / $N_RPS" | bc -l)" "$(echo "$RATIOS" | median)" "$(echo "$RATIOS" | awk '$1 >= 1' | wc -l)" "$ROUNDS" \
+    "$(echo "$S_P99 - $D_P99" | bc -l)" "$(echo "$N_P99 - $D_P99" | bc -l)"
 printf 'reject vs seawall forwarding: %.2fx requests/s, %.2fx less CPU per request; reject run answered %s non-2xx\n' \
     "$(echo "$R_RPS / $S_RPS" | bc -l)" "$(echo "$S_CPU / $R_CPU" | bc -l)" "$(awk '/Non-2xx/ {print $5}' "$WORK/reject.txt")"
 
