@@ -46,7 +46,9 @@ providers:
     base_url: http://127.0.0.1:$UP
     circuit_breaker: { failure_threshold: 1, open_timeout: 1h, open_timeout_max: 1h }
 YAML
-TOKIO_WORKER_THREADS=$WORKERS SEAWALL_LOG=warn "$SEAWALL" run -c "$WORK/seawall.yaml" >"$WORK/seawall.log" 2>&1 &
+# In its own session, as each nginx is once it daemonizes: with the kernel's autogroup scheduling
+# (sched_autogroup_enabled) a session shares CPU as one group, and Seawall must not share wrk's.
+TOKIO_WORKER_THREADS=$WORKERS SEAWALL_LOG=warn setsid "$SEAWALL" run -c "$WORK/seawall.yaml" >"$WORK/seawall.log" 2>&1 &
 SEAWALL_PID=$!
 PIDS+=("$SEAWALL_PID")
 for _ in $(seq 100); do
