@@ -72,7 +72,22 @@ pub(super) async fn serve<H, F>(
         stopped: false,
     };
     loop {
-        let head = match conn.read_head().await {
+        // Responses held back for pipelined requests (see `respond`) go out before the
+        // connection waits for the client.
+        let buffered = match conn.out.is_empty() {
+            true => None,
+            false => conn.parse_buffered_head(),
+        };
+        let head = match buffered {
+            Some(parsed) => parsed,
+            None => {
+                if conn.flush(&mut write).await.is_err() {
+                    return;
+                }
+                conn.read_head().await
+            }
+        };
+        let head = match head {
             Ok(Some(head)) => head,
             Ok(None) => return,
             Err(error) => {
@@ -109,16 +124,29 @@ pub(super) async fn serve<H, F>(
                 }
             }
         };
-        if expects_continue
-            && !body.is_end_stream()
-            && write
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await
-                .is_err()
-        {
-            return;
+        if expects_continue && !body.is_end_stream() {
+            conn.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            if conn.flush(&mut write).await.is_err() {
+                return;
+            }
         }
-        let reply = handler(Request::from_parts(parts, body), remote).await;
+        let request = Request::from_parts(parts, body);
+        let reply = if conn.out.is_empty() {
+            handler(request, remote).await
+        } else {
+            // Answered at once (a rejection, say), this reply joins the held-back ones;
+            // otherwise they go out before the handler waits.
+            let mut reply = std::pin::pin!(handler(request, remote));
+            match poll_fn(|cx| Poll::Ready(reply.as_mut().poll(cx))).await {
+                Poll::Ready(reply) => reply,
+                Poll::Pending => {
+                    if conn.flush(&mut write).await.is_err() {
+                        return;
+                    }
+                    reply.await
+                }
+            }
+        };
         // A body left unread hides where the next request starts.
         let unread = lock(&conn.side).body.is_some();
         let keep = keep_alive && !unread && !conn.is_stopping();
@@ -134,6 +162,12 @@ pub(super) async fn serve<H, F>(
             Err(_) => return,
         }
     }
+}
+
+/// Whether the read buffer holds the end of another request head (a pipelined request).
+fn next_head_arrived(side: &Mutex<ReadSide>) -> bool {
+    let side = lock(side);
+    side.body.is_none() && side.buf.windows(4).any(|w| w == b"\r\n\r\n")
 }
 
 /// A connection's state between requests.
@@ -188,7 +222,30 @@ impl Conn<'_> {
         .await
     }
 
-    /// Writes `reply`; `Ok(keep)` tells whether the connection stays open.
+    /// Parses a request head already in the read buffer, without waiting for more bytes:
+    /// `None` when there is no complete one.
+    fn parse_buffered_head(&mut self) -> Option<Result<Option<RequestHead>, HeadError>> {
+        let mut side = lock(&self.side);
+        match head::parse_request(&mut side.buf) {
+            Ok(Some(head)) => Some(Ok(Some(head))),
+            Ok(None) => None,
+            Err(error) => Some(Err(error)),
+        }
+    }
+
+    /// Writes out the responses held back so far.
+    async fn flush(&mut self, write: &mut OwnedWriteHalf) -> io::Result<()> {
+        if !self.out.is_empty() {
+            write.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes `reply` (after any held-back responses); `Ok(keep)` tells whether the
+    /// connection stays open. A complete response to a kept-alive connection whose next
+    /// request head has already arrived (pipelining) is held back instead, up to
+    /// [`WRITE_BATCH`] bytes, so the answers to a pipelined batch leave in one write.
     async fn respond(
         &mut self,
         write: &mut OwnedWriteHalf,
@@ -201,7 +258,6 @@ impl Conn<'_> {
         // An upstream's fields, passed through as they arrived.
         let wire = parts.extensions.get::<WireHeaders>();
         let out = &mut self.out;
-        out.clear();
         head::write_status_line(out, parts.status);
         head::write_headers(out, &parts.headers);
         if let Some(wire) = wire {
@@ -247,12 +303,19 @@ impl Conn<'_> {
             out.extend_from_slice(b"connection: keep-alive\r\n");
         }
         out.extend_from_slice(b"\r\n");
+        let hold = |out: &Vec<u8>| keep && out.len() < WRITE_BATCH && next_head_arrived(&self.side);
         if bodiless || head_only {
-            write.write_all(out).await?;
+            if !hold(out) {
+                write.write_all(out).await?;
+                out.clear();
+            }
             return Ok(keep);
         }
         let mut batch = gather(&mut body, out, chunked, WRITE_BATCH);
         loop {
+            if matches!(batch, Ok(true)) && hold(out) {
+                return Ok(true);
+            }
             if !out.is_empty() {
                 write.write_all(out).await?;
                 out.clear();

@@ -323,6 +323,67 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn pipelined_answers_held_back_go_out_before_a_slow_handler_waits() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let release = Arc::new(tokio::sync::Notify::new());
+        let gate = release.clone();
+        let limits = Limits {
+            max_connections: 8,
+            shutdown_grace: Duration::from_secs(1),
+        };
+        let server = tokio::spawn(serve(
+            listener,
+            move |req: Request<RequestBody>, _remote| {
+                let gate = gate.clone();
+                async move {
+                    if req.uri().path() == "/slow" {
+                        gate.notified().await;
+                    }
+                    Response::new(full(format!("<{}>", req.uri().path())))
+                }
+            },
+            std::future::pending(),
+            limits,
+        ));
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(
+                b"GET /a HTTP/1.1\r\nhost: x\r\n\r\nGET /b HTTP/1.1\r\nhost: x\r\n\r\n\
+                  GET /slow HTTP/1.1\r\nhost: x\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        async fn read_until(client: &mut TcpStream, got: &mut Vec<u8>, marker: &str) {
+            while !String::from_utf8_lossy(got).contains(marker) {
+                let mut chunk = [0u8; 1024];
+                let n = client.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "closed: {}", String::from_utf8_lossy(got));
+                got.extend_from_slice(&chunk[..n]);
+            }
+        }
+        let mut got = Vec::new();
+        // The first two answers arrive while the third request is still waiting.
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            read_until(&mut client, &mut got, "</b>"),
+        )
+        .await
+        .expect("answers held back for pipelining were not flushed");
+        release.notify_one();
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            read_until(&mut client, &mut got, "</slow>"),
+        )
+        .await
+        .expect("the slow answer follows");
+        let text = String::from_utf8_lossy(&got);
+        let (a, b, slow) = (text.find("</a>"), text.find("</b>"), text.find("</slow>"));
+        assert!(a < b && b < slow, "{text}");
+        server.abort();
+    }
+
+    #[tokio::test]
     async fn grace_elapsed_drops_stuck_requests() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
