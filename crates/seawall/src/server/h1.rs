@@ -1,6 +1,8 @@
 //! One HTTP/1.1 client connection, served in its own task: read a head, call the handler,
 //! write the response (small ones in one write, streamed ones frame by frame as they come),
-//! repeat while the connection may be kept open.
+//! repeat while the connection may be kept open. Answers to pipelined requests that are ready
+//! at once (rejections, say) are held back while the next request is already buffered and
+//! leave together, before the connection or a handler has to wait.
 //!
 //! Limits: a complete request head must arrive within [`HEADER_READ_TIMEOUT`] of the previous
 //! response (or of the connection opening), heads are bounded by `h1::head`. Bad heads get a
