@@ -76,9 +76,10 @@ pub(super) async fn serve<H, F>(
     loop {
         // Responses held back for pipelined requests (see `respond`) go out before the
         // connection waits for the client.
-        let buffered = match conn.out.is_empty() {
-            true => None,
-            false => conn.parse_buffered_head(),
+        let buffered = if conn.out.is_empty() {
+            None
+        } else {
+            conn.parse_buffered_head()
         };
         let head = match buffered {
             Some(parsed) => parsed,
