@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 pub(crate) struct Balance {
     /// Worker `i`'s open client connections (also exported as a metric).
     open: Box<[Gauge]>,
-    /// Workers that never started (or stopped): the others do not wait for them.
+    /// Workers that failed to start: the others do not wait for them.
     retired: Box<[AtomicBool]>,
     /// Notified whenever a count changes.
     changed: Notify,
