@@ -177,14 +177,10 @@ impl App {
             pipelines: pipelines.clone(),
             health: health.clone(),
         });
-        let worker_connections = match config.server.workers {
-            0 => Vec::new(),
-            workers => metrics.gateway_worker_connections(workers),
-        };
         let readiness = Arc::new(Readiness::default());
         let mut admin = Admin::new(
             breakers.clone(),
-            metrics,
+            metrics.clone(),
             secrets.admin_token.clone(),
             readiness.clone(),
         );
@@ -203,33 +199,26 @@ impl App {
         };
         // No wrapping `async` block: the request future is `Front::handle`'s own.
         let handler = move |req, remote| front.clone().handle(req, remote);
-        let gateway_server = match (config.server.workers, gateway_listeners.pop()) {
-            // On this runtime's shared threads (`server.workers: 0`).
-            (0, Some(listener)) => {
-                let listener = TcpListener::from_std(listener).map_err(bind_error(
-                    &config,
-                    "server.listen",
-                    config.server.listen,
-                ))?;
-                tokio::spawn(server::serve(
-                    listener,
-                    handler,
-                    recv(stop.subscribe()),
-                    gateway_limits,
-                ))
-            }
-            (_, last) => {
-                gateway_listeners.extend(last);
-                let stop = stop.clone();
-                let balance = Balance::new(worker_connections);
-                tokio::spawn(server::workers::serve(
-                    gateway_listeners,
-                    handler,
-                    move || recv(stop.subscribe()),
-                    gateway_limits,
-                    balance,
-                ))
-            }
+        let gateway_server = if config.server.workers == 0 {
+            // On this runtime's shared threads; `bind_workers` bound the one socket.
+            let listener = TcpListener::from_std(gateway_listeners.swap_remove(0))
+                .map_err(bind_error(&config, "server.listen", config.server.listen))?;
+            tokio::spawn(server::serve(
+                listener,
+                handler,
+                recv(stop.subscribe()),
+                gateway_limits,
+            ))
+        } else {
+            let stop = stop.clone();
+            let balance = Balance::new(metrics.gateway_worker_connections(config.server.workers));
+            tokio::spawn(server::workers::serve(
+                gateway_listeners,
+                handler,
+                move || recv(stop.subscribe()),
+                gateway_limits,
+                balance,
+            ))
         };
         // The admin listener outlives the gateway's drain, so `/readyz` reports it and
         // `/metrics` can still be scraped.

@@ -167,10 +167,11 @@ pub(super) async fn serve<H, F>(
     }
 }
 
-/// Whether the read buffer holds the end of another request head (a pipelined request).
-fn next_head_arrived(side: &Mutex<ReadSide>) -> bool {
+/// Whether bytes of another request (a pipelined one) are already buffered. Whether they
+/// make a whole head is found when it is parsed; if not, held-back answers go out then.
+fn next_request_buffered(side: &Mutex<ReadSide>) -> bool {
     let side = lock(side);
-    side.body.is_none() && side.buf.windows(4).any(|w| w == b"\r\n\r\n")
+    side.body.is_none() && !side.buf.is_empty()
 }
 
 /// A connection's state between requests.
@@ -247,7 +248,7 @@ impl Conn<'_> {
 
     /// Writes `reply` (after any held-back responses); `Ok(keep)` tells whether the
     /// connection stays open. A complete response to a kept-alive connection whose next
-    /// request head has already arrived (pipelining) is held back instead, up to
+    /// request has already begun to arrive (pipelining) is held back instead, up to
     /// [`WRITE_BATCH`] bytes, so the answers to a pipelined batch leave in one write.
     async fn respond(
         &mut self,
@@ -306,7 +307,8 @@ impl Conn<'_> {
             out.extend_from_slice(b"connection: keep-alive\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        let hold = |out: &Vec<u8>| keep && out.len() < WRITE_BATCH && next_head_arrived(&self.side);
+        let hold =
+            |out: &Vec<u8>| keep && out.len() < WRITE_BATCH && next_request_buffered(&self.side);
         if bodiless || head_only {
             if !hold(out) {
                 write.write_all(out).await?;

@@ -126,6 +126,45 @@ mod tests {
         Balance::new((0..workers).map(|_| Gauge::default()).collect())
     }
 
+    /// Serves `listeners` with a handler that answers with its thread's name, until the
+    /// returned sender sends.
+    fn serve_thread_names(
+        listeners: Vec<std::net::TcpListener>,
+        balance: Arc<Balance>,
+    ) -> (broadcast::Sender<()>, tokio::task::JoinHandle<()>) {
+        let (stop, _) = broadcast::channel::<()>(1);
+        let stopper = stop.clone();
+        let limits = Limits {
+            max_connections: 64,
+            shutdown_grace: Duration::from_secs(5),
+        };
+        let server = tokio::spawn(serve(
+            listeners,
+            |_req, _remote| async {
+                let thread = std::thread::current().name().unwrap_or("?").to_owned();
+                Response::new(full(thread))
+            },
+            move || {
+                let mut stopped = stopper.subscribe();
+                async move {
+                    let _ = stopped.recv().await;
+                }
+            },
+            limits,
+            balance,
+        ));
+        (stop, server)
+    }
+
+    /// Stops the workers and waits until every one has drained.
+    async fn stop_and_drain(stop: broadcast::Sender<()>, server: tokio::task::JoinHandle<()>) {
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("every worker drains")
+            .unwrap();
+    }
+
     /// Sends `GET /` on `stream` (kept open) and returns the response body.
     async fn body_of_get(stream: &mut TcpStream) -> String {
         stream
@@ -157,27 +196,7 @@ mod tests {
         let listeners = bind("127.0.0.1:0".parse().unwrap(), 3).unwrap();
         let addr = listeners[0].local_addr().unwrap();
         assert!(listeners.iter().all(|l| l.local_addr().unwrap() == addr));
-        let (stop, _) = broadcast::channel::<()>(1);
-        let stopper = stop.clone();
-        let limits = Limits {
-            max_connections: 64,
-            shutdown_grace: Duration::from_secs(5),
-        };
-        let server = tokio::spawn(serve(
-            listeners,
-            |_req, _remote| async {
-                let thread = std::thread::current().name().unwrap_or("?").to_owned();
-                Response::new(full(thread))
-            },
-            move || {
-                let mut stopped = stopper.subscribe();
-                async move {
-                    let _ = stopped.recv().await;
-                }
-            },
-            limits,
-            balance(3),
-        ));
+        let (stop, server) = serve_thread_names(listeners, balance(3));
         let clients: Vec<_> = (0..24).map(|_| tokio::spawn(get(addr))).collect();
         for client in clients {
             let answer = client.await.unwrap().unwrap();
@@ -187,11 +206,7 @@ mod tests {
                 "not on a worker thread: {answer}"
             );
         }
-        stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), server)
-            .await
-            .expect("every worker drains")
-            .unwrap();
+        stop_and_drain(stop, server).await;
         assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
     }
 
@@ -199,28 +214,8 @@ mod tests {
     async fn a_burst_of_connections_is_spread_over_the_workers() {
         let listeners = bind("127.0.0.1:0".parse().unwrap(), 3).unwrap();
         let addr = listeners[0].local_addr().unwrap();
-        let limits = Limits {
-            max_connections: 64,
-            shutdown_grace: Duration::from_secs(5),
-        };
         let counts = balance(3);
-        let (stop, _) = broadcast::channel::<()>(1);
-        let stopper = stop.clone();
-        let server = tokio::spawn(serve(
-            listeners,
-            |_req, _remote| async {
-                let thread = std::thread::current().name().unwrap_or("?").to_owned();
-                Response::new(full(thread))
-            },
-            move || {
-                let mut stopped = stopper.subscribe();
-                async move {
-                    let _ = stopped.recv().await;
-                }
-            },
-            limits,
-            counts.clone(),
-        ));
+        let (stop, server) = serve_thread_names(listeners, counts.clone());
         // 24 connections opened at once and all kept open: a worker never accepts while it
         // holds more than the least busy one plus the slack, so none can take most of them.
         let mut streams = Vec::new();
@@ -242,11 +237,7 @@ mod tests {
             assert_eq!(counts.open(index), n as i64);
         }
         drop(streams);
-        stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), server)
-            .await
-            .expect("every worker drains")
-            .unwrap();
+        stop_and_drain(stop, server).await;
         assert!((0..3).all(|worker| counts.open(worker) == 0));
     }
 }
