@@ -2,9 +2,9 @@
 //! JSON, over hyper 1 with rustls (ring provider, webpki roots).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Uri};
@@ -83,9 +83,11 @@ impl HttpFetcher {
         if probe.authority().is_none() {
             return Err(invalid("no host".to_owned()));
         }
+        // hyper-rustls sets the ALPN protocols itself (`enable_http1`).
+        let tls =
+            seawall_http::tls::client_config(None, &[]).map_err(|e| Error::Tls(e.to_string()))?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| Error::Tls(e.to_string()))?
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .build();
@@ -138,15 +140,13 @@ impl Fetcher for HttpFetcher {
         if !status.is_success() {
             return Err(FetchError::Status {
                 status: status.as_u16(),
-                retry_after: retry_after(response.headers()),
+                retry_after: seawall_http::retry_after(response.headers(), SystemTime::now()),
             });
         }
-        let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
-            .collect()
+        let body = seawall_http::read_limited(response.into_body(), MAX_BODY_BYTES)
             .await
-            .map_err(|e| FetchError::Transport(describe(&*e)))?
-            .to_bytes();
-        decode(&body)
+            .map_err(|e| FetchError::Transport(describe(&e)))?;
+        FlagSet::from_json(&body)
     }
 }
 
@@ -162,101 +162,9 @@ fn describe(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// `Retry-After` in seconds; an HTTP-date (or anything else) is ignored.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse().ok().map(Duration::from_secs)
-}
-
-/// The response body, as sent.
-#[derive(serde::Deserialize)]
-struct Wire {
-    #[serde(default)]
-    flags: Vec<WireFlag>,
-    ttl_seconds: Option<u64>,
-}
-
-#[derive(serde::Deserialize)]
-struct WireFlag {
-    name: String,
-    value: serde_json::Value,
-}
-
-/// Decodes a flag response. Values are normally strings; booleans and numbers are taken as
-/// their JSON text, other values are skipped.
-fn decode(body: &[u8]) -> Result<FlagSet, FetchError> {
-    let wire: Wire = serde_json::from_slice(body).map_err(|e| FetchError::Decode(e.to_string()))?;
-    let flags = wire
-        .flags
-        .into_iter()
-        .filter_map(|flag| {
-            let value = match flag.value {
-                serde_json::Value::String(text) => text,
-                scalar @ (serde_json::Value::Bool(_) | serde_json::Value::Number(_)) => {
-                    scalar.to_string()
-                }
-                _ => return None,
-            };
-            Some((flag.name, value))
-        })
-        .collect();
-    Ok(FlagSet {
-        flags,
-        ttl: wire.ttl_seconds.map(Duration::from_secs),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decodes_the_databricks_shape() {
-        let body = br#"{"flags":[{"name":"a","value":"true"},{"name":"b","value":"x"}],
-                        "ttl_seconds":900}"#;
-        let set = decode(body).unwrap();
-        assert_eq!(
-            set.flags,
-            [("a".into(), "true".into()), ("b".into(), "x".into())]
-        );
-        assert_eq!(set.ttl, Some(Duration::from_secs(900)));
-    }
-
-    #[test]
-    fn tolerates_missing_fields_and_scalar_values() {
-        let set = decode(br#"{"flags":[{"name":"a","value":false},{"name":"n","value":3},{"name":"o","value":{}}]}"#)
-            .unwrap();
-        assert_eq!(
-            set.flags,
-            [("a".into(), "false".into()), ("n".into(), "3".into())]
-        );
-        assert_eq!(set.ttl, None);
-        assert_eq!(decode(b"{}").unwrap(), FlagSet::default());
-    }
-
-    #[test]
-    fn refuses_what_is_not_the_shape() {
-        for body in [
-            &b"not json"[..],
-            br#"{"flags":"x"}"#,
-            br#"{"ttl_seconds":-1}"#,
-        ] {
-            assert!(matches!(decode(body), Err(FetchError::Decode(_))));
-        }
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_only() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(retry_after(&headers), None);
-        headers.insert(header::RETRY_AFTER, HeaderValue::from_static(" 120 "));
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(120)));
-        headers.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&headers), None);
-    }
 
     #[test]
     fn templates_must_be_http_urls() {

@@ -29,7 +29,9 @@
 //! - `cache`: [`FlagCache`] (the host map, idle eviction) and [`FlagHandle`] (reads).
 //! - `entry`: one host's state: values behind `arc-swap`, the single-flight fetch, backoff.
 //! - [`fetcher`]: the [`Fetcher`] trait, [`FlagSet`], [`FetchError`] and closure fetchers.
-//! - `http` (feature `http`, on by default): `HttpFetcher`, hyper + rustls (ring).
+//! - `json` (feature `json`): `FlagSet::from_json`, the flag service's response shape.
+//! - `http` (feature `http`, on by default, implies `json`): `HttpFetcher`, hyper + rustls
+//!   (ring), with the `Retry-After`, body-limit and TLS helpers of `seawall-http`.
 //! - [`metrics`]: the [`FlagObserver`] hook and fetch counters.
 //! - [`snapshot`]: [`CacheSnapshot`], what an admin endpoint lists (`Serialize` with `serde`).
 
@@ -44,6 +46,8 @@ mod entry;
 mod error;
 #[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "json")]
+mod json;
 
 pub use cache::{FlagCache, FlagHandle};
 pub use config::Builder;
