@@ -28,5 +28,5 @@ pub mod tls;
 
 pub use fields::Fields;
 pub use length::{content_length, parse_content_length, InvalidContentLength};
-pub use limited::{read_limited, ReadError};
+pub use limited::{read_limited, BoxError, ReadError};
 pub use retry::{parse_retry_after, parse_retry_after_ms, retry_after};

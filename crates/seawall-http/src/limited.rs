@@ -4,9 +4,12 @@ use bytes::Bytes;
 use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
+/// An error a body failed with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why [`read_limited`] gave up.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError<E> {
+pub enum ReadError {
     /// The body is longer than the limit (nothing past it was kept).
     #[error("the body exceeds {limit} bytes")]
     TooLarge {
@@ -15,7 +18,7 @@ pub enum ReadError<E> {
     },
     /// The body's stream failed.
     #[error("reading the body: {0}")]
-    Body(E),
+    Body(BoxError),
 }
 
 /// The whole of `body`, at most `limit` bytes of it.
@@ -29,19 +32,14 @@ pub enum ReadError<E> {
 /// assert!(matches!(read_limited(body, 4).await, Err(ReadError::TooLarge { limit: 4 })));
 /// # });
 /// ```
-pub async fn read_limited<B>(body: B, limit: usize) -> Result<Bytes, ReadError<B::Error>>
+pub async fn read_limited<B>(body: B, limit: usize) -> Result<Bytes, ReadError>
 where
     B: Body,
-    B::Error: std::error::Error + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
 {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) => match error.downcast::<B::Error>() {
-            Ok(own) => Err(ReadError::Body(*own)),
-            Err(other) => {
-                debug_assert!(other.is::<LengthLimitError>());
-                Err(ReadError::TooLarge { limit })
-            }
-        },
+        Err(error) if error.is::<LengthLimitError>() => Err(ReadError::TooLarge { limit }),
+        Err(error) => Err(ReadError::Body(error)),
     }
 }

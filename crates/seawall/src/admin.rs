@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::breakers::{breaker_id, BreakerView, Breakers};
 use crate::config::Secret;
 use crate::flags::Flags;
-use crate::http::{full, json, json_error, Body};
+use crate::message::{full, json, json_error, Body};
 use crate::metrics::{BreakerLabels, Metrics};
 use crate::pipeline::Pipelines;
 use seawall_breaker::CircuitBreaker;

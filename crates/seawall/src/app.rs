@@ -19,8 +19,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
 use seawall_breaker::ConfigError as PolicyError;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
@@ -32,21 +30,27 @@ use crate::breakers::{tokio_clock, Breakers};
 use crate::config::{AuthMode, Config, Position, Secrets};
 use crate::flags::{self, Flags, FlagsError};
 use crate::gateway::{Gateway, GatewayError};
-use crate::health::{self, Health, MemoryProbe, Probes, ProcMemory, QueueProbe};
-use crate::http::{json_error, Body, BoxError};
+use crate::health::{Health, MemoryProbe, Probes, ProcMemory, QueueProbe};
+use crate::http1::outbound::{self, Pools};
+use crate::message::Reply;
 use crate::metrics::Metrics;
 use crate::pipeline::{PipelineError, Pipelines};
-use crate::server::{self, Balance, Limits};
+use crate::router::Router;
+use crate::server::workers::Workers;
+use crate::server::{self, Balance, Limits, Timeouts};
 use crate::telemetry::Telemetry;
 
 /// Breaker timer period when no provider is configured.
 const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Bounds of the admin listener: a handful of scrapers and operators, quick answers.
-const ADMIN_LIMITS: Limits = Limits {
-    max_connections: 64,
-    shutdown_grace: Duration::from_secs(2),
-};
+fn admin_limits() -> Limits {
+    Limits {
+        max_connections: 64,
+        shutdown_grace: Duration::from_secs(2),
+        timeouts: Timeouts::default(),
+    }
+}
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -135,7 +139,15 @@ impl App {
         let breakers = Breakers::new(&config.providers, tokio_clock(), metrics.clone())
             .map_err(|(provider, source)| AppError::Breaker { provider, source })?;
         let breakers = Arc::new(breakers);
-        let mut gateway = Gateway::new(&config, &secrets, breakers.clone(), metrics.clone())?;
+        // One set of upstream connection pools for every outbound call of the daemon.
+        let pools = Arc::new(Pools::new().map_err(GatewayError::from)?);
+        let mut gateway = Gateway::with_pools(
+            &config,
+            &secrets,
+            breakers.clone(),
+            metrics.clone(),
+            pools.clone(),
+        )?;
         let flags = match &config.feature_flags {
             Some(f) => Some(Arc::new(Flags::new(
                 f,
@@ -172,7 +184,7 @@ impl App {
             gateway = gateway.with_telemetry(Arc::new(telemetry));
         }
         let sweeper = gateway.clone();
-        let front = Arc::new(Front {
+        let router = Arc::new(Router {
             gateway,
             pipelines: pipelines.clone(),
             health: health.clone(),
@@ -196,9 +208,10 @@ impl App {
         let gateway_limits = Limits {
             max_connections: config.server.max_connections,
             shutdown_grace: config.server.shutdown_grace,
+            timeouts: Timeouts::default(),
         };
-        // No wrapping `async` block: the request future is `Front::handle`'s own.
-        let handler = move |req, remote| front.clone().handle(req, remote);
+        // No wrapping `async` block: the request future is `Router::handle`'s own.
+        let handler = move |req, remote| router.clone().handle(req, remote);
         let gateway_server = if config.server.workers == 0 {
             // On this runtime's shared threads; `bind_workers` bound the one socket.
             let listener = TcpListener::from_std(gateway_listeners.swap_remove(0))
@@ -212,22 +225,23 @@ impl App {
         } else {
             let stop = stop.clone();
             let balance = Balance::new(metrics.gateway_worker_connections(config.server.workers));
-            tokio::spawn(server::workers::serve(
-                gateway_listeners,
-                handler,
-                move || recv(stop.subscribe()),
-                gateway_limits,
+            let workers = Workers {
+                shutdown: move || recv(stop.subscribe()),
+                // Each thread keeps and reuses its own upstream connections.
+                on_thread_start: outbound::use_pool_stripe,
+                limits: gateway_limits,
                 balance,
-            ))
+            };
+            tokio::spawn(server::workers::serve(gateway_listeners, handler, workers))
         };
         // The admin listener outlives the gateway's drain, so `/readyz` reports it and
         // `/metrics` can still be scraped.
         let (admin_stop, admin_stopped) = broadcast::channel::<()>(1);
         let admin_server = tokio::spawn(server::serve(
             admin_listener,
-            move |req, remote| std::future::ready(admin.handle(&req, remote)),
+            move |req, remote| std::future::ready(Reply::from(admin.handle(&req, remote))),
             recv(admin_stopped),
-            ADMIN_LIMITS,
+            admin_limits(),
         ));
         let flag_watch = flags.map(|f| {
             let every = check_interval(&config);
@@ -296,47 +310,6 @@ impl App {
             readiness,
             done,
         })
-    }
-}
-
-/// The gateway listener's routes: `/ingest/{pipeline}` to the pipelines, the rest to the
-/// gateway. Both edges shed new work while global health fails.
-struct Front {
-    gateway: Gateway,
-    /// `None` when no pipeline is configured (then `/ingest/…` answers 404).
-    pipelines: Option<Arc<Pipelines>>,
-    /// `None` when `global_health.enabled` is false.
-    health: Option<Arc<Health>>,
-}
-
-impl Front {
-    async fn handle<B>(self: Arc<Self>, req: Request<B>, remote: SocketAddr) -> Response<Body>
-    where
-        B: hyper::body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
-        let path = req.uri().path();
-        if path != "/ingest" && !path.starts_with("/ingest/") {
-            return self.gateway.handle_passing_fields(req, remote).await;
-        }
-        // Ingest shares the gateway's client auth: it is the same listener.
-        if let Some(refusal) = self.gateway.refuse_client(req.headers()) {
-            return refusal;
-        }
-        if let Some(health) = &self.health {
-            if let Some(check) = health.shed(health::Edge::Ingest) {
-                return health.ingest_rejection(check);
-            }
-        }
-        match &self.pipelines {
-            // Boxed so the gateway requests' futures do not carry ingest's larger state.
-            Some(pipelines) => Box::pin(pipelines.ingest(req)).await,
-            None => json_error(
-                StatusCode::NOT_FOUND,
-                "unknown_pipeline",
-                "no pipelines are configured: `POST /ingest/{pipeline}` needs a `pipelines:` entry",
-            ),
-        }
     }
 }
 

@@ -31,7 +31,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::config::GlobalHealthConfig;
-use crate::http::{json_error, Body};
+use crate::message::{json_error, Body};
 use crate::metrics::Metrics;
 
 /// One of the global health checks.

@@ -8,14 +8,18 @@
 //! - [`breakers`]: breaker policies from config, per-provider registries, transition logging.
 //! - [`metrics`]: the Prometheus metrics of DESIGN §5.
 //! - [`timeline`]: the bounded ring of recent breaker transitions (`GET /v1/transitions`).
-//! - [`http`]: the response body type and JSON helpers.
+//! - [`message`]: what handlers receive and answer ([`message::Reply`]), JSON replies.
+//! - `http1`: the HTTP/1.1 transport: codec, client connections, upstream connections.
 //! - [`gateway`]: the HTTP gateway: routing, breakers per provider × endpoint, streaming.
 //! - [`pipeline`]: event ingest, fan-out to outputs, per-endpoint breakers, fallback chain.
 //! - [`flags`]: feature flags per upstream host (breaker enforcement, request events on/off).
 //! - [`health`]: the global health monitor (memory, queue fill) that sheds new work.
 //! - [`telemetry`]: the gateway's request events, sent to a pipeline.
 //! - [`demo`]: the self-contained `seawall demo`.
-//! - [`server`]: the accept loop (HTTP/1.1 + h2c, connection bound, graceful shutdown).
+//! - [`server`]: the listeners' accept loop (HTTP/1.1 + h2c, connection bound, graceful
+//!   shutdown) and the gateway's worker threads.
+//! - `router`: the gateway listener's routes (`/ingest/…` to the pipelines, the rest to the
+//!   gateway).
 //! - [`admin`]: the admin listener's routes (`/metrics`, `/readyz`, `/v1/breakers`, …).
 //! - [`ui`]: the live dashboard served at the admin listener's `GET /ui`.
 //! - [`app`]: assembles everything from a `Config` and runs it until shutdown.
@@ -29,11 +33,12 @@ pub mod config;
 pub mod demo;
 pub mod flags;
 pub mod gateway;
-mod h1;
 pub mod health;
-pub mod http;
+mod http1;
+pub mod message;
 pub mod metrics;
 pub mod pipeline;
+mod router;
 pub mod server;
 pub mod telemetry;
 pub mod timeline;

@@ -4,7 +4,7 @@
 
 use http::{header, HeaderValue, Response};
 
-use crate::http::{full, Body};
+use crate::message::{full, Body};
 
 /// The page, compiled into the binary.
 pub const DASHBOARD_HTML: &str = include_str!("ui/dashboard.html");

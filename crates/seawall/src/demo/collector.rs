@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::net::{self, json_reply, Handler};
 use super::Timeline;
-use crate::http::Body;
+use crate::message::Body;
 
 /// What the collector received.
 #[derive(Debug, Default)]

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::http::{full, Body, BoxError};
+use crate::message::{full, Body, BoxError};
 
 /// The demo's HTTP client (plain HTTP over loopback).
 pub(super) type HttpClient = Client<HttpConnector, Full<Bytes>>;

@@ -17,7 +17,7 @@ use tokio::time::sleep;
 
 use super::net::{self, json_reply, ChannelBody, Handler};
 use super::{Timeline, UpstreamPhase};
-use crate::http::Body;
+use crate::message::Body;
 
 /// The API shape a simulated upstream speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,7 +149,7 @@ fn sse(shape: Shape, model: String, gap: Duration) -> Response<Body> {
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
         .body(body)
-        .unwrap_or_else(|_| Response::new(crate::http::empty()))
+        .unwrap_or_else(|_| Response::new(crate::message::empty()))
 }
 
 /// The SSE events of one streamed answer, in the provider's format.

@@ -1,6 +1,6 @@
 //! The streaming response body: passes every upstream frame through at once, ends the stream
 //! when the upstream falls silent for `idle`, and holds the breaker permit until the end so
-//! the verdict covers the whole response (SSE error events included).
+//! the verdict ([`judge`]) covers the whole response (SSE error events included).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,7 +14,8 @@ use seawall_breaker::OwnedPermit;
 use tokio::time::{Instant, Sleep};
 
 use super::sse::SseScanner;
-use crate::http::BoxError;
+use super::verdict::{judge, Happened};
+use crate::http1::BoxError;
 
 /// The upstream sent nothing for longer than the provider's `timeouts.idle`.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +27,7 @@ pin_project! {
     ///
     /// The permit's verdict: failure on an upstream error, an idle timeout or an SSE error
     /// event (as soon as it is seen); success when the stream ends cleanly. A client that
-    /// goes away drops the body, and with it the permit, which counts as ignored.
+    /// goes away drops the body: its call is ignored.
     pub(crate) struct GuardedBody<B> {
         #[pin]
         inner: B,
@@ -38,6 +39,13 @@ pin_project! {
         permit: Option<OwnedPermit>,
         sse: Option<SseScanner>,
         done: bool,
+    }
+
+    impl<B> PinnedDrop for GuardedBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped before its end: the client went away.
+            settle(this.project().permit, Happened::ClientGone);
+        }
     }
 }
 
@@ -60,12 +68,18 @@ impl<B: Body> GuardedBody<B> {
         };
         if body.inner.is_end_stream() {
             // The server will not poll an empty body: give the verdict now.
-            if let Some(p) = body.permit.take() {
-                p.success();
-            }
+            settle(&mut body.permit, Happened::StreamEnded);
             body.done = true;
         }
         body
+    }
+}
+
+/// Gives the held permit (if any) the verdict on `happened`. Statuses play no part once the
+/// head has passed.
+fn settle(permit: &mut Option<OwnedPermit>, happened: Happened) {
+    if let Some(p) = permit.take() {
+        judge(happened, &[]).apply(p);
     }
 }
 
@@ -90,32 +104,24 @@ where
                 *this.armed = false;
                 if let (Some(data), Some(scanner)) = (frame.data_ref(), this.sse.as_mut()) {
                     if scanner.feed(data.chunk()) {
-                        if let Some(p) = this.permit.take() {
-                            p.failure();
-                        }
+                        settle(this.permit, Happened::StreamErrorEvent);
                     }
                 }
                 if this.inner.is_end_stream() {
                     // The server may stop polling once the body reports its end.
                     *this.done = true;
-                    if let Some(p) = this.permit.take() {
-                        p.success();
-                    }
+                    settle(this.permit, Happened::StreamEnded);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
                 *this.done = true;
-                if let Some(p) = this.permit.take() {
-                    p.failure();
-                }
+                settle(this.permit, Happened::StreamBroke);
                 Poll::Ready(Some(Err(e.into())))
             }
             Poll::Ready(None) => {
                 *this.done = true;
-                if let Some(p) = this.permit.take() {
-                    p.success();
-                }
+                settle(this.permit, Happened::StreamEnded);
                 Poll::Ready(None)
             }
             Poll::Pending => {
@@ -135,9 +141,7 @@ where
                     }
                 }
                 *this.done = true;
-                if let Some(p) = this.permit.take() {
-                    p.failure();
-                }
+                settle(this.permit, Happened::StreamBroke);
                 Poll::Ready(Some(Err(Box::new(IdleTimeout(*this.idle)))))
             }
         }

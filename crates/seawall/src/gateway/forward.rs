@@ -1,26 +1,27 @@
-//! One admitted call: send it upstream within the timeouts, judge the response for the
-//! breaker, and stream it back.
+//! One admitted call: send it upstream within the provider's timeouts, give the breaker its
+//! verdict on what happened ([`verdict`](super::verdict)), and stream the answer back.
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use http::{request, HeaderValue, Response, StatusCode};
+use http::{request, HeaderValue, StatusCode};
 use http_body_util::BodyExt;
 use seawall_breaker::OwnedPermit;
 use tokio::time::Instant;
 
 use super::admit::Admitted;
+use super::answers::{self, X_SEAWALL_FALLBACK};
 use super::body::{GuardedBody, Prefixed};
-use super::classify::{is_insufficient_quota, retry_after, ERROR_PEEK_LIMIT};
-use super::client::{Outgoing, ResponseBody, SendError, UpstreamBody, UpstreamResponse};
-use super::reply::{self, X_SEAWALL_FALLBACK};
+use super::quota::{is_insufficient_quota, ERROR_PEEK_LIMIT};
 use super::request::is_too_large;
 use super::sse::SseScanner;
 use super::upstream::Upstream;
+use super::verdict::{judge, Happened};
 use super::{headers, Route};
 use crate::config::ProviderKind;
-use crate::http::{full, Body};
+use crate::http1::outbound::{Outgoing, ResponseBody, SendError, UpstreamBody, UpstreamResponse};
+use crate::message::{full, Body, Reply};
 use crate::metrics::Metrics;
 
 /// What forwarding needs from the gateway.
@@ -32,7 +33,7 @@ pub(crate) struct Forwarder<'a> {
 }
 
 impl Forwarder<'_> {
-    /// Sends the call upstream and returns the response for the client.
+    /// Sends the call upstream and returns the reply for the client.
     pub(crate) async fn forward(
         &self,
         call: Admitted<'_>,
@@ -40,7 +41,7 @@ impl Forwarder<'_> {
         body: UpstreamBody,
         route: Route<'_>,
         client_ip: IpAddr,
-    ) -> Response<Body> {
+    ) -> Reply {
         let Admitted {
             upstream,
             permit,
@@ -60,43 +61,11 @@ impl Forwarder<'_> {
             .send(outgoing, body, timeouts.connect, timeouts.first_byte)
             .await;
         let secs = started.elapsed().as_secs_f64();
-        let name = upstream.name.as_str();
-        let failed = |what: &str| {
-            self.metrics.observe_upstream(name, endpoint, "error", secs);
-            tracing::debug!(
-                provider = name,
-                endpoint,
-                error = what,
-                latency_ms = secs * 1e3,
-                "upstream request failed"
-            );
-        };
         let resp = match sent {
             Ok(resp) => resp,
-            Err(SendError::Body(e)) if is_too_large(&*e) => {
-                permit.ignore();
-                return reply::too_large(self.max_body);
-            }
-            Err(SendError::Body(_)) => {
-                permit.ignore();
-                return reply::bad_request("the request body could not be read");
-            }
-            Err(SendError::ConnectTimeout(_)) => {
-                failed("connect timeout");
-                permit.failure();
-                return reply::gateway_timeout(name, "connect");
-            }
-            Err(SendError::FirstByteTimeout) => {
-                failed("first byte timeout");
-                permit.failure();
-                return reply::gateway_timeout(name, "no response headers in time");
-            }
-            Err(e) => {
-                failed(&e.to_string());
-                permit.failure();
-                return reply::bad_gateway(name);
-            }
+            Err(error) => return self.unanswered(upstream, endpoint, permit, error, secs),
         };
+        let name = upstream.name.as_str();
         let status = resp.status;
         self.metrics
             .observe_upstream(name, endpoint, status.as_str(), secs);
@@ -108,108 +77,145 @@ impl Forwarder<'_> {
             fallback,
             "upstream response"
         );
-        let mut resp = respond(upstream, permit, resp).await;
+        let mut reply = respond(upstream, permit, resp).await;
         if fallback {
             if let Ok(v) = HeaderValue::try_from(name) {
-                resp.headers_mut().insert(X_SEAWALL_FALLBACK, v);
+                reply.headers_mut().insert(X_SEAWALL_FALLBACK, v);
             }
         }
-        resp
+        reply
+    }
+
+    /// The call got no answer: the verdict, and what the client is told.
+    fn unanswered(
+        &self,
+        upstream: &Upstream,
+        endpoint: &str,
+        permit: OwnedPermit,
+        error: SendError,
+        secs: f64,
+    ) -> Reply {
+        let happened = match &error {
+            SendError::Body(_) => Happened::ClientBodyFailed,
+            SendError::Connect(_) => Happened::ConnectFailed,
+            SendError::ConnectTimeout(_) => Happened::ConnectTimedOut,
+            SendError::FirstByteTimeout => Happened::FirstByteTimedOut,
+            SendError::Io(_) | SendError::Closed | SendError::Head(_) => Happened::UpstreamBroke,
+        };
+        judge(happened, &upstream.failure_status).apply(permit);
+        let name = upstream.name.as_str();
+        if happened != Happened::ClientBodyFailed {
+            self.metrics.observe_upstream(name, endpoint, "error", secs);
+            tracing::debug!(provider = name, endpoint, %error, latency_ms = secs * 1e3,
+                "upstream request failed");
+        }
+        match error {
+            SendError::Body(e) if is_too_large(&*e) => answers::too_large(self.max_body),
+            SendError::Body(_) => answers::bad_request("the request body could not be read"),
+            SendError::ConnectTimeout(_) => answers::gateway_timeout(name, "connect"),
+            SendError::FirstByteTimeout => {
+                answers::gateway_timeout(name, "no response headers in time")
+            }
+            _ => answers::bad_gateway(name),
+        }
+        .into()
     }
 }
 
-/// Judges the upstream response for the breaker and wraps its body for the client. The
-/// upstream's fields travel to the server as they arrived, in the response's extensions.
-async fn respond(
-    upstream: &Upstream,
-    permit: OwnedPermit,
-    resp: UpstreamResponse,
-) -> Response<Body> {
+/// Gives the breaker its verdict on the response head (the body's, for a good one) and wraps
+/// the body for the client. The upstream's fields pass through as they arrived.
+async fn respond(upstream: &Upstream, permit: OwnedPermit, resp: UpstreamResponse) -> Reply {
     let UpstreamResponse {
         status,
-        mut headers,
+        headers,
         body,
     } = resp;
-    let sse = headers::is_event_stream(headers.get("content-type"));
-    if sse {
-        // Streamed event by event; the server frames it.
-        headers.remove("content-length");
-    }
     let idle = upstream.timeouts.idle;
-    let body = if upstream.is_failure(status) {
-        let hint = retry_after(headers.get("retry-after"), SystemTime::now());
-        if upstream.kind == ProviderKind::Openai && status == StatusCode::TOO_MANY_REQUESTS {
-            match peek(body, idle).await {
-                Peeked::Whole(bytes) => {
-                    if is_insufficient_quota(&bytes) {
-                        permit.ignore();
-                    } else {
-                        fail(permit, hint);
-                    }
-                    full(bytes)
-                }
-                Peeked::Long(prefix, rest) => {
-                    fail(permit, hint);
-                    Prefixed::new(prefix, GuardedBody::new(rest, idle, None, None)).boxed()
-                }
-                Peeked::Broken => {
-                    fail(permit, hint);
-                    return reply::bad_gateway(&upstream.name);
-                }
-            }
-        } else {
-            fail(permit, hint);
-            GuardedBody::new(body, idle, None, None).boxed()
-        }
-    } else if status.is_informational() || status.is_success() || status.is_redirection() {
-        let scanner = if sse {
-            SseScanner::for_kind(upstream.kind)
-        } else {
-            None
-        };
-        GuardedBody::new(body, idle, Some(permit), scanner).boxed()
+    let retry_after = seawall_http::retry_after(&headers, SystemTime::now());
+    // OpenAI's 429 tells in its body whether it is an overload or an empty account.
+    let peeked = if upstream.kind == ProviderKind::Openai
+        && status == StatusCode::TOO_MANY_REQUESTS
+        && upstream.is_failure(status)
+    {
+        peek(body, idle).await
     } else {
-        // Other client and server errors say nothing about overload.
-        permit.ignore();
-        GuardedBody::new(body, idle, None, None).boxed()
+        Some(Peeked::Not(body))
     };
-    let mut reply = Response::new(body);
-    *reply.status_mut() = status;
-    reply.extensions_mut().insert(headers);
-    reply
+    let Some(peeked) = peeked else {
+        judge(Happened::UpstreamBroke, &upstream.failure_status).apply(permit);
+        return answers::bad_gateway(&upstream.name).into();
+    };
+    let quota_exhausted = matches!(&peeked, Peeked::Whole(bytes) if is_insufficient_quota(bytes));
+    let head = Happened::Head {
+        status,
+        retry_after,
+        quota_exhausted,
+    };
+    let held = judge(head, &upstream.failure_status).apply(permit);
+    // Only a body that decides the verdict is scanned for error events.
+    let scanner = held
+        .is_some()
+        .then(|| SseScanner::for_kind(upstream.kind))
+        .flatten()
+        .filter(|_| is_event_stream(headers.get("content-type")));
+    let body: Body = match peeked {
+        Peeked::Whole(bytes) => full(bytes),
+        Peeked::Long(prefix, rest) => {
+            Prefixed::new(prefix, GuardedBody::new(rest, idle, held, scanner)).boxed()
+        }
+        Peeked::Not(body) => GuardedBody::new(body, idle, held, scanner).boxed(),
+    };
+    Reply::passing(status, headers, body)
 }
 
-fn fail(permit: OwnedPermit, retry_after: Option<Duration>) {
-    match retry_after {
-        Some(d) => permit.failure_with_retry_after(d),
-        None => permit.failure(),
-    }
+/// Whether a response with this `content-type` is a server-sent event stream.
+fn is_event_stream(content_type: Option<&[u8]>) -> bool {
+    content_type.is_some_and(|v| {
+        v.split(|&b| b == b';')
+            .next()
+            .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"text/event-stream"))
+    })
 }
 
-/// An error body read for inspection.
+/// An error body, read or not for inspection.
 enum Peeked {
+    /// Not read.
+    Not(ResponseBody),
     /// The whole body (at most [`ERROR_PEEK_LIMIT`] bytes).
     Whole(Bytes),
     /// The first bytes, and the rest still to stream.
     Long(Bytes, ResponseBody),
-    /// The upstream failed or fell silent while sending it.
-    Broken,
 }
 
-async fn peek(mut body: ResponseBody, idle: Duration) -> Peeked {
+/// Reads an error body for inspection: `None` when the upstream failed or fell silent while
+/// sending it.
+async fn peek(mut body: ResponseBody, idle: Duration) -> Option<Peeked> {
     let mut buf = BytesMut::new();
     loop {
         match tokio::time::timeout(idle, body.frame()).await {
-            Ok(None) => return Peeked::Whole(buf.freeze()),
+            Ok(None) => return Some(Peeked::Whole(buf.freeze())),
             Ok(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {
                     buf.extend_from_slice(&data);
                     if buf.len() > ERROR_PEEK_LIMIT {
-                        return Peeked::Long(buf.freeze(), body);
+                        return Some(Peeked::Long(buf.freeze(), body));
                     }
                 }
             }
-            Ok(Some(Err(_))) | Err(_) => return Peeked::Broken,
+            Ok(Some(Err(_))) | Err(_) => return None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_event_streams() {
+        assert!(is_event_stream(Some(b"text/event-stream; charset=utf-8")));
+        assert!(is_event_stream(Some(b"Text/Event-Stream")));
+        assert!(!is_event_stream(Some(b"application/json")));
+        assert!(!is_event_stream(None));
     }
 }

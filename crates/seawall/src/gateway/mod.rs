@@ -1,50 +1,51 @@
-//! The HTTP gateway (DESIGN §2): `/{provider}/{rest}` → `{base_url}/{rest}` behind a circuit
+//! The HTTP gateway: `/{provider}/{rest}` → `{base_url}/{rest}` behind a circuit
 //! breaker per provider × endpoint (× model), with client auth, fallbacks and streamed bodies.
 //!
 //! A request is authenticated (`auth.rs`), routed (`route.rs`), its body bounded or buffered
 //! (`request.rs`), admitted by a breaker or a fallback's (`admit.rs`), sent with the provider's
-//! timeouts through one pooled client (`client.rs`, `forward.rs`), and its response judged
-//! (`classify.rs`) and streamed back with the permit held to the end (`body.rs`, `sse.rs`).
-//! What the gateway answers itself is in `reply.rs`. While global health fails, requests are
-//! shed before any breaker or upstream is asked; a request event per decided request goes to
-//! the telemetry pipeline (see [`crate::telemetry`]).
+//! timeouts through the daemon's pooled client (`crate::http1::outbound`, `forward.rs`), given
+//! the breaker's verdict in one place (`verdict.rs`, with `quota.rs` for OpenAI's
+//! `insufficient_quota`), and streamed back with the permit held to the end (`body.rs`,
+//! `sse.rs`). What the gateway answers itself is in `answers.rs`. While global health
+//! fails, requests are shed before any breaker or upstream is asked; a request event per
+//! decided request goes to the telemetry pipeline (see [`crate::telemetry`]).
 
 mod admit;
+mod answers;
 mod auth;
 mod body;
-mod classify;
-pub(crate) mod client;
 mod error;
 mod forward;
 mod headers;
-mod reply;
+mod quota;
 mod request;
 mod route;
 mod sse;
 mod upstream;
+mod verdict;
 
 use foldhash::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::Request;
 use tokio::time::Instant;
 
 pub use error::GatewayError;
 
 use self::admit::Refused;
 use self::auth::ClientAuth;
-use self::client::Pools;
 use self::forward::Forwarder;
 use self::request::BodyError;
 use self::route::Route;
 use self::upstream::Upstream;
 use crate::breakers::Breakers;
 use crate::config::{Config, Secrets};
-use crate::h1::fields;
 use crate::health::{Edge, Health};
-use crate::http::{Body, BoxError};
+use crate::http1::outbound::Pools;
+use crate::http1::BoxError;
+use crate::message::Reply;
 use crate::metrics::Metrics;
 use crate::telemetry::{Outcome, RequestEvent, Telemetry};
 
@@ -79,6 +80,8 @@ pub struct Gateway {
 struct Shared {
     /// Providers by route name.
     upstreams: HashMap<String, Upstream>,
+    /// The daemon's upstream connection pools (shared with the other outbound calls).
+    pools: Arc<Pools>,
     breakers: Arc<Breakers>,
     metrics: Arc<Metrics>,
     auth: ClientAuth,
@@ -95,20 +98,32 @@ impl Gateway {
         breakers: Arc<Breakers>,
         metrics: Arc<Metrics>,
     ) -> Result<Gateway, GatewayError> {
+        let pools = Arc::new(Pools::new()?);
+        Self::with_pools(config, secrets, breakers, metrics, pools)
+    }
+
+    /// [`Gateway::new`], sending through `pools` (the daemon shares one set).
+    pub(crate) fn with_pools(
+        config: &Config,
+        secrets: &Secrets,
+        breakers: Arc<Breakers>,
+        metrics: Arc<Metrics>,
+        pools: Arc<Pools>,
+    ) -> Result<Gateway, GatewayError> {
         let mut upstreams = HashMap::default();
-        let mut pools = Pools::new()?;
         for p in &config.providers {
             if breakers.provider(&p.name).is_none() {
                 return Err(GatewayError::MissingBreakers {
                     provider: p.name.clone(),
                 });
             }
-            let upstream = Upstream::new(p, secrets.provider_keys.get(&p.name), &mut pools)?;
+            let upstream = Upstream::new(p, secrets.provider_keys.get(&p.name), &pools)?;
             upstreams.insert(p.name.clone(), upstream);
         }
         Ok(Gateway {
             shared: Arc::new(Shared {
                 upstreams,
+                pools,
                 breakers,
                 metrics,
                 auth: ClientAuth::new(config, secrets),
@@ -134,111 +149,89 @@ impl Gateway {
     /// Closes pooled upstream connections that idled too long or that their server closed;
     /// call it now and then (the daemon does on every breaker tick).
     pub fn sweep_idle_connections(&self) {
-        for upstream in self.shared.upstreams.values() {
-            upstream.pool.sweep();
-        }
+        self.shared.pools.sweep();
     }
 
     /// `None` when `headers` carry an accepted client credential (or client auth is off),
     /// else the `401` to answer: for other routes of the gateway listener (`/ingest/…`).
-    pub fn refuse_client(&self, headers: &http::HeaderMap) -> Option<Response<Body>> {
-        (!self.shared.auth.admits(headers)).then(reply::unauthorized)
+    pub fn refuse_client(&self, headers: &http::HeaderMap) -> Option<Reply> {
+        (!self.shared.auth.admits(headers)).then(|| answers::unauthorized().into())
     }
 
-    /// Serves one client request from `remote`. Never fails: problems become JSON responses.
+    /// Serves one client request from `remote`. Never fails: problems become JSON replies.
     ///
-    /// Any streaming body works (the server passes its own). With telemetry,
-    /// the request's event is emitted once the response headers are known (a streamed body
-    /// may still be flowing).
-    pub async fn handle<B>(&self, req: Request<B>, remote: SocketAddr) -> Response<Body>
+    /// Any streaming body works (the server passes its own). With telemetry, the request's
+    /// event is emitted once the response head is known (a streamed body may still flow).
+    pub async fn handle<B>(&self, req: Request<B>, remote: SocketAddr) -> Reply
     where
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let mut resp = self.handle_passing_fields(req, remote).await;
-        fields::merge_into_map(&mut resp);
-        resp
-    }
-
-    /// [`Gateway::handle`], except that an upstream response's fields stay as they arrived,
-    /// in the response's extensions ([`fields::WireHeaders`]), for `crate::server` to write out
-    /// without building a header map.
-    pub(crate) async fn handle_passing_fields<B>(
-        &self,
-        req: Request<B>,
-        remote: SocketAddr,
-    ) -> Response<Body>
-    where
-        B: hyper::body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
-        // One `serve` call site: each `.await` of it would take its own room in this future,
-        // and every request moves this future whole.
-        let started = self.telemetry.as_ref().map(|_| Instant::now());
-        let mut event = None;
-        let resp = self.serve(req, remote, &mut event).await;
-        if let (Some(telemetry), Some(started), Some(event)) = (&self.telemetry, started, event) {
-            telemetry.emit(event, resp.status().as_u16(), started.elapsed());
+        let Some(telemetry) = &self.telemetry else {
+            return self.serve(req, remote).await.0;
+        };
+        let started = Instant::now();
+        let (reply, event) = self.serve(req, remote).await;
+        if let Some(event) = event {
+            telemetry.emit(event, reply.status().as_u16(), started.elapsed());
         }
-        resp
+        reply
     }
 
-    /// Serves one request, filling `event` (when telemetry wants one for its provider) as
-    /// the request is decided.
-    async fn serve<B>(
-        &self,
-        req: Request<B>,
-        remote: SocketAddr,
-        event: &mut Option<RequestEvent>,
-    ) -> Response<Body>
+    /// Serves one request; with it, its event when telemetry wants one for its provider and
+    /// the request reached a decision (shed, rejected, forwarded).
+    async fn serve<B>(&self, req: Request<B>, remote: SocketAddr) -> (Reply, Option<RequestEvent>)
     where
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
         let s = &*self.shared;
         if !s.auth.admits(req.headers()) {
-            return reply::unauthorized();
+            return (answers::unauthorized().into(), None);
         }
         let (parts, body) = req.into_parts();
         let uri = parts.uri.clone();
         let Some(route) = Route::parse(&uri) else {
-            return reply::unknown_provider(None);
+            return (answers::unknown_provider(None).into(), None);
         };
         let Some(primary) = s.upstreams.get(route.provider) else {
-            return reply::unknown_provider(Some(route.provider));
+            return (answers::unknown_provider(Some(route.provider)).into(), None);
         };
-        if self
+        let wants_event = self
             .telemetry
             .as_ref()
-            .is_some_and(|t| t.enabled_for(&primary.name))
-        {
-            *event = Some(RequestEvent::new(&primary.name, route.endpoint));
-        }
+            .is_some_and(|t| t.enabled_for(&primary.name));
+        let event = |model: Option<String>, outcome, breaker_state: Option<&'static str>| {
+            wants_event.then(|| RequestEvent {
+                model,
+                outcome: Some(outcome),
+                breaker_state,
+                ..RequestEvent::new(&primary.name, route.endpoint)
+            })
+        };
         if let Some(health) = &self.health {
             if let Some(check) = health.shed(Edge::Gateway) {
-                decide(event, Outcome::Shed, None);
                 let secs = health.retry_after_secs();
-                return reply::shed(primary.kind, &primary.name, check, secs);
+                let reply = answers::shed(primary.kind, &primary.name, check, secs);
+                return (reply.into(), event(None, Outcome::Shed, None));
             }
         }
         if request::declared_length(&parts.headers).is_some_and(|n| n > s.max_body) {
-            return reply::too_large(s.max_body);
+            return (answers::too_large(s.max_body).into(), None);
         }
         let (body, model) = if s.wants_model(primary) {
             // Boxed: per-model reading is the rarer path; its state stays off the hot future.
             match Box::pin(request::buffered(body, s.max_body)).await {
                 Ok(read) => read,
-                Err(BodyError::TooLarge) => return reply::too_large(s.max_body),
+                Err(BodyError::TooLarge) => return (answers::too_large(s.max_body).into(), None),
                 Err(BodyError::Unreadable) => {
-                    return reply::bad_request("the request body could not be read")
+                    let reply = answers::bad_request("the request body could not be read");
+                    return (reply.into(), None);
                 }
             }
         } else {
             (request::streamed(body, s.max_body), None)
         };
-        if let Some(e) = event.as_mut() {
-            e.model.clone_from(&model);
-        }
         let call = admit::admit(
             &s.upstreams,
             &s.breakers,
@@ -249,38 +242,34 @@ impl Gateway {
         let call = match call {
             Ok(call) => call,
             Err(Refused::Rejected(rejected, state)) => {
-                decide(event, Outcome::Rejected, Some(state.as_str()));
-                return reply::rejection(primary.kind, &primary.name, route.endpoint, &rejected);
+                let reply =
+                    answers::rejection(primary.kind, &primary.name, route.endpoint, &rejected);
+                return (
+                    reply.into(),
+                    event(model, Outcome::Rejected, Some(state.as_str())),
+                );
             }
-            Err(Refused::NoBreakers) => return reply::unknown_provider(Some(route.provider)),
+            Err(Refused::NoBreakers) => {
+                return (answers::unknown_provider(Some(route.provider)).into(), None)
+            }
         };
         let forwarder = Forwarder {
             metrics: &s.metrics,
             auth_on: s.auth.is_on(),
             max_body: s.max_body,
         };
-        // Read again once the response is known: the call may have tripped it.
-        let breaker = event.is_some().then(|| call.permit.breaker().clone());
+        // Read once the response head is known: the call may have tripped it.
+        let breaker = wants_event.then(|| call.permit.breaker().clone());
         let outcome = if call.fallback {
             Outcome::Fallback
         } else {
             Outcome::Forwarded
         };
-        let resp = forwarder
+        let reply = forwarder
             .forward(call, parts, body, route, remote.ip())
             .await;
-        if let Some(breaker) = breaker {
-            decide(event, outcome, Some(breaker.state().as_str()));
-        }
-        resp
-    }
-}
-
-/// Records how the request was decided in its event, if it has one.
-fn decide(event: &mut Option<RequestEvent>, outcome: Outcome, breaker_state: Option<&'static str>) {
-    if let Some(e) = event.as_mut() {
-        e.outcome = Some(outcome);
-        e.breaker_state = breaker_state;
+        let state = breaker.map(|b| b.state().as_str());
+        (reply, event(model, outcome, state))
     }
 }
 

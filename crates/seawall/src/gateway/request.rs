@@ -2,14 +2,14 @@
 //! is, or buffered when a per-model breaker needs the JSON `model` field.
 
 use bytes::Bytes;
-use http::header::CONTENT_LENGTH;
 use http::HeaderMap;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Body;
+use seawall_http::ReadError;
 use serde::Deserialize;
 
-use super::client::UpstreamBody;
-use crate::http::BoxError;
+use crate::http1::outbound::UpstreamBody;
+use crate::http1::BoxError;
 
 /// Why a request body cannot be forwarded.
 #[derive(Debug)]
@@ -20,15 +20,9 @@ pub(crate) enum BodyError {
     Unreadable,
 }
 
-/// The declared `content-length`, if any.
+/// The declared `content-length`, if any (the transport has already refused invalid ones).
 pub(crate) fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    seawall_http::content_length(headers).ok().flatten()
 }
 
 /// `body` capped at `max` bytes, streamed; going over fails the upstream request with a
@@ -50,12 +44,12 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let limited = Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX));
-    let bytes = match limited.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => return Err(BodyError::TooLarge),
-        Err(_) => return Err(BodyError::Unreadable),
-    };
+    let bytes =
+        match seawall_http::read_limited(body, usize::try_from(max).unwrap_or(usize::MAX)).await {
+            Ok(bytes) => bytes,
+            Err(ReadError::TooLarge { .. }) => return Err(BodyError::TooLarge),
+            Err(ReadError::Body(_)) => return Err(BodyError::Unreadable),
+        };
     let model = model_of(&bytes);
     let body = Full::new(bytes)
         .map_err(|never| match never {})

@@ -7,9 +7,9 @@ use http::header::{HeaderName, AUTHORIZATION};
 use http::uri::Scheme;
 use http::{HeaderValue, StatusCode, Uri};
 
-use super::client::{Pool, Pools};
 use super::GatewayError;
 use crate::config::{ProviderConfig, ProviderKind, ProviderTimeouts, Secret};
+use crate::http1::outbound::{Pool, Pools};
 
 /// `x-api-key`, Anthropic's key header (and an accepted client credential header).
 pub(crate) const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -23,7 +23,7 @@ pub(crate) struct Upstream {
     /// The base URL's path without a trailing `/` (empty for a bare host).
     prefix: String,
     /// Statuses counted as breaker failures.
-    failure_status: Vec<u16>,
+    pub(crate) failure_status: Vec<u16>,
     pub(crate) timeouts: ProviderTimeouts,
     /// Header carrying the provider key upstream, marked sensitive, if a key is configured.
     pub(crate) key: Option<(HeaderName, HeaderValue)>,
@@ -36,7 +36,7 @@ impl Upstream {
     pub(crate) fn new(
         config: &ProviderConfig,
         key: Option<&Secret>,
-        pools: &mut Pools,
+        pools: &Pools,
     ) -> Result<Self, GatewayError> {
         let invalid = |reason: &str| GatewayError::InvalidBaseUrl {
             provider: config.name.clone(),
@@ -116,8 +116,8 @@ mod tests {
 
     fn upstream(base: &str, kind: &str) -> Upstream {
         let yaml = format!("providers: [{{ name: p, kind: {kind}, base_url: '{base}' }}]");
-        let mut pools = Pools::new().unwrap();
-        Upstream::new(&parse(&yaml).unwrap().providers[0], None, &mut pools).unwrap()
+        let pools = Pools::new().unwrap();
+        Upstream::new(&parse(&yaml).unwrap().providers[0], None, &pools).unwrap()
     }
 
     #[test]

@@ -9,7 +9,7 @@ use http_body_util::BodyExt;
 
 use super::parse::{self, Format};
 use super::Pipelines;
-use crate::http::{json, json_error, Body, BoxError};
+use crate::message::{json, json_error, Body, BoxError};
 
 /// Why a body could not be read.
 enum ReadError {

@@ -1,5 +1,6 @@
 //! h2c with prior knowledge: a connection that opens with the HTTP/2 preface is handed to
 //! hyper's HTTP/2 server, with the bytes already read replayed in front of the socket.
+//! Replies are written from a map ([`Reply::into_http`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -9,16 +10,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
-use http::{Request, Response};
+use http::Request;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::body::RequestBody;
-use crate::h1::fields;
-use crate::http::Body;
+use crate::message::{Reply, RequestBody};
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 pub(super) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -33,16 +32,12 @@ pub(super) async fn serve<H, F>(
     stopping: Pin<&mut (dyn Future<Output = ()> + Send)>,
 ) where
     H: Fn(Request<RequestBody>, SocketAddr) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<Body>> + Send + 'static,
+    F: Future<Output = Reply> + Send + 'static,
 {
     let service = service_fn(move |req: Request<Incoming>| {
         let (parts, body) = req.into_parts();
         let reply = handler(Request::from_parts(parts, RequestBody::h2(body)), remote);
-        async move {
-            let mut reply = reply.await;
-            fields::merge_into_map(&mut reply);
-            Ok::<_, Infallible>(reply)
-        }
+        async move { Ok::<_, Infallible>(reply.await.into_http()) }
     });
     let io = Rewind {
         read,

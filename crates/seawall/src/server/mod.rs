@@ -1,7 +1,9 @@
 //! The accept loop shared by the gateway and the admin listener: HTTP/1.1 and h2c on one
 //! port, a bound on concurrent connections, and graceful shutdown with a grace period.
-//! HTTP/1 connections are served by `h1.rs` on the crate's own wire layer (`crate::h1`);
-//! a connection opening with the HTTP/2 preface goes to hyper's HTTP/2 server (`h2.rs`).
+//! HTTP/1 connections are served by the crate's own transport (`crate::http1::inbound`); a
+//! connection opening with the HTTP/2 preface goes to hyper's HTTP/2 server (`h2.rs`).
+//! Handlers get a request with a [`RequestBody`] and answer a [`Reply`], whatever the
+//! protocol.
 //!
 //! Shutdown follows mini-redis: the caller hands [`serve`] a future that resolves when the
 //! process should stop (typically a broadcast receiver). From then on no connection is
@@ -9,8 +11,6 @@
 //! still open after [`Limits::shutdown_grace`] are dropped.
 
 mod balance;
-mod body;
-mod h1;
 mod h2;
 pub(crate) mod workers;
 
@@ -22,18 +22,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use http::{Request, Response};
+use http::Request;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 pub(crate) use self::balance::Balance;
-pub use self::body::RequestBody;
-use self::h1::HEADER_READ_TIMEOUT;
 use self::h2::PREFACE;
-use crate::h1::io::READ_CHUNK;
-use crate::http::Body;
+use crate::http1::inbound;
+pub use crate::http1::inbound::Timeouts;
+use crate::http1::io::READ_CHUNK;
+use crate::message::Reply;
+pub use crate::message::RequestBody;
 
 /// Bounds of one listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Time in-flight requests get to finish once shutdown starts (`server.shutdown_grace`).
     pub shutdown_grace: Duration,
+    /// How long a connection may wait at each step of an exchange.
+    pub timeouts: Timeouts,
 }
 
 /// Pause after a failed `accept` (for example out of file descriptors), so the loop does not
@@ -60,7 +63,7 @@ pub async fn serve<H, F>(
     limits: Limits,
 ) where
     H: Fn(Request<RequestBody>, SocketAddr) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<Body>> + Send + 'static,
+    F: Future<Output = Reply> + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     serve_with_slots(listener, handler, shutdown, limits, slots, None).await;
@@ -78,7 +81,7 @@ pub(crate) async fn serve_with_slots<H, F>(
     worker: Option<(Arc<Balance>, usize)>,
 ) where
     H: Fn(Request<RequestBody>, SocketAddr) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<Body>> + Send + 'static,
+    F: Future<Output = Reply> + Send + 'static,
 {
     let local = listener.local_addr().ok();
     // Each connection holds a permit; at zero, the loop stops accepting until one closes.
@@ -126,8 +129,9 @@ pub(crate) async fn serve_with_slots<H, F>(
         let handler = handler.clone();
         let stopped = stopped.clone();
         let stopping = stopping.clone();
+        let timeouts = limits.timeouts;
         connections.spawn(async move {
-            connection(stream, remote, handler, stopped, &stopping).await;
+            connection(stream, remote, handler, stopped, &stopping, timeouts).await;
             drop((permit, seat));
         });
     }
@@ -158,9 +162,10 @@ async fn connection<H, F>(
     handler: H,
     mut stopped: watch::Receiver<bool>,
     stopping_now: &AtomicBool,
+    timeouts: Timeouts,
 ) where
     H: Fn(Request<RequestBody>, SocketAddr) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<Body>> + Send + 'static,
+    F: Future<Output = Reply> + Send + 'static,
 {
     let stopping = async move {
         let _ = stopped.wait_for(|stop| *stop).await;
@@ -180,7 +185,7 @@ async fn connection<H, F>(
         }
     };
     let readable = tokio::select! {
-        read = tokio::time::timeout(HEADER_READ_TIMEOUT, sniff) => matches!(read, Ok(Ok(true))),
+        read = tokio::time::timeout(timeouts.keepalive_idle, sniff) => matches!(read, Ok(Ok(true))),
         () = stopping.as_mut() => false,
     };
     if !readable {
@@ -191,14 +196,24 @@ async fn connection<H, F>(
         // HTTP/2 connection state.
         Box::pin(h2::serve(stream, buf.freeze(), remote, handler, stopping)).await;
     } else {
-        h1::serve(stream, buf, remote, &handler, stopping, stopping_now).await;
+        inbound::serve(
+            stream,
+            buf,
+            remote,
+            &handler,
+            stopping,
+            stopping_now,
+            timeouts,
+        )
+        .await;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::full;
+    use crate::message::full;
+    use http::{Response, StatusCode};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
     use tokio::sync::oneshot;
@@ -221,10 +236,11 @@ mod tests {
         let limits = Limits {
             max_connections: 1,
             shutdown_grace: Duration::from_secs(5),
+            timeouts: Timeouts::default(),
         };
         let server = tokio::spawn(serve(
             listener,
-            |_req, _remote| async { Response::new(full("hi")) },
+            |_req, _remote| async { Reply::from(Response::new(full("hi"))) },
             async {
                 let _ = stopped.await;
             },
@@ -251,10 +267,10 @@ mod tests {
     }
 
     /// Fields as an upstream sent them (`X-Upstream` in its own case, a stale length).
-    fn upstream_fields() -> crate::h1::fields::WireHeaders {
+    fn upstream_fields() -> crate::http1::codec::fields::WireHeaders {
         let mut head =
             BytesMut::from(&b"HTTP/1.1 200 OK\r\nX-Upstream: 1\r\nContent-Length: 99\r\n\r\n"[..]);
-        crate::h1::head::parse_response(&mut head)
+        crate::http1::codec::head::parse_response(&mut head)
             .unwrap()
             .unwrap()
             .headers
@@ -270,13 +286,13 @@ mod tests {
         let limits = Limits {
             max_connections: 8,
             shutdown_grace: Duration::from_secs(1),
+            timeouts: Timeouts::default(),
         };
         let server = tokio::spawn(serve(
             listener,
             move |req: Request<RequestBody>, _remote| {
-                let mut resp = Response::new(full(body(&req)));
-                resp.extensions_mut().insert(upstream_fields());
-                std::future::ready(resp)
+                let reply = Reply::passing(StatusCode::OK, upstream_fields(), full(body(&req)));
+                std::future::ready(reply)
             },
             std::future::pending(),
             limits,
@@ -331,6 +347,7 @@ mod tests {
         let limits = Limits {
             max_connections: 8,
             shutdown_grace: Duration::from_secs(1),
+            timeouts: Timeouts::default(),
         };
         let server = tokio::spawn(serve(
             listener,
@@ -340,7 +357,7 @@ mod tests {
                     if req.uri().path() == "/slow" {
                         gate.notified().await;
                     }
-                    Response::new(full(format!("<{}>", req.uri().path())))
+                    Reply::from(Response::new(full(format!("<{}>", req.uri().path()))))
                 }
             },
             std::future::pending(),
@@ -391,6 +408,7 @@ mod tests {
         let limits = Limits {
             max_connections: 8,
             shutdown_grace: Duration::from_millis(50),
+            timeouts: Timeouts::default(),
         };
         let server = tokio::spawn(serve(
             listener,

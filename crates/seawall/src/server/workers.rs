@@ -15,14 +15,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::{Request, Response};
+use http::Request;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{oneshot, Semaphore};
 
-use super::body::RequestBody;
 use super::{serve_with_slots, Balance, Limits};
-use crate::gateway::client;
-use crate::http::Body;
+use crate::message::{Reply, RequestBody};
 
 /// Most connections waiting to be accepted.
 const BACKLOG: u32 = 1024;
@@ -46,21 +44,38 @@ pub(crate) fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::T
     Ok(handles)
 }
 
-/// Serves `listeners` (from [`bind`]), one thread each, until `shutdown()`'s future resolves
-/// on every thread; the connection limit is shared, and `balance` (one count per listener)
-/// spreads the connections. Resolves when all threads have drained.
-pub(crate) async fn serve<H, F, S, SF>(
+/// The listener threads' settings.
+pub(crate) struct Workers<S, T> {
+    /// Makes, once per thread, the future that resolves when that thread should stop.
+    pub(crate) shutdown: S,
+    /// Runs first on each worker thread, with its index (the daemon gives each thread its own
+    /// upstream connection pool stripe).
+    pub(crate) on_thread_start: T,
+    pub(crate) limits: Limits,
+    /// One connection count per listener.
+    pub(crate) balance: Arc<Balance>,
+}
+
+/// Serves `listeners` (from [`bind`]), one thread each, until `workers.shutdown()`'s future
+/// resolves on every thread; the connection limit is shared, and the balance spreads the
+/// connections. Resolves when all threads have drained.
+pub(crate) async fn serve<H, F, S, SF, T>(
     listeners: Vec<std::net::TcpListener>,
     handler: H,
-    shutdown: S,
-    limits: Limits,
-    balance: Arc<Balance>,
+    workers: Workers<S, T>,
 ) where
     H: Fn(Request<RequestBody>, SocketAddr) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<Body>> + Send + 'static,
+    F: Future<Output = Reply> + Send + 'static,
     S: Fn() -> SF,
     SF: Future<Output = ()> + Send + 'static,
+    T: Fn(usize) + Clone + Send + 'static,
 {
+    let Workers {
+        shutdown,
+        on_thread_start,
+        limits,
+        balance,
+    } = workers;
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut finished = Vec::with_capacity(listeners.len());
     for (index, listener) in listeners.into_iter().enumerate() {
@@ -68,6 +83,7 @@ pub(crate) async fn serve<H, F, S, SF>(
         let (handler, slots, stop) = (handler.clone(), slots.clone(), shutdown());
         let worker = Some((balance.clone(), index));
         let retire = balance.clone();
+        let on_thread_start = on_thread_start.clone();
         let started = std::thread::Builder::new()
             .name(format!("seawall-gw-{index}"))
             .spawn(move || {
@@ -82,7 +98,7 @@ pub(crate) async fn serve<H, F, S, SF>(
                         return;
                     }
                 };
-                client::use_pool_stripe(index);
+                on_thread_start(index);
                 runtime.block_on(async move {
                     match TcpListener::from_std(listener) {
                         Ok(listener) => {
@@ -119,8 +135,10 @@ mod tests {
     use tokio::sync::broadcast;
 
     use super::*;
-    use crate::http::full;
+    use crate::message::full;
     use crate::server::tests::get;
+    use crate::server::Timeouts;
+    use http::Response;
 
     fn balance(workers: usize) -> Arc<Balance> {
         Balance::new((0..workers).map(|_| Gauge::default()).collect())
@@ -137,21 +155,26 @@ mod tests {
         let limits = Limits {
             max_connections: 64,
             shutdown_grace: Duration::from_secs(5),
+            timeouts: Timeouts::default(),
         };
-        let server = tokio::spawn(serve(
-            listeners,
-            |_req, _remote| async {
-                let thread = std::thread::current().name().unwrap_or("?").to_owned();
-                Response::new(full(thread))
-            },
-            move || {
+        let workers = Workers {
+            shutdown: move || {
                 let mut stopped = stopper.subscribe();
                 async move {
                     let _ = stopped.recv().await;
                 }
             },
+            on_thread_start: |_| {},
             limits,
             balance,
+        };
+        let server = tokio::spawn(serve(
+            listeners,
+            |_req, _remote| async {
+                let thread = std::thread::current().name().unwrap_or("?").to_owned();
+                Reply::from(Response::new(full(thread)))
+            },
+            workers,
         ));
         (stop, server)
     }

@@ -79,7 +79,7 @@ impl TestGateway {
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let gateway = gateway.clone();
-                        async move { Ok::<_, Infallible>(gateway.handle(req, remote).await) }
+                        async move { Ok::<_, Infallible>(gateway.handle(req, remote).await.into_http()) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)

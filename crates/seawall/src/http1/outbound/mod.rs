@@ -8,9 +8,9 @@
 //! client's side pulls it and returns the connection to the pool when it ends. A reused
 //! connection that turns out closed before the request could be written is replaced once.
 //!
-//! A pool keeps its idle connections in stripes, one per gateway worker thread
-//! (`crate::server::workers`) and one shared by all other threads: a connection is driven by
-//! the runtime of the thread that opened it, so it is only reused there.
+//! A pool keeps its idle connections in stripes, one per gateway worker thread (each calls
+//! [`use_pool_stripe`] when it starts) and one shared by all other threads: a connection is
+//! driven by the runtime of the thread that opened it, so it is only reused there.
 
 mod body;
 mod conn;
@@ -30,13 +30,12 @@ use rustls::pki_types::ServerName;
 use tokio::time::Instant;
 
 pub(crate) use self::body::ResponseBody;
-use self::conn::Conn;
-use super::GatewayError;
-use crate::h1::decode::Decoder;
-use crate::h1::encode::{gather, next_batch};
-use crate::h1::fields::WireHeaders;
-use crate::h1::head::{self, HeadError};
-use crate::http::BoxError;
+use self::conn::UpstreamConn;
+use crate::http1::codec::decode::{Decoder, Framing};
+use crate::http1::codec::encode::{gather, next_batch};
+use crate::http1::codec::fields::WireHeaders;
+use crate::http1::codec::head::{self, HeadError};
+use crate::http1::BoxError;
 
 /// The body of a request sent upstream (not `Sync`: any client body can be forwarded).
 pub(crate) type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -81,36 +80,44 @@ pub(crate) enum SendError {
     Head(HeadError),
 }
 
-/// The shared TLS settings and one pool per destination, built with the gateway.
+/// The shared TLS settings and one pool per destination: one for the whole daemon, so every
+/// outbound call (providers, outputs, the flag service) reuses connections to a destination.
 pub(crate) struct Pools {
     tls: Arc<rustls::ClientConfig>,
-    by_destination: HashMap<(bool, String, u16), Arc<Pool>>,
+    by_destination: Mutex<HashMap<(bool, String, u16), Arc<Pool>>>,
 }
 
 impl Pools {
     /// Pools whose TLS connections trust the webpki (Mozilla) roots.
-    pub(crate) fn new() -> Result<Self, GatewayError> {
-        Self::with_roots(rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        })
+    pub(crate) fn new() -> Result<Self, rustls::Error> {
+        Self::with_roots(seawall_http::tls::webpki_roots())
     }
 
     /// Pools whose TLS connections trust `roots`.
-    pub(crate) fn with_roots(roots: rustls::RootCertStore) -> Result<Self, GatewayError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    pub(crate) fn with_roots(roots: rustls::RootCertStore) -> Result<Self, rustls::Error> {
+        let tls = seawall_http::tls::client_config(Some(roots), &[b"http/1.1"])?;
         Ok(Pools {
             tls: Arc::new(tls),
-            by_destination: HashMap::new(),
+            by_destination: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The pool for `base`'s scheme, host and port (shared by providers with the same one).
-    pub(crate) fn pool_for(&mut self, base: &Uri) -> Result<Arc<Pool>, String> {
+    /// Closes idle connections that idled too long or that their server closed, in every pool.
+    pub(crate) fn sweep(&self) {
+        let pools: Vec<Arc<Pool>> = self.lock().values().cloned().collect();
+        for pool in pools {
+            pool.sweep();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(bool, String, u16), Arc<Pool>>> {
+        self.by_destination
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The pool for `base`'s scheme, host and port (shared by everything sent there).
+    pub(crate) fn pool_for(&self, base: &Uri) -> Result<Arc<Pool>, String> {
         let tls = match base.scheme_str() {
             Some("https") => true,
             Some("http") => false,
@@ -119,7 +126,8 @@ impl Pools {
         let host = base.host().ok_or("no host")?.to_ascii_lowercase();
         let port = base.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let key = (tls, host.clone(), port);
-        if let Some(pool) = self.by_destination.get(&key) {
+        let mut by_destination = self.lock();
+        if let Some(pool) = by_destination.get(&key) {
             return Ok(pool.clone());
         }
         // `[::1]` in a URL is `::1` to connect to and to verify.
@@ -138,7 +146,7 @@ impl Pools {
             host_header: format!("host: {authority}\r\n").into_bytes(),
             idle: std::array::from_fn(|_| Mutex::new(VecDeque::new())),
         });
-        self.by_destination.insert(key, pool.clone());
+        by_destination.insert(key, pool.clone());
         Ok(pool)
     }
 }
@@ -151,7 +159,7 @@ pub(crate) struct Pool {
     /// `host: …\r\n`, written when the request has no `host` of its own.
     host_header: Vec<u8>,
     /// Oldest at the front; taken from the back.
-    idle: [Mutex<VecDeque<(Conn, Instant)>>; STRIPES],
+    idle: [Mutex<VecDeque<(UpstreamConn, Instant)>>; STRIPES],
 }
 
 /// An upstream's answer: its status, its end-to-end fields as they arrived, and its body.
@@ -235,7 +243,7 @@ impl Pool {
     /// Reads the response head (skipping interim `1xx` responses).
     async fn read_response(
         self: &Arc<Self>,
-        mut conn: Conn,
+        mut conn: UpstreamConn,
         method: &Method,
     ) -> Result<UpstreamResponse, SendError> {
         loop {
@@ -251,8 +259,7 @@ impl Pool {
                     let framing =
                         head::response_framing(method, head.status, head.chunked, &head.headers)
                             .map_err(SendError::Head)?;
-                    let reusable =
-                        head.keep_alive && framing != crate::h1::decode::Framing::UntilClose;
+                    let reusable = head.keep_alive && framing != Framing::UntilClose;
                     let body = ResponseBody::new(
                         conn,
                         Decoder::new(framing),
@@ -276,7 +283,7 @@ impl Pool {
     }
 
     /// The newest idle connection that still looks usable.
-    fn checkout(&self) -> Option<Conn> {
+    fn checkout(&self) -> Option<UpstreamConn> {
         let mut idle = self.idle[STRIPE.get()]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
@@ -302,7 +309,7 @@ impl Pool {
     }
 
     /// Returns a connection whose exchange completed cleanly.
-    fn put(&self, conn: Conn) {
+    fn put(&self, conn: UpstreamConn) {
         let now = Instant::now();
         let mut idle = self.idle[STRIPE.get()]
             .lock()
@@ -315,11 +322,11 @@ impl Pool {
         idle.push_back((conn, now));
     }
 
-    async fn open(&self, limit: Duration) -> Result<Conn, SendError> {
+    async fn open(&self, limit: Duration) -> Result<UpstreamConn, SendError> {
         let tls = self.tls.as_ref().map(|(config, name)| (config, name));
         // Boxed: a TLS handshake's state is large, and connecting is the rare path; inline, it
         // would be moved with every request's future.
-        let connecting = Box::pin(Conn::open(&self.host, self.port, tls));
+        let connecting = Box::pin(UpstreamConn::open(&self.host, self.port, tls));
         match tokio::time::timeout(limit, connecting).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(e)) => Err(SendError::Connect(e)),

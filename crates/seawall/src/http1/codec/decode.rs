@@ -2,6 +2,12 @@
 //! the connection closes) and a decoder that cuts body bytes out of a read buffer.
 
 use bytes::{Buf, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::HeaderName;
+
+/// The fields that frame a message, which the codec writes itself whatever a message's own
+/// fields say.
+pub(crate) const FRAMING: [HeaderName; 3] = [CONTENT_LENGTH, TRANSFER_ENCODING, CONNECTION];
 
 /// Longest chunk-size line (size, extensions, CRLF) or trailer line accepted.
 const MAX_LINE: usize = 4096;
@@ -20,7 +26,7 @@ pub(crate) enum Framing {
 }
 
 /// The body broke its framing: the connection cannot be trusted any more.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum FramingError {
     #[error("invalid chunk size line")]
     ChunkSize,
@@ -337,7 +343,7 @@ mod tests {
 
     #[test]
     fn encoded_chunks_decode_back() {
-        use crate::h1::encode::{push_data, LAST_CHUNK};
+        use crate::http1::codec::encode::{push_data, LAST_CHUNK};
         let mut wire = Vec::new();
         push_data(&mut wire, b"data: 1\n\n", true);
         push_data(&mut wire, b"", true);

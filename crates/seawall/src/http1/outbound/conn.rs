@@ -12,7 +12,7 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::h1::io::{poll_read_buf, Deadline, READ_CHUNK};
+use crate::http1::io::{poll_read_buf, Deadline, READ_CHUNK};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -23,7 +23,7 @@ pub(super) enum Io {
 }
 
 /// An open connection, what has been read from it but not yet used, and its deadline timer.
-pub(super) struct Conn {
+pub(super) struct UpstreamConn {
     pub(super) io: Io,
     pub(super) buf: BytesMut,
     /// Bytes to write (a request head, ready body frames); reused for every request.
@@ -32,14 +32,14 @@ pub(super) struct Conn {
     deadline: Deadline,
 }
 
-impl Conn {
+impl UpstreamConn {
     /// Connects to `host:port`, with TLS when `tls` is given (SNI and verification against
     /// `server_name`).
     pub(super) async fn open(
         host: &str,
         port: u16,
         tls: Option<(&Arc<rustls::ClientConfig>, &ServerName<'static>)>,
-    ) -> io::Result<Conn> {
+    ) -> io::Result<UpstreamConn> {
         let tcp = TcpStream::connect((host, port)).await?;
         tcp.set_nodelay(true)?;
         let io = match tls {
@@ -51,7 +51,7 @@ impl Conn {
                 Io::Tls(Box::new(stream))
             }
         };
-        Ok(Conn {
+        Ok(UpstreamConn {
             io,
             buf: BytesMut::with_capacity(READ_CHUNK),
             out: Vec::with_capacity(1024),

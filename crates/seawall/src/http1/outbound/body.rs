@@ -8,9 +8,9 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
-use super::conn::Conn;
+use super::conn::UpstreamConn;
 use super::Pool;
-use crate::h1::decode::{Decoded, Decoder, FramingError};
+use crate::http1::codec::decode::{Decoded, Decoder, FramingError};
 
 /// The upstream connection failed while sending a response body.
 #[derive(Debug, thiserror::Error)]
@@ -24,14 +24,14 @@ pub(crate) enum ResponseBodyError {
 /// A response body read from a pooled upstream connection.
 pub(crate) struct ResponseBody {
     /// `None` once the body has ended (the connection went back to the pool or was closed).
-    conn: Option<Conn>,
+    conn: Option<UpstreamConn>,
     decoder: Decoder,
     /// Where the connection goes when the body ends, if it may be reused.
     pool: Option<Arc<Pool>>,
 }
 
 impl ResponseBody {
-    pub(super) fn new(conn: Conn, decoder: Decoder, pool: Option<Arc<Pool>>) -> Self {
+    pub(super) fn new(conn: UpstreamConn, decoder: Decoder, pool: Option<Arc<Pool>>) -> Self {
         let mut body = ResponseBody {
             conn: Some(conn),
             decoder,

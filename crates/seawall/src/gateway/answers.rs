@@ -1,4 +1,4 @@
-//! The responses the gateway answers itself: breaker rejections and global-health shedding
+//! What the gateway answers itself: breaker rejections and global-health shedding
 //! in each provider's own error shape, and JSON errors for auth, routing, size, connect and timeout problems.
 
 use http::header::RETRY_AFTER;
@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::config::ProviderKind;
 use crate::health::Check;
-use crate::http::{json, json_error, Body};
+use crate::message::{json, json_error, Body};
 
 /// Marks a response the breaker answered instead of the upstream.
 pub(crate) const X_SEAWALL_CIRCUIT: HeaderName = HeaderName::from_static("x-seawall-circuit");

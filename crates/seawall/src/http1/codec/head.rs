@@ -6,13 +6,12 @@ use std::mem::MaybeUninit;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{
-    CONNECTION, CONTENT_LENGTH, DATE, EXPECT, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
-};
+use http::header::{CONTENT_LENGTH, DATE, EXPECT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 
-use super::decode::Framing;
+use super::decode::{Framing, FRAMING};
 use super::fields::{Span, WireHeaders};
+use super::hop::{self, Hop};
 
 /// Most header fields accepted in one head (hyper's default).
 pub(crate) const MAX_HEADERS: usize = 100;
@@ -57,8 +56,7 @@ pub(crate) struct RequestHead {
 }
 
 /// A parsed response head. Its fields are kept as they arrived ([`WireHeaders`]), less the
-/// hop-by-hop ones, those a `connection` field names, and `proxy-*`: the gateway passes them
-/// to its client without building a header map.
+/// hop-by-hop ones (`hop`): the gateway passes them to its client without building a map.
 pub(crate) struct ResponseHead {
     pub(crate) status: StatusCode,
     pub(crate) headers: WireHeaders,
@@ -139,25 +137,19 @@ pub(crate) fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>,
     };
     let base = buf.as_ptr() as usize;
     let mut hop = Hop::default();
-    let mut names_others = false;
     let mut spans = Vec::with_capacity(resp.headers.len());
     for h in resp.headers.iter() {
-        let name = h.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"connection") {
-            names_others |= hop.read_connection(h.value);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            hop.read_transfer_encoding(h.value);
-        } else if !is_hop_by_hop(name) {
+        if !hop.read(h.name.as_bytes(), h.value) && !hop::is_hop_by_hop(h.name.as_bytes()) {
             spans.push(span(h, base));
         }
     }
-    if names_others {
+    if hop.names_others {
         let connection = resp
             .headers
             .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("connection"));
-        for token in connection.flat_map(|h| h.value.split(|&b| b == b',')) {
-            let token = token.trim_ascii();
+            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+            .map(|h| h.value);
+        for token in hop::named_by_connection(connection) {
             spans.retain(|&(at, len, _, _)| {
                 let at = at as usize;
                 !buf[at..at + len as usize].eq_ignore_ascii_case(token)
@@ -174,17 +166,6 @@ pub(crate) fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>,
     }))
 }
 
-/// Whether a field is hop-by-hop for a proxy: one of [`HOP_BY_HOP`], or `proxy-*` (meant for
-/// the proxy, not the client).
-pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
-    HOP_BY_HOP
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h.as_str().as_bytes()))
-        || name
-            .get(..6)
-            .is_some_and(|p| p.eq_ignore_ascii_case(b"proxy-"))
-}
-
 /// Where `h`'s name and value sit in the buffer starting at `base`.
 fn span(h: &httparse::Header<'_>, base: usize) -> Span {
     // Heads are at most MAX_HEAD_BYTES (far below u32::MAX) long.
@@ -196,87 +177,37 @@ fn span(h: &httparse::Header<'_>, base: usize) -> Span {
     )
 }
 
-/// What a head's connection-level headers said. These headers are consumed while parsing
-/// and left out of the header map (`connection` stays when it names other headers, for
-/// the gateway to strip those).
-#[derive(Debug, Default)]
-struct Hop {
-    close: bool,
-    keep_alive: bool,
-    /// `transfer-encoding` was present: whether its last coding is chunked.
-    chunked: Option<bool>,
-}
-
-impl Hop {
-    /// Reads a `connection` field's tokens; `true` when it also names other fields (which
-    /// are then hop-by-hop too).
-    fn read_connection(&mut self, raw: &[u8]) -> bool {
-        let mut others = false;
-        for token in raw.split(|&b| b == b',') {
-            let token = token.trim_ascii();
-            if token.eq_ignore_ascii_case(b"close") {
-                self.close = true;
-            } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                self.keep_alive = true;
-            } else if !token.is_empty() {
-                others = true;
-            }
-        }
-        others
-    }
-
-    /// Reads a `transfer-encoding` field: only its last coding matters for framing.
-    fn read_transfer_encoding(&mut self, raw: &[u8]) {
-        let last = raw.rsplit(|&b| b == b',').next().unwrap_or_default();
-        self.chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-    }
-
-    /// HTTP/1.1 keeps connections open unless told `close`; HTTP/1.0 only when told
-    /// `keep-alive`.
-    fn keep_alive(&self, version: Version) -> bool {
-        if version == Version::HTTP_10 {
-            self.keep_alive && !self.close
-        } else {
-            !self.close
-        }
-    }
-}
-
-/// The hop-by-hop headers of RFC 9110 §7.6.1 that this layer handles itself (besides any
-/// header a `connection` header names, and `proxy-*`, which the gateway strips).
-pub(crate) const HOP_BY_HOP: [HeaderName; 6] = [
-    CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    TE,
-    TRAILER,
-    TRANSFER_ENCODING,
-    UPGRADE,
-];
-
-/// The header map of a head, values sharing the head's bytes, without the hop-by-hop headers
-/// this layer handles itself.
+/// The header map of a head, values sharing the head's bytes, without its hop-by-hop fields
+/// (read into the returned [`Hop`], or dropped).
 fn header_map(head: &Bytes, fields: &[Span]) -> Result<(HeaderMap, Hop), HeadError> {
     let mut headers = HeaderMap::with_capacity(fields.len());
     let mut hop = Hop::default();
     for &(name_at, name_len, value_at, value_len) in fields {
         let (name_at, value_at) = (name_at as usize, value_at as usize);
-        let name = HeaderName::from_bytes(&head[name_at..name_at + name_len as usize])
-            .map_err(|_| HeadError::Malformed("invalid header name".into()))?;
+        let raw_name = &head[name_at..name_at + name_len as usize];
         let raw = &head[value_at..value_at + value_len as usize];
-        if name == CONNECTION {
-            if !hop.read_connection(raw) {
-                continue;
-            }
-        } else if name == TRANSFER_ENCODING {
-            hop.read_transfer_encoding(raw);
-            continue;
-        } else if HOP_BY_HOP.contains(&name) {
+        if hop.read(raw_name, raw) || hop::is_hop_by_hop(raw_name) {
             continue;
         }
+        let name = HeaderName::from_bytes(raw_name)
+            .map_err(|_| HeadError::Malformed("invalid header name".into()))?;
         let value =
             HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len as usize))
                 .map_err(|_| HeadError::Malformed("invalid header value".into()))?;
         headers.append(name, value);
+    }
+    if hop.names_others {
+        let connection = fields.iter().filter_map(|&(n, nl, v, vl)| {
+            let (n, v) = (n as usize, v as usize);
+            head[n..n + nl as usize]
+                .eq_ignore_ascii_case(b"connection")
+                .then(|| &head[v..v + vl as usize])
+        });
+        for name in hop::named_by_connection(connection) {
+            if let Ok(name) = HeaderName::from_bytes(name) {
+                headers.remove(name);
+            }
+        }
     }
     Ok((headers, hop))
 }
@@ -305,6 +236,11 @@ fn request_framing(hop: &Hop, headers: &HeaderMap, version: Version) -> Result<F
     Ok(Framing::Length(content_length(lengths)?.unwrap_or(0)))
 }
 
+/// The length every `content-length` value agrees on, if any.
+fn content_length<'a>(values: impl Iterator<Item = &'a [u8]>) -> Result<Option<u64>, HeadError> {
+    seawall_http::parse_content_length(values).map_err(|_| HeadError::ContentLength)
+}
+
 /// A response's body framing, given the request `method` it answers and what its
 /// `transfer-encoding` said (see [`ResponseHead::chunked`]).
 pub(crate) fn response_framing(
@@ -330,32 +266,6 @@ pub(crate) fn response_framing(
         None => Framing::UntilClose,
     })
 }
-
-/// The `content-length` given its `values`, when present: every value (and list element)
-/// must agree.
-fn content_length<'a>(values: impl Iterator<Item = &'a [u8]>) -> Result<Option<u64>, HeadError> {
-    let mut length = None;
-    for value in values {
-        for item in value.split(|&b| b == b',') {
-            let item = item.trim_ascii();
-            if item.is_empty() || !item.iter().all(u8::is_ascii_digit) {
-                return Err(HeadError::ContentLength);
-            }
-            let n: u64 = std::str::from_utf8(item)
-                .ok()
-                .and_then(|digits| digits.parse().ok())
-                .ok_or(HeadError::ContentLength)?;
-            if length.is_some_and(|l| l != n) {
-                return Err(HeadError::ContentLength);
-            }
-            length = Some(n);
-        }
-    }
-    Ok(length)
-}
-
-/// The headers the framing layer writes itself, whatever a message's own fields say.
-pub(crate) const FRAMING: [HeaderName; 3] = [CONTENT_LENGTH, TRANSFER_ENCODING, CONNECTION];
 
 /// Appends `name: value\r\n` for every header except the [`FRAMING`] ones.
 pub(crate) fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::head::FRAMING;
+use super::decode::FRAMING;
 
 /// Where one field's name and value sit in the head: (name start, name length, value start,
 /// value length). Heads are far shorter than `u32::MAX`.
@@ -13,8 +13,8 @@ pub(crate) type Span = (u32, u32, u32, u32);
 
 /// A head's end-to-end header fields in wire order, names as sent (any case).
 ///
-/// Travels in a response's extensions from the upstream client to the server, which writes
-/// the fields after those of the response's own [`HeaderMap`].
+/// A [`Reply`](crate::message::Reply) carries an upstream's fields this way from the upstream
+/// client to the server, which writes them after the reply's own [`HeaderMap`].
 #[derive(Clone, Debug, Default)]
 pub(crate) struct WireHeaders {
     head: Bytes,
@@ -53,15 +53,6 @@ impl WireHeaders {
         self.get_all(name).next()
     }
 
-    /// Drops every field called `name` (lowercase).
-    pub(crate) fn remove(&mut self, name: &str) {
-        let head = &self.head;
-        self.spans.retain(|&(n, nl, _, _)| {
-            let n = n as usize;
-            !head[n..n + nl as usize].eq_ignore_ascii_case(name.as_bytes())
-        });
-    }
-
     /// Appends `name: value\r\n` for every field except the [`FRAMING`] ones.
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
         for (name, value) in self.iter() {
@@ -91,11 +82,9 @@ impl WireHeaders {
     }
 }
 
-/// Moves the fields a response carries in its extensions into its header map, for a consumer
-/// that knows only the map.
-pub(crate) fn merge_into_map<B>(resp: &mut http::Response<B>) {
-    if let Some(wire) = resp.extensions_mut().remove::<WireHeaders>() {
-        wire.append_to(resp.headers_mut());
+impl seawall_http::Fields for WireHeaders {
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.get_all(name)
     }
 }
 
@@ -129,7 +118,7 @@ mod tests {
 
     #[test]
     fn looks_up_writes_and_converts() {
-        let mut h = fields(b"a: 1\r\nContent-Length: 2\r\nA: 3\r\n");
+        let h = fields(b"a: 1\r\nContent-Length: 2\r\nA: 3\r\n");
         assert_eq!(h.get("a"), Some(&b"1"[..]));
         assert_eq!(h.get_all("a").collect::<Vec<_>>(), [&b"1"[..], b"3"]);
         assert_eq!(h.get("content-length"), Some(&b"2"[..]));
@@ -140,15 +129,5 @@ mod tests {
         h.append_to(&mut map);
         assert_eq!(map.get_all("a").iter().count(), 2);
         assert!(!map.contains_key("content-length"));
-        h.remove("a");
-        assert_eq!(h.iter().count(), 1);
-        let mut resp = http::Response::new(());
-        resp.headers_mut()
-            .insert("x-own", HeaderValue::from_static("1"));
-        resp.extensions_mut().insert(fields(b"x-up: 2\r\n"));
-        merge_into_map(&mut resp);
-        assert_eq!(resp.headers()["x-up"], "2");
-        assert_eq!(resp.headers()["x-own"], "1");
-        assert!(resp.extensions().get::<WireHeaders>().is_none());
     }
 }

@@ -8,7 +8,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use hyper::body::Body;
 
-use crate::http::BoxError;
+use crate::http1::BoxError;
 
 /// The last chunk of a chunked body (no trailers).
 pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
@@ -95,7 +95,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::h1::decode::{Decoded, Decoder, Framing};
+    use crate::http1::codec::decode::{Decoded, Decoder, Framing};
     use bytes::BytesMut;
     use http_body_util::{BodyExt, Full};
 

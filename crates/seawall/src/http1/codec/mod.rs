@@ -1,0 +1,13 @@
+//! The HTTP/1.1 codec: no I/O, only bytes in and out.
+//!
+//! - `head`: request and response heads parsed into `http` types; heads written out.
+//! - `hop`: the hop-by-hop fields a proxy consumes or drops (RFC 9110 §7.6.1), in one place.
+//! - `decode`: body framing (`content-length`, chunked, until close) and its decoder.
+//! - `encode`: body frames gathered for one write, chunk-encoded when the length is unknown.
+//! - `fields`: an upstream's fields kept as they arrived, without building a map.
+
+pub(crate) mod decode;
+pub(crate) mod encode;
+pub(crate) mod fields;
+pub(crate) mod head;
+pub(crate) mod hop;

@@ -1,0 +1,118 @@
+//! One client's HTTP/1.1 connection, served in its own task, which owns the socket: read a
+//! head, hand the handler a request whose body is pumped to it as it reads, write the reply
+//! (small ones in one write, streamed ones frame by frame as they come), repeat while the
+//! connection may be kept open.
+//!
+//! - `conn`: the socket, its read buffer and its output buffer; reading heads, writing
+//!   bytes, noticing a client that went away.
+//! - `pump`: moves request body bytes from the socket to the handler when it asks.
+//! - `respond`: writes a [`Reply`](crate::message::Reply): head, framing, body.
+//!
+//! While the handler works, the connection keeps reading the socket: a client that closes or
+//! resets its connection is gone, and the handler's future is dropped (which cancels an
+//! upstream request). Answers to pipelined requests that are ready at once are held back
+//! while the next request is already buffered and leave together, before the connection or
+//! a handler has to wait. Bad heads get a JSON `400` (`431` when too large) and the
+//! connection closes; so does a connection whose request body was not read to its end.
+
+mod conn;
+mod pump;
+mod respond;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use http::{Method, Request, StatusCode, Version};
+use tokio::net::TcpStream;
+
+use self::conn::ClientConn;
+use crate::http1::codec::head::{HeadError, RequestHead};
+use crate::message::{json_error, Reply, RequestBody};
+
+/// How long a client connection may wait at each step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Longest wait for the first byte of a request (on a new or kept-alive connection).
+    pub keepalive_idle: Duration,
+    /// Longest time from the first byte of a request head to its end (slow-loris guard).
+    pub request_head: Duration,
+    /// Longest pause in a request body while the handler waits for it (`None`: no limit).
+    pub request_body_idle: Option<Duration>,
+    /// Longest pause in writing a reply to a client that does not read (`None`: no limit).
+    pub response_write_idle: Option<Duration>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            keepalive_idle: Duration::from_secs(30),
+            request_head: Duration::from_secs(30),
+            request_body_idle: None,
+            response_write_idle: None,
+        }
+    }
+}
+
+/// Serves HTTP/1 requests on `stream` (whose first bytes are already in `buf`) until the
+/// client closes, asks to close, errs, idles out, or `stopping` resolves between requests.
+pub(crate) async fn serve<H, F>(
+    stream: TcpStream,
+    buf: BytesMut,
+    remote: SocketAddr,
+    handler: &H,
+    stopping: Pin<&mut (dyn Future<Output = ()> + Send)>,
+    stopping_now: &AtomicBool,
+    timeouts: Timeouts,
+) where
+    H: Fn(Request<RequestBody>, SocketAddr) -> F,
+    F: Future<Output = Reply>,
+{
+    let mut conn = ClientConn::new(stream, buf, timeouts, stopping, stopping_now);
+    loop {
+        let head = match conn.next_head().await {
+            Ok(Some(head)) => head,
+            Ok(None) => return,
+            Err(error) => return refuse(&mut conn, remote, error).await,
+        };
+        let RequestHead {
+            parts,
+            framing,
+            keep_alive,
+            expects_continue,
+        } = head;
+        let (method, version) = (parts.method.clone(), parts.version);
+        let (body, mut pump) = conn.request_body(framing, expects_continue);
+        let request = Request::from_parts(parts, body);
+        let Some(reply) = conn.run(handler(request, remote), pump.as_mut()).await else {
+            tracing::debug!(%remote, "client went away before its answer");
+            return;
+        };
+        // A body left unread hides where the next request starts.
+        let unread = pump.is_some_and(|p| !p.is_complete());
+        let keep = keep_alive && !unread && !conn.is_stopping();
+        match conn.respond(&method, version, reply, keep).await {
+            Ok(true) => {}
+            Ok(false) => return conn.close().await,
+            Err(_) => return,
+        }
+    }
+}
+
+/// Answers a head that could not be parsed, then closes.
+async fn refuse(conn: &mut ClientConn<'_>, remote: SocketAddr, error: HeadError) {
+    let status = if error == HeadError::TooLarge {
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    tracing::debug!(%remote, %error, "refused a request head");
+    let reply = json_error(status, "invalid_request_error", &error.to_string());
+    let _ = conn
+        .respond(&Method::GET, Version::HTTP_11, reply.into(), false)
+        .await;
+    conn.close().await;
+}
