@@ -11,15 +11,17 @@
 # The proxy's own CPU time per request is read from /proc. A last pair of
 # runs pipelines 16 requests per connection (wrk's cost per request falls, so the servers'
 # capacity shows) for forwarding and rejection.
+# With BASELINE=path/to/an/older/seawall, that build runs as a third proxy in the same rounds
+# (the order rotating over all three), for a before/after comparison in one run.
 # Prints Markdown tables. Installs nginx and wrk with apt-get when missing.
-# Usage: [UPSTREAM_WORKERS=2] bench/proxy.sh [seconds=10] [connections=32] [workers=2] [rounds=3]
+# Usage: [UPSTREAM_WORKERS=2] [BASELINE=bin] bench/proxy.sh [seconds=10] [connections=32] [workers=2] [rounds=3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
 CONNS=${2:-32}
 WORKERS=${3:-2}
 ROUNDS=${4:-3}
-UP=18081 NGX=18082 SW=18083 ADMIN=18084
+UP=18081 NGX=18082 SW=18083 ADMIN=18084 BASE=18085 BASE_ADMIN=18086
 source bench/common.sh
 
 # The upstream is its own nginx, so the proxy nginx has exactly W workers of its own.
@@ -37,27 +39,35 @@ nginx_start "$WORK/proxy" "worker_processes $WORKERS;" "upstream backend { serve
         }
     }"
 
-cat > "$WORK/seawall.yaml" <<YAML
-server: { listen: 127.0.0.1:$SW, workers: $WORKERS }
-admin: { listen: 127.0.0.1:$ADMIN }
+seawall_start() { # binary port admin-port name: starts it in its own session, trips /fail
+    cat > "$WORK/$4.yaml" <<YAML
+server: { listen: 127.0.0.1:$2, workers: $WORKERS }
+admin: { listen: 127.0.0.1:$3 }
 providers:
   - name: up
     kind: generic
     base_url: http://127.0.0.1:$UP
     circuit_breaker: { failure_threshold: 1, open_timeout: 1h, open_timeout_max: 1h }
 YAML
-# In its own session, as each nginx is once it daemonizes: with the kernel's autogroup scheduling
-# (sched_autogroup_enabled) a session shares CPU as one group, and Seawall must not share wrk's.
-TOKIO_WORKER_THREADS=$WORKERS SEAWALL_LOG=warn setsid "$SEAWALL" run -c "$WORK/seawall.yaml" >"$WORK/seawall.log" 2>&1 &
-SEAWALL_PID=$!
-PIDS+=("$SEAWALL_PID")
-for _ in $(seq 100); do
-    curl -fs "http://127.0.0.1:$ADMIN/readyz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
-curl -fs "http://127.0.0.1:$ADMIN/readyz" >/dev/null
-# Trip the /fail endpoint's breaker: one 503 with failure_threshold 1.
-curl -s -o /dev/null "http://127.0.0.1:$SW/up/fail"
+    # In its own session, as each nginx is once it daemonizes: with the kernel's autogroup
+    # scheduling (sched_autogroup_enabled) a session shares CPU as one group, and Seawall must
+    # not share wrk's.
+    TOKIO_WORKER_THREADS=$WORKERS SEAWALL_LOG=warn setsid "$1" run -c "$WORK/$4.yaml" >"$WORK/$4.log" 2>&1 &
+    PIDS+=("$!")
+    for _ in $(seq 100); do
+        curl -fs "http://127.0.0.1:$3/readyz" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    curl -fs "http://127.0.0.1:$3/readyz" >/dev/null
+    # Trip the /fail endpoint's breaker: one 503 with failure_threshold 1.
+    curl -s -o /dev/null "http://127.0.0.1:$2/up/fail"
+}
+seawall_start "$SEAWALL" "$SW" "$ADMIN" seawall
+SEAWALL_PID=${PIDS[-1]}
+if [ -n "${BASELINE:-}" ]; then
+    seawall_start "$BASELINE" "$BASE" "$BASE_ADMIN" baseline
+    BASELINE_PID=${PIDS[-1]}
+fi
 
 cat > "$WORK/pipeline.lua" <<'LUA'
 init = function(args)
@@ -95,20 +105,20 @@ run_nginx() {
     run "nginx-$1" "http://127.0.0.1:$NGX/v1/messages" $(workers_of "$WORK/proxy/nginx.pid")
 }
 run_seawall() { run "seawall-$1" "http://127.0.0.1:$SW/up/v1/messages" "$SEAWALL_PID"; }
+run_baseline() { run "baseline-$1" "http://127.0.0.1:$BASE/up/v1/messages" "$BASELINE_PID"; }
+TARGETS=(nginx seawall)
+[ -n "${BASELINE:-}" ] && TARGETS+=(baseline)
 for r in $(seq "$ROUNDS"); do
-    if [ $((r % 2)) = 1 ]; then
-        run_nginx "$r"
-        run_seawall "$r"
-    else
-        run_seawall "$r"
-        run_nginx "$r"
-    fi
+    # Rotate the order every round, so a drift in the host's load favours none of them.
+    for i in $(seq 0 $((${#TARGETS[@]} - 1))); do
+        "run_${TARGETS[$(((i + r - 1) % ${#TARGETS[@]}))]}" "$r"
+    done
 done
 run reject "http://127.0.0.1:$SW/up/fail" "$SEAWALL_PID"
 
 summary() { # target -> "rps p50 p99 cpu" medians over its runs
     local runs
-    if [ "$1" = nginx ] || [ "$1" = seawall ]; then runs=$(seq -f "$1-%g" "$ROUNDS"); else runs=$1; fi
+    case $1 in nginx | seawall | baseline) runs=$(seq -f "$1-%g" "$ROUNDS") ;; *) runs=$1 ;; esac
     printf '%s %s %s %s\n' \
         "$(for n in $runs; do rps "$n"; done | median)" \
         "$(for n in $runs; do pct "$n" 50%; done | median)" \
@@ -129,6 +139,13 @@ row direct "$D_RPS" "$D_P50" "$D_P99" "$D_CPU"
 row nginx "$N_RPS" "$N_P50" "$N_P99" "$N_CPU"
 row seawall "$S_RPS" "$S_P50" "$S_P99" "$S_CPU"
 row reject "$R_RPS" "$R_P50" "$R_P99" "$R_CPU"
+if [ -n "${BASELINE:-}" ]; then
+    read -r B_RPS B_P50 B_P99 B_CPU <<<"$(summary baseline)"
+    row baseline "$B_RPS" "$B_P50" "$B_P99" "$B_CPU"
+    BRATIOS=$(for r in $(seq "$ROUNDS"); do printf '%.3f\n' "$(echo "$(rps "seawall-$r") / $(rps "baseline-$r")" | bc -l)"; done)
+    printf '\nper round seawall/baseline: %s (median %.3fx); CPU per request %.1f vs %.1f us\n' \
+        "$(echo "$BRATIOS" | tr '\n' ' ')" "$(echo "$BRATIOS" | median)" "$S_CPU" "$B_CPU"
+fi
 RATIOS=$(for r in $(seq "$ROUNDS"); do printf '%.3f\n' "$(echo "$(rps "seawall-$r") / $(rps "nginx-$r")" | bc -l)"; done)
 printf '\nper round (requests/s): nginx %s | seawall %s\n' \
     "$(for r in $(seq "$ROUNDS"); do printf '%s ' "$(rps "nginx-$r")"; done)" \

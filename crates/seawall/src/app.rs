@@ -154,6 +154,7 @@ impl App {
                 &config.providers,
                 &config.pipelines,
                 metrics.clone(),
+                pools.clone(),
             )?)),
             None => None,
         };
@@ -164,10 +165,11 @@ impl App {
         let pipelines = if config.pipelines.is_empty() {
             None
         } else {
-            Some(Pipelines::start(
+            Some(Pipelines::start_with_pools(
                 &config.pipelines,
                 tokio_clock(),
                 metrics.clone(),
+                &pools,
             )?)
         };
 

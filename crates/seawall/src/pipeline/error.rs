@@ -26,4 +26,7 @@ pub enum PipelineError {
         #[source]
         source: PolicyError,
     },
+    /// The TLS client settings for `http` outputs could not be built.
+    #[error("TLS setup for http outputs failed: {0}")]
+    Tls(String),
 }

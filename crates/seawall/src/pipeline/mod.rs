@@ -33,6 +33,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::PipelineConfig;
+use crate::http1::outbound::Pools;
 use crate::metrics::{BreakerLabels, Metrics};
 
 pub use error::PipelineError;
@@ -87,6 +88,17 @@ impl Pipelines {
         clock: Clock,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Pipelines>, PipelineError> {
+        let pools = Pools::new().map_err(|e| PipelineError::Tls(e.to_string()))?;
+        Self::start_with_pools(configs, clock, metrics, &pools)
+    }
+
+    /// [`Pipelines::start`], sending `http` batches through `pools` (the daemon shares one set).
+    pub(crate) fn start_with_pools(
+        configs: &[PipelineConfig],
+        clock: Clock,
+        metrics: Arc<Metrics>,
+        pools: &Pools,
+    ) -> Result<Arc<Pipelines>, PipelineError> {
         let families = metrics::Families::register(&metrics);
         let (draining, _) = watch::channel(false);
         let mut pipelines = Vec::new();
@@ -94,7 +106,7 @@ impl Pipelines {
         for p in configs {
             let mut outputs = Vec::new();
             for o in &p.outputs {
-                let (output, sinks) = output::build(p, o, &clock, &metrics, &families)?;
+                let (output, sinks) = output::build(p, o, &clock, &metrics, &families, pools)?;
                 let rng = match p.fallback.sampling.seed {
                     Some(seed) => fastrand::Rng::with_seed(seed),
                     None => fastrand::Rng::new(),

@@ -8,10 +8,11 @@ use tokio::sync::Notify;
 
 use super::ledger::Ledger;
 use super::metrics::Families;
-use super::sink::{self, Sink};
+use super::sink::Sink;
 use super::PipelineError;
 use crate::breakers::{policy, record_transition};
 use crate::config::{OutputConfig, OutputType, PipelineConfig};
+use crate::http1::outbound::Pools;
 use crate::metrics::{BreakerLabels, Metrics};
 
 /// One destination of an output, with its breaker.
@@ -81,13 +82,14 @@ pub(crate) fn build(
     clock: &Clock,
     metrics: &Arc<Metrics>,
     families: &Families,
+    pools: &Pools,
 ) -> Result<(Arc<Output>, Vec<Sink>), PipelineError> {
     let problem = |problem: String| PipelineError::Output {
         pipeline: p.name.clone(),
         output: o.name.clone(),
         problem,
     };
-    let (names, sinks) = sinks(o).map_err(problem)?;
+    let (names, sinks) = sinks(o, pools).map_err(problem)?;
     let settings = &o.resilience.circuit_breaker;
     let template = policy(settings, clock.clone()).map_err(|source| PipelineError::Breaker {
         pipeline: p.name.clone(),
@@ -131,11 +133,9 @@ pub(crate) fn build(
 }
 
 /// The endpoint names (breaker labels) and sinks of an output.
-fn sinks(o: &OutputConfig) -> Result<(Vec<String>, Vec<Sink>), String> {
+fn sinks(o: &OutputConfig, pools: &Pools) -> Result<(Vec<String>, Vec<Sink>), String> {
     match o.kind {
         OutputType::Http => {
-            let client =
-                Arc::new(sink::http_client().map_err(|e| format!("TLS setup failed: {e}"))?);
             let mut names = Vec::new();
             let mut sinks = Vec::new();
             for url in o.endpoints() {
@@ -145,11 +145,11 @@ fn sinks(o: &OutputConfig) -> Result<(Vec<String>, Vec<Sink>), String> {
                 if uri.host().is_none() {
                     return Err(format!("endpoint {url:?} has no host"));
                 }
+                let pool = pools
+                    .pool_for(&uri)
+                    .map_err(|e| format!("endpoint {url:?}: {e}"))?;
                 names.push(url.to_owned());
-                sinks.push(Sink::Http {
-                    client: client.clone(),
-                    uri,
-                });
+                sinks.push(Sink::http(pool, &uri, o.timeout));
             }
             if sinks.is_empty() {
                 return Err("an `http` output needs `endpoint`".into());

@@ -1,20 +1,20 @@
 //! Destinations: one [`Sink`] per endpoint sends an encoded NDJSON batch and says whether it
 //! arrived, was refused, or failed (and whether a failure is known not to have arrived).
+//! `http` batches go through the daemon's upstream client (`crate::http1::outbound`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, StatusCode, Uri};
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::io::AsyncWriteExt;
 
-/// The pooled client of one `http` output (shared by its endpoints).
-pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+use crate::http1::outbound::{Outgoing, Pool, SendError};
+
+/// The most of a collector's answer read (to return the connection to its pool).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// How a send went.
 #[derive(Debug)]
@@ -37,36 +37,36 @@ pub(crate) enum Sent {
 
 /// One endpoint's destination.
 pub(crate) enum Sink {
-    /// The client is shared by the output's endpoints (one connection pool).
+    /// POSTs to `target` on `pool`'s destination.
     Http {
-        client: Arc<HttpClient>,
-        uri: Uri,
+        pool: Arc<Pool>,
+        /// Path and query.
+        target: String,
+        headers: HeaderMap,
+        /// Bounds connecting and the wait for the answer's head.
+        timeout: Duration,
     },
     File(tokio::fs::File),
     Stdout(tokio::io::Stdout),
     Blackhole,
 }
 
-/// A client for `http` outputs: plain HTTP or HTTPS (rustls with webpki roots), HTTP/1 and 2.
-pub(crate) fn http_client() -> Result<HttpClient, std::io::Error> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let https = HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(provider)
-        .map_err(std::io::Error::other)?
-        .https_or_http()
-        .enable_all_versions()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build(https))
-}
-
 impl Sink {
+    /// A sink POSTing NDJSON batches to `uri` through `pool` (its destination's).
+    pub(crate) fn http(pool: Arc<Pool>, uri: &Uri, timeout: Duration) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        );
+        Sink::Http {
+            pool,
+            target: uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+            headers,
+            timeout,
+        }
+    }
+
     /// Whether this sink needs the batch encoded (the blackhole does not).
     pub(crate) fn wants_payload(&self) -> bool {
         !matches!(self, Sink::Blackhole)
@@ -75,7 +75,12 @@ impl Sink {
     /// Sends one encoded batch.
     pub(crate) async fn send(&mut self, payload: &Bytes) -> Sent {
         match self {
-            Sink::Http { client, uri } => post(client, uri, payload.clone()).await,
+            Sink::Http {
+                pool,
+                target,
+                headers,
+                timeout,
+            } => post(pool, target, headers, *timeout, payload.clone()).await,
             Sink::File(file) => write(file, payload).await,
             Sink::Stdout(out) => write(out, payload).await,
             Sink::Blackhole => Sent::Delivered,
@@ -93,29 +98,39 @@ async fn write(w: &mut (impl AsyncWriteExt + Unpin), payload: &Bytes) -> Sent {
     }
 }
 
-async fn post(client: &HttpClient, uri: &Uri, payload: Bytes) -> Sent {
-    let mut req = Request::new(Full::new(payload));
-    *req.method_mut() = Method::POST;
-    *req.uri_mut() = uri.clone();
-    req.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-ndjson"),
-    );
-    let resp = match client.request(req).await {
-        Ok(resp) => resp,
-        Err(e) => return failed(e.is_connect(), None, e),
+async fn post(
+    pool: &Arc<Pool>,
+    target: &str,
+    headers: &HeaderMap,
+    timeout: Duration,
+    payload: Bytes,
+) -> Sent {
+    let request = Outgoing {
+        method: &Method::POST,
+        target: [target, "", "", ""],
+        headers,
     };
-    let status = resp.status();
+    let body = Full::new(payload)
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let resp = match pool.send(request, body, timeout, timeout).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            // Only a connection that never opened surely did not take the batch.
+            let unsent = matches!(e, SendError::Connect(_) | SendError::ConnectTimeout(_));
+            return failed(unsent, None, e);
+        }
+    };
+    let status = resp.status;
     let retry_after = matches!(
         status,
         StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
     )
-    .then(|| resp.headers().get(header::RETRY_AFTER))
-    .flatten()
-    .and_then(parse_retry_after);
+    .then(|| seawall_http::retry_after(&resp.headers, SystemTime::now()))
+    .flatten();
     // Read the (small) answer to the end so the connection goes back to the pool. A broken
     // answer body does not undo what the status said.
-    let _ = resp.into_body().collect().await;
+    let _ = seawall_http::read_limited(resp.body, MAX_ANSWER_BYTES).await;
     if status.is_success() {
         return Sent::Delivered;
     }
@@ -130,29 +145,5 @@ fn failed(known_undelivered: bool, retry_after: Option<Duration>, e: impl ToStri
         known_undelivered,
         retry_after,
         error: e.to_string(),
-    }
-}
-
-/// `Retry-After` as delay-seconds or an HTTP date.
-fn parse_retry_after(v: &HeaderValue) -> Option<Duration> {
-    let s = v.to_str().ok()?.trim();
-    if let Ok(secs) = s.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(s).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_accepts_seconds_and_dates() {
-        let secs = HeaderValue::from_static("7");
-        assert_eq!(parse_retry_after(&secs), Some(Duration::from_secs(7)));
-        let past = HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT");
-        assert_eq!(parse_retry_after(&past), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after(&HeaderValue::from_static("soon")), None);
     }
 }

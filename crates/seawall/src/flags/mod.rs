@@ -3,15 +3,20 @@
 //! set, and it applies `seawall.circuit_breaker.enabled` (false → that host's provider and
 //! output breakers observe but never reject) and `seawall.telemetry.enabled` (false → no
 //! request events for that provider).
-//! Without `feature_flags` in the config nothing is fetched at all.
+//! Without `feature_flags` in the config nothing is fetched at all. Fetches go through the
+//! daemon's own upstream client (`fetch.rs`).
+
+mod fetch;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use seawall_flags::{CacheSnapshot, FetchResult, FlagCache, FlagHandle, FlagObserver, HttpFetcher};
+use seawall_flags::{CacheSnapshot, FetchResult, FlagCache, FlagHandle, FlagObserver};
 
+use self::fetch::PooledFetcher;
 use crate::breakers::{set_enforcement, Breakers};
 use crate::config::{FeatureFlagsConfig, OutputType, PipelineConfig, ProviderConfig};
+use crate::http1::outbound::Pools;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipelines;
 
@@ -45,15 +50,17 @@ impl FlagObserver for FetchMetrics {
 }
 
 impl Flags {
-    /// A cache fetching from `config.url` and a handle for each provider's and each `http`
-    /// output endpoint's host.
-    pub fn new(
+    /// A cache fetching from `config.url` through `pools`, and a handle for each provider's
+    /// and each `http` output endpoint's host.
+    pub(crate) fn new(
         config: &FeatureFlagsConfig,
         providers: &[ProviderConfig],
         pipelines: &[PipelineConfig],
         metrics: Arc<Metrics>,
+        pools: Arc<Pools>,
     ) -> Result<Flags, FlagsError> {
-        let mut builder = FlagCache::builder(HttpFetcher::new(&config.url)?)
+        let fetcher = PooledFetcher::new(&config.url, pools, config.fetch_timeout)?;
+        let mut builder = FlagCache::builder(fetcher)
             .ttl(config.ttl)
             .min_ttl(config.min_ttl)
             .max_ttl(config.max_ttl)
