@@ -2,16 +2,14 @@
 //! `/alternate`) that accept NDJSON batches, each answering 503 for a while in the middle of
 //! the run, so reroute, health-based sampling, drops and recovery all show.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::task::JoinHandle;
 
-use super::net::{self, json_reply, Handler};
+use super::net::{self, json_reply, Handler, Simulated};
 use super::Timeline;
 use crate::message::Body;
 
@@ -25,14 +23,7 @@ pub(super) struct CollectorStats {
 }
 
 /// A running collector.
-pub(super) struct Collector {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    /// Its counters.
-    pub stats: Arc<CollectorStats>,
-    /// Its accept loop.
-    pub task: JoinHandle<()>,
-}
+pub(super) type Collector = Simulated<CollectorStats>;
 
 /// Starts the collector following `timeline`.
 pub(super) async fn start(timeline: Timeline) -> std::io::Result<Collector> {
@@ -42,7 +33,7 @@ pub(super) async fn start(timeline: Timeline) -> std::io::Result<Collector> {
         Arc::new(move |req| Box::pin(answer(timeline, stats.clone(), req)))
     };
     let (addr, task) = net::serve(handler).await?;
-    Ok(Collector { addr, stats, task })
+    Ok(Simulated { addr, stats, task })
 }
 
 async fn answer(

@@ -38,6 +38,16 @@ pub(super) type Reply = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 /// A request handler of a simulated server.
 pub(super) type Handler = Arc<dyn Fn(Request<Incoming>) -> Reply + Send + Sync>;
 
+/// A running simulated server.
+pub(super) struct Simulated<S> {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its counters.
+    pub stats: Arc<S>,
+    /// Its accept loop.
+    pub task: JoinHandle<()>,
+}
+
 /// A server on `127.0.0.1:0`; returns its address and its accept task (abort to stop it).
 pub(super) async fn serve(handler: Handler) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;

@@ -3,7 +3,6 @@
 //! healthy, overload storm (529 `overloaded_error` / 429 `rate_limit_exceeded` with
 //! `retry-after`), slow, recovered.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +11,9 @@ use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::task::JoinHandle;
 use tokio::time::sleep;
 
-use super::net::{self, json_reply, ChannelBody, Handler};
+use super::net::{self, json_reply, ChannelBody, Handler, Simulated};
 use super::{Timeline, UpstreamPhase};
 use crate::message::Body;
 
@@ -38,14 +36,7 @@ pub(super) struct UpstreamStats {
 }
 
 /// A running simulated upstream.
-pub(super) struct Upstream {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    /// Its counters.
-    pub stats: Arc<UpstreamStats>,
-    /// Its accept loop.
-    pub task: JoinHandle<()>,
-}
+pub(super) type Upstream = Simulated<UpstreamStats>;
 
 /// Starts a simulated upstream of `shape` following `timeline`.
 pub(super) async fn start(shape: Shape, timeline: Timeline) -> std::io::Result<Upstream> {
@@ -55,7 +46,7 @@ pub(super) async fn start(shape: Shape, timeline: Timeline) -> std::io::Result<U
         Arc::new(move |req| Box::pin(answer(shape, timeline, stats.clone(), req)))
     };
     let (addr, task) = net::serve(handler).await?;
-    Ok(Upstream { addr, stats, task })
+    Ok(Simulated { addr, stats, task })
 }
 
 async fn answer(

@@ -228,24 +228,36 @@ mod tests {
         Ok(out)
     }
 
-    #[tokio::test]
-    async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+    /// Serves `handler` on a loopback port with room for `max_connections` and `grace` to
+    /// drain, until the returned sender sends (or is dropped).
+    async fn start<H, F>(
+        handler: H,
+        max_connections: usize,
+        grace: Duration,
+    ) -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>)
+    where
+        H: Fn(Request<RequestBody>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = Reply> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let limits = Limits {
-            max_connections: 1,
-            shutdown_grace: Duration::from_secs(5),
+            max_connections,
+            shutdown_grace: grace,
             timeouts: Timeouts::default(),
         };
-        let server = tokio::spawn(serve(
-            listener,
-            |_req, _remote| async { Reply::from(Response::new(full("hi"))) },
-            async {
-                let _ = stopped.await;
-            },
-            limits,
-        ));
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        let server = tokio::spawn(serve(listener, handler, shutdown, limits));
+        (addr, stop, server)
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+        let hi = |_req, _remote| async { Reply::from(Response::new(full("hi"))) };
+        let (addr, stop, server) = start(hi, 1, Duration::from_secs(5)).await;
         // An idle keep-alive connection takes the only slot…
         let mut idle = TcpStream::connect(addr).await.unwrap();
         idle.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
@@ -280,29 +292,17 @@ mod tests {
     /// until the returned task is aborted.
     async fn serve_with_upstream_fields(
         body: fn(&Request<RequestBody>) -> String,
-    ) -> (SocketAddr, tokio::task::JoinHandle<()>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let limits = Limits {
-            max_connections: 8,
-            shutdown_grace: Duration::from_secs(1),
-            timeouts: Timeouts::default(),
+    ) -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let handler = move |req: Request<RequestBody>, _remote| {
+            let reply = Reply::passing(StatusCode::OK, upstream_fields(), full(body(&req)));
+            std::future::ready(reply)
         };
-        let server = tokio::spawn(serve(
-            listener,
-            move |req: Request<RequestBody>, _remote| {
-                let reply = Reply::passing(StatusCode::OK, upstream_fields(), full(body(&req)));
-                std::future::ready(reply)
-            },
-            std::future::pending(),
-            limits,
-        ));
-        (addr, server)
+        start(handler, 8, Duration::from_secs(1)).await
     }
 
     #[tokio::test]
     async fn passed_through_fields_are_written_as_they_arrived() {
-        let (addr, server) = serve_with_upstream_fields(|_| "hi".into()).await;
+        let (addr, _stop, server) = serve_with_upstream_fields(|_| "hi".into()).await;
         let text = get(addr).await.unwrap();
         assert!(text.contains("\r\nX-Upstream: 1\r\n"), "{text}");
         // The framing is the server's own: the body's real length, not the upstream's.
@@ -314,7 +314,8 @@ mod tests {
     #[tokio::test]
     async fn serves_h2c_with_prior_knowledge() {
         use hyper_util::rt::{TokioExecutor, TokioIo};
-        let (addr, server) = serve_with_upstream_fields(|req| format!("{:?}", req.version())).await;
+        let (addr, _stop, server) =
+            serve_with_upstream_fields(|req| format!("{:?}", req.version())).await;
         let stream = TcpStream::connect(addr).await.unwrap();
         let (mut send, conn) =
             hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
@@ -340,29 +341,18 @@ mod tests {
 
     #[tokio::test]
     async fn pipelined_answers_held_back_go_out_before_a_slow_handler_waits() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let release = Arc::new(tokio::sync::Notify::new());
         let gate = release.clone();
-        let limits = Limits {
-            max_connections: 8,
-            shutdown_grace: Duration::from_secs(1),
-            timeouts: Timeouts::default(),
-        };
-        let server = tokio::spawn(serve(
-            listener,
-            move |req: Request<RequestBody>, _remote| {
-                let gate = gate.clone();
-                async move {
-                    if req.uri().path() == "/slow" {
-                        gate.notified().await;
-                    }
-                    Reply::from(Response::new(full(format!("<{}>", req.uri().path()))))
+        let handler = move |req: Request<RequestBody>, _remote| {
+            let gate = gate.clone();
+            async move {
+                if req.uri().path() == "/slow" {
+                    gate.notified().await;
                 }
-            },
-            std::future::pending(),
-            limits,
-        ));
+                Reply::from(Response::new(full(format!("<{}>", req.uri().path()))))
+            }
+        };
+        let (addr, _stop, server) = start(handler, 8, Duration::from_secs(1)).await;
         let mut client = TcpStream::connect(addr).await.unwrap();
         client
             .write_all(
@@ -402,22 +392,8 @@ mod tests {
 
     #[tokio::test]
     async fn grace_elapsed_drops_stuck_requests() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let limits = Limits {
-            max_connections: 8,
-            shutdown_grace: Duration::from_millis(50),
-            timeouts: Timeouts::default(),
-        };
-        let server = tokio::spawn(serve(
-            listener,
-            |_req, _remote| std::future::pending(),
-            async {
-                let _ = stopped.await;
-            },
-            limits,
-        ));
+        let stuck = |_req, _remote| std::future::pending();
+        let (addr, stop, server) = start(stuck, 8, Duration::from_millis(50)).await;
         let stuck = tokio::spawn(get(addr));
         tokio::time::sleep(Duration::from_millis(50)).await;
         stop.send(()).unwrap();

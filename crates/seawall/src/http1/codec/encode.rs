@@ -29,7 +29,7 @@ pub(crate) fn push_data(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
 
 /// Appends the frames `body` has ready now, until about `limit` bytes are in `out`.
 /// `Ok(true)` when the body has ended (its last chunk appended when `chunked`); `Ok(false)`
-/// when it has more to come: poll it again with a real waker before waiting.
+/// when it has more to come: wait with [`next_batch`] before writing more.
 pub(crate) fn gather<B>(
     body: &mut B,
     out: &mut Vec<u8>,
@@ -41,30 +41,14 @@ where
     B::Error: Into<BoxError>,
 {
     let mut cx = Context::from_waker(Waker::noop());
-    while out.len() < limit {
-        if !body.is_end_stream() {
-            match Pin::new(&mut *body).poll_frame(&mut cx) {
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let Some(data) = frame.data_ref() {
-                        push_data(out, data, chunked);
-                    }
-                    continue;
-                }
-                Poll::Ready(Some(Err(e))) => return Err(e.into()),
-                Poll::Ready(None) => {}
-                Poll::Pending => return Ok(false),
-            }
-        }
-        if chunked {
-            out.extend_from_slice(LAST_CHUNK);
-        }
-        return Ok(true);
+    match poll_gather(body, out, chunked, limit, &mut cx) {
+        Poll::Ready(batch) => batch,
+        Poll::Pending => Ok(false),
     }
-    Ok(false)
 }
 
-/// Waits for `body`'s next frame, then appends it and whatever else is ready, as [`gather`]
-/// does. `Ok(true)` when the body has ended.
+/// Waits until `body` has something (a frame or its end), then appends it and whatever else
+/// is ready, as [`gather`] does. `Ok(true)` when the body has ended.
 pub(crate) async fn next_batch<B>(
     body: &mut B,
     out: &mut Vec<u8>,
@@ -75,21 +59,43 @@ where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
-    match poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await {
-        Some(Ok(frame)) => {
-            if let Some(data) = frame.data_ref() {
-                push_data(out, data, chunked);
+    poll_fn(|cx| poll_gather(body, out, chunked, limit, cx)).await
+}
+
+/// Appends what `body` has ready; `Pending` only when nothing was appended.
+fn poll_gather<B>(
+    body: &mut B,
+    out: &mut Vec<u8>,
+    chunked: bool,
+    limit: usize,
+    cx: &mut Context<'_>,
+) -> Poll<Result<bool, BoxError>>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    let start = out.len();
+    while out.len() < limit {
+        if !body.is_end_stream() {
+            match Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        push_data(out, data, chunked);
+                    }
+                    continue;
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e.into())),
+                Poll::Ready(None) => {}
+                Poll::Pending if out.len() > start => return Poll::Ready(Ok(false)),
+                Poll::Pending => return Poll::Pending,
             }
-            gather(body, out, chunked, limit)
         }
-        Some(Err(e)) => Err(e.into()),
-        None => {
-            if chunked {
-                out.extend_from_slice(LAST_CHUNK);
-            }
-            Ok(true)
+        if chunked {
+            out.extend_from_slice(LAST_CHUNK);
         }
+        return Poll::Ready(Ok(true));
     }
+    Poll::Ready(Ok(false))
 }
 
 #[cfg(test)]
