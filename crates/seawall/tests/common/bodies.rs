@@ -40,7 +40,10 @@ pub fn shed_body(kind: &str, provider: &str, check: &str, pressure: &str) -> Val
 pub fn assert_circuit_open(answer: &Answer, secs: u64, body: Value) {
     assert_eq!(answer.status, 503, "{:?}", answer.body);
     assert_eq!(answer.header("content-type"), Some("application/json"));
-    assert_eq!(answer.header("retry-after"), Some(secs.to_string().as_str()));
+    assert_eq!(
+        answer.header("retry-after"),
+        Some(secs.to_string().as_str())
+    );
     assert_eq!(answer.header("x-seawall-circuit"), Some("open"));
     assert_eq!(answer.json(), body);
 }

@@ -142,7 +142,10 @@ impl TestPipelines {
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
-        let answer = self.client.send(req.body(body(text.as_ref())).unwrap()).await;
+        let answer = self
+            .client
+            .send(req.body(body(text.as_ref())).unwrap())
+            .await;
         (answer.status, answer.json())
     }
 
