@@ -15,6 +15,7 @@ use super::exposition::Exposition;
 use super::wait::{settle, within};
 
 /// A running daemon.
+#[derive(Debug)]
 pub struct Daemon {
     app: RunningApp,
 }
