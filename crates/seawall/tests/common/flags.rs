@@ -37,6 +37,15 @@ impl FlagServer {
         flags
     }
 
+    /// A service (TTL 900 s) where flag `name` is off (`"false"`) for `host` and on (`"true"`)
+    /// for every other host.
+    pub async fn off_for(name: &str, host: &str) -> Self {
+        let flags = FlagServer::start(900).await;
+        flags.set(name, "true");
+        flags.set_for(host, name, "false");
+        flags
+    }
+
     /// `feature_flags.url` for the daemon: `http://127.0.0.1:PORT/flags/{host}`.
     pub fn url(&self) -> String {
         format!("{}/flags/{{host}}", self.server.url())
