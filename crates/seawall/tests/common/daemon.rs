@@ -72,6 +72,11 @@ impl Daemon {
         format!("http://{}{path}", self.admin_addr())
     }
 
+    /// `POST path` on the gateway with `json` as an `application/json` body.
+    pub async fn post_json(&self, path: &str, json: &str) -> Answer {
+        client::post(&self.gateway(path), "application/json", json).await
+    }
+
     /// `GET path` on the admin listener.
     pub async fn admin_get(&self, path: &str) -> Answer {
         client::get(&self.admin(path)).await
