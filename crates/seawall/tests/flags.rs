@@ -16,7 +16,7 @@ const ENABLED: &str = "seawall.circuit_breaker.enabled";
 
 /// A mock upstream answering every request with 503.
 async fn always_503() -> MockUpstream {
-    MockUpstream::start(Reply::status(503).json(r#"{"error":"overloaded"}"#)).await
+    MockUpstream::start(Reply::overloaded()).await
 }
 
 #[tokio::test]

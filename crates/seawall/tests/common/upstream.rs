@@ -83,6 +83,11 @@ impl Reply {
         Reply::status(200).json(r#"{"ok":true}"#)
     }
 
+    /// `503` with the JSON body `{"error":"overloaded"}`.
+    pub fn overloaded() -> Self {
+        Reply::status(503).json(r#"{"error":"overloaded"}"#)
+    }
+
     /// A `text/event-stream` `200` whose body is sent chunk by chunk.
     pub fn sse() -> Self {
         Reply::status(200).header("content-type", "text/event-stream")
