@@ -25,10 +25,11 @@ use super::serve::serve;
 /// A gateway serving on a loopback port, with the handles a test inspects.
 pub struct TestGateway {
     pub addr: SocketAddr,
+    /// The parsed config, for the settings a test derives its expectations from.
     pub config: Config,
-    pub metrics: Arc<Metrics>,
     /// Breaker time: advance it to end open periods.
     pub clock: ManualClock,
+    metrics: Arc<Metrics>,
     client: Client,
 }
 
@@ -54,8 +55,8 @@ impl TestGateway {
         TestGateway {
             addr,
             config,
-            metrics,
             clock,
+            metrics,
             client: Client::new(),
         }
     }
@@ -94,11 +95,12 @@ impl TestGateway {
 /// Pipelines from YAML, serving `POST /ingest/{name}` on a loopback port.
 #[derive(Clone)]
 pub struct TestPipelines {
-    pipelines: Arc<Pipelines>,
-    pub metrics: Arc<Metrics>,
-    /// Breaker time: [`TestPipelines::advance`] moves it.
-    pub clock: ManualClock,
+    /// Where `POST /ingest/{name}` is served.
     pub addr: SocketAddr,
+    pipelines: Arc<Pipelines>,
+    metrics: Arc<Metrics>,
+    /// Breaker time: [`TestPipelines::advance`] moves it.
+    clock: ManualClock,
     client: Client,
 }
 
@@ -122,10 +124,10 @@ impl TestPipelines {
         })
         .await;
         Ok(TestPipelines {
+            addr,
             pipelines,
             metrics,
             clock,
-            addr,
             client: Client::new(),
         })
     }
