@@ -49,6 +49,7 @@ impl Answer {
 pub struct Client(hyper_util::client::legacy::Client<HttpConnector, ClientBody>);
 
 impl Client {
+    /// A client with an empty connection pool.
     pub fn new() -> Self {
         Client(hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http())
     }

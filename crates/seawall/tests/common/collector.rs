@@ -39,6 +39,7 @@ pub struct Collector {
 }
 
 impl Collector {
+    /// Starts a collector answering as `mode` says.
     pub async fn start(mode: Mode) -> Self {
         let state = Arc::new(Mutex::new(State {
             mode,
@@ -69,6 +70,7 @@ impl Collector {
         all
     }
 
+    /// Answers as `mode` says from the next request on.
     pub fn set(&self, mode: Mode) {
         self.state.lock().unwrap().mode = mode;
     }

@@ -54,10 +54,12 @@ impl Daemon {
         Ok(Daemon { app })
     }
 
+    /// Where the gateway listens.
     pub fn gateway_addr(&self) -> SocketAddr {
         self.app.gateway_addr()
     }
 
+    /// Where the admin API listens.
     pub fn admin_addr(&self) -> SocketAddr {
         self.app.admin_addr()
     }

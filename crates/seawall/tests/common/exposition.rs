@@ -7,10 +7,12 @@ use std::str::FromStr;
 pub struct Exposition(String);
 
 impl Exposition {
+    /// The exposition `text`, as `/metrics` or `Metrics::encode` gave it.
     pub fn new(text: String) -> Self {
         Exposition(text)
     }
 
+    /// The whole text.
     pub fn text(&self) -> &str {
         &self.0
     }

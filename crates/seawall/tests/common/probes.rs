@@ -16,6 +16,7 @@ impl Memory {
         Memory(Arc::new(AtomicU64::new(bytes)))
     }
 
+    /// The probe reads `bytes` from its next check on.
     pub fn set(&self, bytes: u64) {
         self.0.store(bytes, Ordering::SeqCst);
     }

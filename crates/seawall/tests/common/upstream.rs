@@ -203,6 +203,7 @@ impl MockUpstream {
         format!("http://{}", self.addr)
     }
 
+    /// `127.0.0.1:PORT`.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

@@ -54,11 +54,13 @@ impl Head {
             .any(|t| t.trim().eq_ignore_ascii_case(token))
     }
 
+    /// The `content-length` value, if any; panics when it is not a number.
     pub fn content_length(&self) -> Option<usize> {
         self.header("content-length")
             .map(|v| v.trim().parse().expect("numeric content-length"))
     }
 
+    /// The framing of a request with this head.
     pub fn request_framing(&self) -> Framing {
         if self.has_token("transfer-encoding", "chunked") {
             Framing::Chunked
@@ -88,10 +90,12 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// The body as text (lossy).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The body as JSON; panics with the body when it is not JSON.
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
@@ -133,6 +137,7 @@ impl Wire {
         }
     }
 
+    /// Writes `bytes` (bounded); panics when the peer does not take them.
     pub async fn send(&mut self, bytes: &[u8]) {
         within("write", self.io.write_all(bytes))
             .await
