@@ -1,86 +1,38 @@
 //! The admin listener and the daemon's lifecycle, end to end over loopback sockets: the app
 //! runs in-process (`App::start` on port 0) in front of a mock upstream started here.
 
-use std::convert::Infallible;
+mod common;
+
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{header, HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use seawall::app::{App, AppError, RunningApp};
-use seawall::config::parse;
+use common::client::{self, Answer};
+use common::daemon::{wait_until_refused, Daemon};
+use common::exposition::Exposition;
+use common::serve::BoxError;
+use common::upstream::{Gate, MockUpstream, Reply};
+use common::wire::Wire;
+use http::{header, Method, StatusCode};
+use seawall::app::AppError;
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
 
 const TOKEN: &str = "adm1n-t0ken";
 const TOKEN_ENV: &str = "SEAWALL_TEST_ADMIN_TOKEN";
 
-/// A mock provider: `/slow` answers once the test releases it, `/fail` answers 503, every
+/// A mock provider: `/slow` answers once the returned gate opens, `/fail` answers 503, every
 /// other path 200.
-struct Upstream {
-    addr: SocketAddr,
-    /// One message per `/slow` request that has arrived.
-    arrived: mpsc::UnboundedReceiver<()>,
-    /// One permit lets one `/slow` request answer.
-    release: Arc<Semaphore>,
-}
-
-async fn upstream() -> Upstream {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (arrivals, arrived) = mpsc::unbounded_channel();
-    let release = Arc::new(Semaphore::new(0));
-    let gate = release.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let (arrivals, gate) = (arrivals.clone(), gate.clone());
-            let service = service_fn(move |req: Request<Incoming>| {
-                let (arrivals, gate) = (arrivals.clone(), gate.clone());
-                async move {
-                    let status = match req.uri().path() {
-                        "/slow" => {
-                            let _ = arrivals.send(());
-                            gate.acquire().await.unwrap().forget();
-                            StatusCode::OK
-                        }
-                        "/fail" => StatusCode::SERVICE_UNAVAILABLE,
-                        _ => StatusCode::OK,
-                    };
-                    let body = Full::new(Bytes::from_static(br#"{"ok":true}"#));
-                    let resp = Response::builder()
-                        .status(status)
-                        .header(header::CONTENT_TYPE, "application/json")
-                        .body(body)
-                        .unwrap();
-                    Ok::<_, Infallible>(resp)
-                }
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service),
-            );
-        }
-    });
-    Upstream {
-        addr,
-        arrived,
-        release,
-    }
+async fn upstream() -> (MockUpstream, Gate) {
+    let up = MockUpstream::start(Reply::ok()).await;
+    let release = Gate::new();
+    up.route("/slow", Reply::ok().hold(&release));
+    up.route("/fail", Reply::status(503).json(r#"{"ok":true}"#));
+    (up, release)
 }
 
 /// Starts the daemon in front of `upstream`, with `breaker` as the provider's
 /// `circuit_breaker` settings, and the admin token configured when `token` is set.
-async fn start(upstream: SocketAddr, grace: &str, breaker: &str, token: bool) -> RunningApp {
+async fn start(upstream: SocketAddr, grace: &str, breaker: &str, token: bool) -> Daemon {
     let admin_token = if token {
         format!(", token_env: {TOKEN_ENV}")
     } else {
@@ -93,51 +45,27 @@ providers:
   - {{ name: mock, kind: generic, base_url: 'http://{upstream}', circuit_breaker: {{ {breaker} }} }}
 "
     );
-    let config = parse(&yaml).unwrap();
-    let secrets = config
-        .resolve_secrets(|name| (name == TOKEN_ENV).then(|| TOKEN.to_owned()))
-        .unwrap();
-    App::start(config, secrets).await.unwrap()
+    Daemon::start_with_env(&yaml, &[(TOKEN_ENV, TOKEN)]).await
 }
 
-async fn start_default(token: bool) -> (RunningApp, Upstream) {
-    let up = upstream().await;
-    let app = start(up.addr, "5s", "failure_threshold: 5", token).await;
+async fn start_default(token: bool) -> (Daemon, MockUpstream) {
+    let (up, _) = upstream().await;
+    let app = start(up.addr(), "5s", "failure_threshold: 5", token).await;
     (app, up)
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
+/// Asserts a JSON error of `status` with `error.type` and `error.message` present.
+#[track_caller]
+fn assert_error(reply: &Answer, status: StatusCode) -> Value {
+    assert_eq!(reply.status, status, "{:?}", reply.body);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let json = reply.json();
+    assert!(json["error"]["type"].is_string(), "{json}");
+    assert!(json["error"]["message"].is_string(), "{json}");
+    json
 }
 
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
-
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or_default()
-    }
-
-    /// Asserts a JSON error of `status` with `error.type` and `error.message` present.
-    #[track_caller]
-    fn assert_error(&self, status: StatusCode) -> Value {
-        assert_eq!(self.status, status, "{:?}", self.body);
-        assert_eq!(self.header("content-type"), "application/json");
-        let json = self.json();
-        assert!(json["error"]["type"].is_string(), "{json}");
-        assert!(json["error"]["message"].is_string(), "{json}");
-        json
-    }
-}
-
-async fn send(method: Method, addr: SocketAddr, path: &str, auth: Option<&str>) -> Reply {
+async fn send(method: Method, addr: SocketAddr, path: &str, auth: Option<&str>) -> Answer {
     try_send(method, addr, path, auth).await.unwrap()
 }
 
@@ -146,30 +74,16 @@ async fn try_send(
     addr: SocketAddr,
     path: &str,
     auth: Option<&str>,
-) -> Result<Reply, Box<dyn std::error::Error + Send + Sync>> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut req = Request::builder()
-        .method(method)
-        .uri(format!("http://{addr}{path}"));
+) -> Result<Answer, BoxError> {
+    let mut req = client::request(method.as_str(), &format!("http://{addr}{path}"));
     if let Some(auth) = auth {
         req = req.header(header::AUTHORIZATION, auth);
     }
-    let resp = client.request(req.body(Full::default())?).await?;
-    let (parts, body) = resp.into_parts();
-    Ok(Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await?.to_bytes(),
-    })
+    client::try_send(req.body(client::body(""))?).await
 }
 
-async fn get(addr: SocketAddr, path: &str) -> Reply {
+async fn get(addr: SocketAddr, path: &str) -> Answer {
     send(Method::GET, addr, path, None).await
-}
-
-/// The value of a Prometheus sample line.
-fn sample_value(line: &str) -> f64 {
-    line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
 fn bearer() -> String {
@@ -177,10 +91,10 @@ fn bearer() -> String {
 }
 
 /// The view of the mock provider's breaker for `endpoint_part`, after one request created it.
-async fn breaker_view(app: &RunningApp, endpoint_part: &str) -> Value {
+async fn breaker_view(app: &Daemon, endpoint_part: &str) -> Value {
     let list = get(app.admin_addr(), "/v1/breakers").await;
     assert_eq!(list.status, StatusCode::OK);
-    assert_eq!(list.header("content-type"), "application/json");
+    assert_eq!(list.header("content-type"), Some("application/json"));
     list.json()
         .as_array()
         .unwrap()
@@ -191,7 +105,7 @@ async fn breaker_view(app: &RunningApp, endpoint_part: &str) -> Value {
 }
 
 /// Creates the breaker of `/mock/v1/echo` with one proxied request and returns its id.
-async fn echo_breaker(app: &RunningApp) -> String {
+async fn echo_breaker(app: &Daemon) -> String {
     assert_eq!(
         get(app.gateway_addr(), "/mock/v1/echo").await.status,
         StatusCode::OK
@@ -202,24 +116,17 @@ async fn echo_breaker(app: &RunningApp) -> String {
         .to_owned()
 }
 
-async fn stop(app: RunningApp) {
-    app.shutdown();
-    tokio::time::timeout(Duration::from_secs(10), app.wait())
-        .await
-        .expect("the app stops");
-}
-
 #[tokio::test]
 async fn healthz_and_readyz_answer_ok_while_running() {
     let (app, _up) = start_default(false).await;
     let health = get(app.admin_addr(), "/healthz").await;
     assert_eq!(health.status, StatusCode::OK);
-    assert_eq!(health.header("content-type"), "application/json");
+    assert_eq!(health.header("content-type"), Some("application/json"));
     assert_eq!(health.json(), serde_json::json!({ "status": "ok" }));
     let ready = get(app.admin_addr(), "/readyz").await;
     assert_eq!(ready.status, StatusCode::OK);
     assert_eq!(ready.json()["status"], "ready");
-    stop(app).await;
+    app.stop().await;
 }
 
 #[tokio::test]
@@ -228,58 +135,51 @@ async fn metrics_expose_the_state_gauge_once_a_breaker_exists() {
     echo_breaker(&app).await;
     let metrics = get(app.admin_addr(), "/metrics").await;
     assert_eq!(metrics.status, StatusCode::OK);
-    assert_eq!(metrics.header("content-type"), "text/plain; version=0.0.4");
-    let text = String::from_utf8(metrics.body.to_vec()).unwrap();
-    let gauge = text
-        .lines()
-        .find(|l| {
-            l.starts_with(r#"seawall_circuit_breaker_state{kind="provider",name="mock",endpoint=""#)
-                && l.contains("v1/echo")
-        })
+    assert_eq!(
+        metrics.header("content-type"),
+        Some("text/plain; version=0.0.4")
+    );
+    let text = Exposition::new(metrics.text());
+    let (gauge, value) = text
+        .samples(r#"seawall_circuit_breaker_state{kind="provider",name="mock",endpoint=""#)
+        .find(|(series, _)| series.contains("v1/echo"))
         .unwrap_or_else(|| panic!("no state gauge in\n{text}"));
-    assert_eq!(sample_value(gauge), 0.0, "{gauge}");
-    stop(app).await;
+    assert_eq!(value, 0.0, "{gauge}");
+    app.stop().await;
 }
 
 /// The `seawall_gateway_worker_connections` samples, summed over the workers, and how many
 /// workers report one.
-async fn worker_connections(app: &RunningApp) -> (f64, usize) {
-    let metrics = get(app.admin_addr(), "/metrics").await;
-    let text = String::from_utf8(metrics.body.to_vec()).unwrap();
-    let samples: Vec<f64> = text
-        .lines()
-        .filter(|l| l.starts_with("seawall_gateway_worker_connections{worker="))
-        .map(sample_value)
+async fn worker_connections(app: &Daemon) -> (f64, usize) {
+    let metrics = app.metrics().await;
+    let samples: Vec<f64> = metrics
+        .samples("seawall_gateway_worker_connections{worker=")
+        .map(|(_, value)| value)
         .collect();
     (samples.iter().sum(), samples.len())
 }
 
 #[tokio::test]
 async fn metrics_count_the_open_client_connections_of_each_gateway_worker() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let up = upstream().await;
+    let (up, _) = upstream().await;
     let yaml = format!(
         "server: {{ listen: 127.0.0.1:0, workers: 3 }}
 admin: {{ listen: 127.0.0.1:0 }}
 providers:
   - {{ name: mock, kind: generic, base_url: 'http://{}' }}
 ",
-        up.addr
+        up.addr()
     );
-    let config = parse(&yaml).unwrap();
-    let secrets = config.resolve_secrets(|_| None).unwrap();
-    let app = App::start(config, secrets).await.unwrap();
+    let app = Daemon::start(&yaml).await;
     assert_eq!(worker_connections(&app).await, (0.0, 3));
     // Two kept-alive connections, each answered once (so each has been accepted).
     let mut clients = Vec::new();
     for _ in 0..2 {
-        let mut client = TcpStream::connect(app.gateway_addr()).await.unwrap();
+        let mut client = Wire::connect(app.gateway_addr()).await;
         client
-            .write_all(b"GET /mock/v1/echo HTTP/1.1\r\nhost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let mut head = [0u8; 12];
-        client.read_exact(&mut head).await.unwrap();
+            .send(b"GET /mock/v1/echo HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await;
+        let head = client.exact(12).await;
         assert_eq!(&head, b"HTTP/1.1 200");
         clients.push(client);
     }
@@ -294,7 +194,7 @@ providers:
     tokio::time::timeout(Duration::from_secs(10), drained)
         .await
         .expect("the count returns to zero");
-    stop(app).await;
+    app.stop().await;
 }
 
 #[tokio::test]
@@ -316,7 +216,7 @@ async fn breaker_list_shows_the_design_fields() {
     for counter in ["consecutive_failures", "window_calls", "rejected", "trips"] {
         assert!(view["counts"][counter].is_u64(), "{counter} in {view}");
     }
-    stop(app).await;
+    app.stop().await;
 }
 
 #[tokio::test]
@@ -341,8 +241,8 @@ async fn force_open_with_the_token_opens_the_breaker_and_the_gateway_rejects() {
 
     let rejected = get(app.gateway_addr(), "/mock/v1/echo").await;
     assert_eq!(rejected.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(rejected.header("x-seawall-circuit"), "open");
-    stop(app).await;
+    assert_eq!(rejected.header("x-seawall-circuit"), Some("open"));
+    app.stop().await;
 }
 
 #[tokio::test]
@@ -357,10 +257,10 @@ async fn wrong_or_missing_token_is_401_and_changes_nothing() {
         Some("Bearer adm1n-t0ke"),
     ] {
         let reply = send(Method::POST, app.admin_addr(), &path, auth).await;
-        reply.assert_error(StatusCode::UNAUTHORIZED);
+        assert_error(&reply, StatusCode::UNAUTHORIZED);
     }
     assert_eq!(breaker_view(&app, "v1/echo").await["mode"], "normal");
-    stop(app).await;
+    app.stop().await;
 }
 
 #[tokio::test]
@@ -369,11 +269,11 @@ async fn without_an_admin_token_configured_actions_are_403() {
     let id = echo_breaker(&app).await;
     let path = format!("/v1/breakers/{id}/force-open");
     let reply = send(Method::POST, app.admin_addr(), &path, Some(&bearer())).await;
-    let json = reply.assert_error(StatusCode::FORBIDDEN);
+    let json = assert_error(&reply, StatusCode::FORBIDDEN);
     let message = json["error"]["message"].as_str().unwrap();
     assert!(message.contains("admin.token_env"), "{message}");
     assert_eq!(breaker_view(&app, "v1/echo").await["mode"], "normal");
-    stop(app).await;
+    app.stop().await;
 }
 
 #[tokio::test]
@@ -388,11 +288,11 @@ async fn unknown_breaker_id_or_action_is_404() {
         auth.as_deref(),
     )
     .await;
-    unknown_id.assert_error(StatusCode::NOT_FOUND);
+    assert_error(&unknown_id, StatusCode::NOT_FOUND);
     let path = format!("/v1/breakers/{id}/explode");
     let unknown_action = send(Method::POST, app.admin_addr(), &path, auth.as_deref()).await;
-    unknown_action.assert_error(StatusCode::NOT_FOUND);
-    stop(app).await;
+    assert_error(&unknown_action, StatusCode::NOT_FOUND);
+    app.stop().await;
 }
 
 #[tokio::test]
@@ -441,7 +341,7 @@ async fn disable_then_reset_switch_the_mode() {
         get(app.gateway_addr(), "/mock/v1/echo").await.status,
         StatusCode::OK
     );
-    stop(app).await;
+    app.stop().await;
 }
 
 #[tokio::test]
@@ -450,7 +350,7 @@ async fn pipelines_are_listed_and_output_breakers_are_listed_and_actionable() {
     let none = get(app.admin_addr(), "/v1/pipelines").await;
     assert_eq!(none.status, StatusCode::OK);
     assert_eq!(none.json(), serde_json::json!([]));
-    stop(app).await;
+    app.stop().await;
 
     let yaml = format!(
         "server: {{ listen: 127.0.0.1:0 }}
@@ -463,14 +363,10 @@ pipelines:
       - {{ name: sink, type: blackhole }}
 "
     );
-    let config = parse(&yaml).unwrap();
-    let secrets = config
-        .resolve_secrets(|name| (name == TOKEN_ENV).then(|| TOKEN.to_owned()))
-        .unwrap();
-    let app = App::start(config, secrets).await.unwrap();
+    let app = Daemon::start_with_env(&yaml, &[(TOKEN_ENV, TOKEN)]).await;
     let pipelines = get(app.admin_addr(), "/v1/pipelines").await;
     assert_eq!(pipelines.status, StatusCode::OK);
-    assert_eq!(pipelines.header("content-type"), "application/json");
+    assert_eq!(pipelines.header("content-type"), Some("application/json"));
     assert_eq!(
         pipelines.json()[0]["name"],
         "events",
@@ -513,33 +409,32 @@ pipelines:
         .find(|v| v["id"] == id)
         .unwrap();
     assert_eq!(view["state"], "open", "{view}");
-    stop(app).await;
+    app.stop().await;
 }
 
 #[tokio::test]
 async fn unknown_path_is_404_and_wrong_method_is_405_both_json() {
     let (app, _up) = start_default(true).await;
     let admin = app.admin_addr();
-    get(admin, "/nope")
-        .await
-        .assert_error(StatusCode::NOT_FOUND);
-    get(admin, "/v1/breakers/extra")
-        .await
-        .assert_error(StatusCode::NOT_FOUND);
+    assert_error(&get(admin, "/nope").await, StatusCode::NOT_FOUND);
+    assert_error(
+        &get(admin, "/v1/breakers/extra").await,
+        StatusCode::NOT_FOUND,
+    );
     let post = send(Method::POST, admin, "/metrics", None).await;
-    post.assert_error(StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(post.header("allow"), "GET, HEAD");
+    assert_error(&post, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
     let get_action = get(admin, "/v1/breakers/0123abcd/reset").await;
-    get_action.assert_error(StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(get_action.header("allow"), "POST");
-    stop(app).await;
+    assert_error(&get_action, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(get_action.header("allow"), Some("POST"));
+    app.stop().await;
 }
 
 #[tokio::test]
 async fn open_breaker_turns_half_open_on_time_without_traffic() {
-    let up = upstream().await;
+    let (up, _) = upstream().await;
     let settings = "failure_threshold: 1, open_timeout: 100ms, jitter: 0, check_interval: 20ms";
-    let app = start(up.addr, "5s", settings, false).await;
+    let app = start(up.addr(), "5s", settings, false).await;
     let failed = get(app.gateway_addr(), "/mock/fail").await;
     assert_eq!(failed.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(breaker_view(&app, "fail").await["state"], "open");
@@ -547,49 +442,35 @@ async fn open_breaker_turns_half_open_on_time_without_traffic() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     let view = breaker_view(&app, "fail").await;
     assert_eq!(view["state"], "half_open", "{view}");
-    let metrics = String::from_utf8(get(app.admin_addr(), "/metrics").await.body.to_vec()).unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics
-            .lines()
-            .any(|l| l.starts_with("seawall_circuit_breaker_state{")
-                && l.contains("fail")
-                && sample_value(l) == 0.5),
+            .samples("seawall_circuit_breaker_state{")
+            .any(|(series, value)| series.contains("fail") && value == 0.5),
         "{metrics}"
     );
-    stop(app).await;
-}
-
-/// Connects until the listener at `addr` refuses (the accept loop drops it asynchronously
-/// after `shutdown()`); panics if it still accepts after two seconds.
-async fn wait_until_refused(addr: SocketAddr) {
-    for _ in 0..100 {
-        match TcpStream::connect(addr).await {
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return,
-            _ => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    }
-    panic!("{addr} still accepts connections");
+    app.stop().await;
 }
 
 #[tokio::test]
 async fn graceful_shutdown_finishes_in_flight_requests_and_refuses_new_connections() {
-    let mut up = upstream().await;
-    let app = start(up.addr, "10s", "failure_threshold: 5", false).await;
+    let (up, release) = upstream().await;
+    let app = start(up.addr(), "10s", "failure_threshold: 5", false).await;
     let (gateway, admin) = (app.gateway_addr(), app.admin_addr());
     let in_flight = tokio::spawn(try_send(Method::GET, gateway, "/mock/slow", None));
-    up.arrived.recv().await.unwrap();
+    up.wait_for_count(1).await;
 
     app.shutdown();
     wait_until_refused(gateway).await;
     // The admin listener stays up while the gateway drains, and says so.
     let ready = get(admin, "/readyz").await;
     assert_eq!(
-        ready.assert_error(StatusCode::SERVICE_UNAVAILABLE)["error"]["type"],
+        assert_error(&ready, StatusCode::SERVICE_UNAVAILABLE)["error"]["type"],
         "draining"
     );
     assert!(!in_flight.is_finished());
 
-    up.release.add_permits(1);
+    release.open();
     let reply = in_flight
         .await
         .unwrap()
@@ -605,15 +486,15 @@ async fn graceful_shutdown_finishes_in_flight_requests_and_refuses_new_connectio
 
 #[tokio::test]
 async fn requests_outliving_the_shutdown_grace_are_cut() {
-    let mut up = upstream().await;
-    let app = start(up.addr, "200ms", "failure_threshold: 5", false).await;
+    let (up, _) = upstream().await;
+    let app = start(up.addr(), "200ms", "failure_threshold: 5", false).await;
     let stuck = tokio::spawn(try_send(
         Method::GET,
         app.gateway_addr(),
         "/mock/slow",
         None,
     ));
-    up.arrived.recv().await.unwrap();
+    up.wait_for_count(1).await;
     app.shutdown();
     tokio::time::timeout(Duration::from_secs(5), app.wait())
         .await
@@ -628,11 +509,9 @@ async fn requests_outliving_the_shutdown_grace_are_cut() {
 async fn a_taken_port_is_a_bind_error_naming_the_field() {
     let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = taken.local_addr().unwrap().port();
-    let config = parse(&format!(
-        "server: {{ listen: 127.0.0.1:0 }}\nadmin: {{ listen: 127.0.0.1:{port} }}\n"
-    ))
-    .unwrap();
-    let err = App::start(config, Default::default()).await.unwrap_err();
+    let yaml =
+        format!("server: {{ listen: 127.0.0.1:0 }}\nadmin: {{ listen: 127.0.0.1:{port} }}\n");
+    let err = Daemon::try_start(&yaml, &[], None).await.unwrap_err();
     assert!(
         matches!(
             err,

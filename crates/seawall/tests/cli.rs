@@ -1,12 +1,15 @@
 //! The real `seawall` binary: `check` exit codes and messages on the fixtures, and `run`
 //! serving until SIGTERM.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::ports::free_port;
+use common::process::{read_all, wait_exit, wait_ready};
 
 /// Every variable the fixtures name in a `*_env` key.
 const SECRET_VARS: [&str; 4] = [
@@ -17,7 +20,7 @@ const SECRET_VARS: [&str; 4] = [
 ];
 
 fn seawall() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_seawall"));
+    let mut cmd = common::process::seawall();
     for var in SECRET_VARS.iter().chain(&["SEAWALL_LOG", "RUST_LOG"]) {
         cmd.env_remove(var);
     }
@@ -129,44 +132,11 @@ fn check_of_a_missing_file_exits_2() {
     assert!(stderr(&out).starts_with("config error: cannot read "));
 }
 
-/// A port free at the time of the call (bound, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn write_config(name: &str, yaml: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("cli-{name}-{}.yaml", std::process::id()));
     std::fs::write(&path, yaml).unwrap();
     path
-}
-
-fn readyz_status(admin: SocketAddr) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET /readyz HTTP/1.1\r\nhost: seawall\r\nconnection: close\r\n\r\n")
-        .ok()?;
-    let mut reply = String::new();
-    s.read_to_string(&mut reply).ok()?;
-    reply.lines().next().map(str::to_owned)
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("seawall did not exit within {within:?}");
-        }
-        sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -193,17 +163,7 @@ providers:
         .unwrap();
     let admin_addr = SocketAddr::from(([127, 0, 0, 1], admin));
     // Process start-up: poll readiness for a bounded time.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if readyz_status(admin_addr).as_deref() == Some("HTTP/1.1 200 OK") {
-            break;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("seawall exited early with {status}");
-        }
-        assert!(Instant::now() < deadline, "seawall never became ready");
-        sleep(Duration::from_millis(50));
-    }
+    wait_ready(&mut child, admin_addr, Duration::from_secs(20));
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -211,13 +171,7 @@ providers:
         .unwrap();
     assert!(killed.success());
     let status = wait_exit(&mut child, Duration::from_secs(10));
-    let mut logs = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
+    let logs = read_all(child.stderr.take());
     assert_eq!(status.code(), Some(0), "{logs}");
     let started = logs
         .lines()

@@ -6,23 +6,18 @@
 //! Needs `/usr/bin/chromium` (Debian's `chromium` package). Without it the test is skipped with
 //! a message, except under CI (`CI` set), where it fails.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod common;
 
-use bytes::Bytes;
-use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use seawall::app::{App, RunningApp};
-use seawall::config::parse;
-use serde_json::Value;
-use tokio::net::TcpListener;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::client::{get, post};
+use common::daemon::Daemon;
+use common::temp::temp_dir;
+use common::upstream::{MockUpstream, Reply};
+use common::wait::settle;
+use http::StatusCode;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -52,75 +47,9 @@ fn chromium() -> Option<&'static Path> {
     None
 }
 
-/// A mock provider that answers every request with 503.
-async fn failing_upstream() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let service = service_fn(|_req: Request<Incoming>| async {
-                let resp = Response::builder()
-                    .status(StatusCode::SERVICE_UNAVAILABLE)
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(Full::new(Bytes::from_static(br#"{"error":"overloaded"}"#)))
-                    .unwrap();
-                Ok::<_, Infallible>(resp)
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service),
-            );
-        }
-    });
-    addr
-}
-
-async fn request(method: Method, url: String, body: &'static str) -> (StatusCode, Bytes) {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let req = Request::builder()
-        .method(method)
-        .uri(url)
-        .header(header::CONTENT_TYPE, "application/x-ndjson")
-        .body(Full::new(Bytes::from_static(body.as_bytes())))
-        .unwrap();
-    let resp = client.request(req).await.unwrap();
-    let status = resp.status();
-    (status, resp.into_body().collect().await.unwrap().to_bytes())
-}
-
-async fn admin_json(app: &RunningApp, path: &str) -> Value {
-    let (status, body) = request(
-        Method::GET,
-        format!("http://{}{path}", app.admin_addr()),
-        "",
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{path}: {body:?}");
-    serde_json::from_slice(&body).unwrap()
-}
-
-async fn stop(app: RunningApp) {
-    app.shutdown();
-    tokio::time::timeout(Duration::from_secs(10), app.wait())
-        .await
-        .expect("the app stops");
-}
-
-/// A fresh, empty directory for one Chromium profile.
-fn fresh_dir() -> PathBuf {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir =
-        std::env::temp_dir().join(format!("seawall-dashboard-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// The DOM of `url` after the page has run for five seconds of virtual time.
 async fn dump_dom(chromium: &Path, url: &str) -> String {
-    let profile = fresh_dir();
+    let profile = temp_dir("dashboard");
     let mut cmd = tokio::process::Command::new(chromium);
     cmd.args([
         "--headless",
@@ -187,7 +116,7 @@ fn element<'a>(dom: &'a str, tag: &str, attrs: &[&str]) -> &'a str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_an_open_breaker_its_transition_and_pipeline_figures() {
     let Some(chromium) = chromium() else { return };
-    let upstream = failing_upstream().await;
+    let upstream = MockUpstream::start(Reply::overloaded()).await.addr();
     let yaml = format!(
         "server: {{ listen: 127.0.0.1:0 }}
 admin: {{ listen: 127.0.0.1:0 }}
@@ -199,32 +128,25 @@ pipelines:
     outputs: [{{ name: sink, type: blackhole, batch: {{ linger: 0s }} }}]
 "
     );
-    let config = parse(&yaml).unwrap();
-    let secrets = config.resolve_secrets(|_| None).unwrap();
-    let app = App::start(config, secrets).await.unwrap();
+    let app = Daemon::start(&yaml).await;
 
-    let gateway = app.gateway_addr();
-    let (status, _) = request(Method::GET, format!("http://{gateway}/mock/v1/fail"), "").await;
+    let status = get(&app.gateway("/mock/v1/fail")).await.status;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    let (status, body) = request(
-        Method::POST,
-        format!("http://{gateway}/ingest/events"),
+    let ingested = post(
+        &app.gateway("/ingest/events"),
+        "application/x-ndjson",
         "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n",
     )
     .await;
+    let (status, body) = (ingested.status, ingested.body);
     assert!(status.is_success(), "{status}: {body:?}");
     // Wait for the blackhole to have all three, so the page has a settled figure to show.
-    let mut delivered = Value::Null;
-    for _ in 0..100 {
-        delivered = admin_json(&app, "/v1/pipelines").await[0]["outputs"][0]["delivered"].clone();
-        if delivered == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let sink_delivered =
+        || async { app.admin_json("/v1/pipelines").await[0]["outputs"][0]["delivered"].clone() };
+    let delivered = settle(sink_delivered, |delivered| *delivered == 3).await;
     assert_eq!(delivered, 3);
 
-    let dom = dump_dom(chromium, &format!("http://{}/ui", app.admin_addr())).await;
+    let dom = dump_dom(chromium, &app.admin("/ui")).await;
 
     // The header counts the open breaker.
     assert!(
@@ -295,22 +217,20 @@ pipelines:
         );
     }
     assert!(dom.contains("feature flags not configured"), "{dom}");
-    stop(app).await;
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_of_an_idle_daemon_says_so() {
     let Some(chromium) = chromium() else { return };
-    let config = parse(
+    let app = Daemon::start(
         "server: { listen: 127.0.0.1:0 }
 admin: { listen: 127.0.0.1:0 }
 providers: [{ name: idle, kind: generic, base_url: 'http://127.0.0.1:9' }]
 ",
     )
-    .unwrap();
-    let secrets = config.resolve_secrets(|_| None).unwrap();
-    let app = App::start(config, secrets).await.unwrap();
-    let dom = dump_dom(chromium, &format!("http://{}/", app.admin_addr())).await;
+    .await;
+    let dom = dump_dom(chromium, &app.admin("/")).await;
     for needle in [
         "no pipelines configured",
         "no breakers yet",
@@ -320,5 +240,5 @@ providers: [{ name: idle, kind: generic, base_url: 'http://127.0.0.1:9' }]
     ] {
         assert!(dom.contains(needle), "missing {needle} in\n{dom}");
     }
-    stop(app).await;
+    app.stop().await;
 }

@@ -2,9 +2,12 @@
 //! the plain-lines mode), the dashboard URL, breaker transitions with their reasons and a
 //! summary whose pipeline accounting adds up.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::process::{read_all, seawall, wait_exit};
 
 /// Generous bound for a 6 s demo on a loaded CI machine.
 const BOUND: Duration = Duration::from_secs(90);
@@ -19,37 +22,15 @@ fn numbers(line: &str) -> Vec<u64> {
 
 #[test]
 fn demo_shows_transitions_and_a_summary_that_adds_up() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_seawall"))
+    let mut child = seawall()
         .args(["demo", "--duration", "6s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("the binary starts");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > BOUND {
-            let _ = child.kill();
-            panic!("the demo did not end within {BOUND:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let status = wait_exit(&mut child, BOUND);
+    let stdout = read_all(child.stdout.take());
+    let stderr = read_all(child.stderr.take());
     assert!(status.success(), "exit {status:?}\n{stdout}\n{stderr}");
     // Not a terminal: no escape sequences.
     assert!(!stdout.contains('\x1b'), "{stdout}");

@@ -1,20 +1,20 @@
 //! End-to-end tests of the gateway over loopback sockets: real hyper mock upstreams, the
 //! gateway served on 127.0.0.1:0, breaker time on a manual clock.
 
-mod support;
+mod common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::bodies::assert_rejected;
+use common::client::{body, Answer};
+use common::inproc::TestGateway;
+use common::ports::closed_port;
+use common::upstream::{Gate, MockUpstream, Reply};
+use common::wait::NO_HANG;
 use http_body_util::BodyExt;
-use serde_json::{json, Value};
-use support::gateway::{body, closed_port, Answer, TestGateway};
-use support::upstream::{Gate, MockUpstream, Reply};
 use tokio::task::JoinSet;
-
-/// Guards against a hang only; every awaited event is caused by the test itself.
-const NO_HANG: Duration = Duration::from_secs(20);
 
 /// One `providers:` entry in flow style.
 fn provider(name: &str, kind: &str, url: &str, extra: &str) -> String {
@@ -31,43 +31,14 @@ fn breaker(threshold: u32, open: &str, half_open_max: u32) -> String {
     )
 }
 
-/// The rejection body a provider of `kind` answers.
-fn rejection_body(kind: &str, provider: &str, endpoint: &str, secs: u64) -> Value {
-    let message = format!(
-        "seawall: the circuit breaker for provider `{provider}` endpoint `{endpoint}` is open after upstream failures; retry after {secs}s"
-    );
-    match kind {
-        "anthropic" => {
-            json!({"type":"error","error":{"type":"overloaded_error","message":message}})
-        }
-        "openai" => {
-            json!({"error":{"message":message,"type":"server_error","param":null,"code":"service_unavailable"}})
-        }
-        _ => json!({"error":{"type":"circuit_open","message":message}}),
-    }
-}
-
-fn assert_rejected(a: &Answer, kind: &str, provider: &str, endpoint: &str, secs: u64) {
-    assert_eq!(a.status, 503, "{}", a.body);
-    assert_eq!(a.header("content-type"), Some("application/json"));
-    assert_eq!(a.header("retry-after"), Some(secs.to_string().as_str()));
-    assert_eq!(a.header("x-seawall-circuit"), Some("open"));
-    assert_eq!(a.json(), rejection_body(kind, provider, endpoint, secs));
-}
-
 fn retry_after(a: &Answer) -> Duration {
     Duration::from_secs(a.header("retry-after").unwrap().parse().unwrap())
 }
 
 fn assert_metric(gw: &TestGateway, series: &str, value: &str) {
     let expected = format!("{series} {value}");
-    let line = gw.metric(series);
-    assert_eq!(
-        line.as_deref(),
-        Some(expected.as_str()),
-        "\n{}",
-        gw.metrics.encode()
-    );
+    let metrics = gw.metrics();
+    assert_eq!(metrics.line(series), Some(expected.as_str()), "\n{metrics}");
 }
 
 /// Trip after exactly `failure_threshold` failures → rejected without reaching the upstream →
@@ -234,9 +205,7 @@ async fn half_open_admits_at_most_max_calls_concurrent_probes() {
             .unwrap();
         assert_eq!(status, 503);
     }
-    tokio::time::timeout(NO_HANG, up.wait_for_count(1 + max))
-        .await
-        .unwrap();
+    up.wait_for_count(1 + max).await;
     assert_eq!(up.count(), 1 + max);
     release.open();
     while let Some(status) = calls.join_next().await {
@@ -316,7 +285,8 @@ async fn breakers_are_isolated_per_endpoint_model_and_provider() {
         "the buffered body is forwarded"
     );
     assert!(gw
-        .metric(r#"seawall_circuit_breaker_trips_total{kind="provider",name="a",endpoint="/v1/messages",model="opus",reason="consecutive_failures"}"#)
+        .metrics()
+        .line(r#"seawall_circuit_breaker_trips_total{kind="provider",name="a",endpoint="/v1/messages",model="opus",reason="consecutive_failures"}"#)
         .is_some());
 }
 
@@ -338,7 +308,7 @@ async fn sse_reaches_the_client_event_by_event() {
         .request("POST", "/anthropic/v1/messages")
         .body(body("{}"))
         .unwrap();
-    let resp = gw.send(req).await;
+    let resp = gw.stream(req).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     assert!(resp.headers().get("content-length").is_none());
@@ -376,7 +346,7 @@ async fn mid_stream_error_trips(kind: &str, events: &str) {
     let streamed = gw.post(&format!("/{kind}/v1/stream"), "{}").await;
     assert_eq!(streamed.status, 200);
     assert!(
-        streamed.body.ends_with(events),
+        streamed.body.ends_with(events.as_bytes()),
         "the error event reaches the client"
     );
     let next = gw.post(&format!("/{kind}/v1/stream"), "{}").await;
@@ -770,7 +740,7 @@ async fn a_stream_idle_past_the_timeout_ends_and_counts_as_a_failure() {
         .request("POST", "/openai/v1/chat/completions")
         .body(body("{}"))
         .unwrap();
-    let resp = gw.send(req).await;
+    let resp = gw.stream(req).await;
     assert_eq!(resp.status(), 200);
     let result = tokio::time::timeout(NO_HANG, resp.into_body().collect())
         .await

@@ -4,185 +4,37 @@
 //! both with `retry-after`, without contacting anyone; recovery needs the level to fall below
 //! `recover_percent` of the threshold. The monitor itself is checked on paused time.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{header, HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use seawall::app::{App, RunningApp};
-use seawall::config::{parse, GlobalHealthConfig, Secrets};
-use seawall::health::{Check, Edge, Health, Probes};
+use common::bodies::{assert_ingest_shed, assert_shed};
+use common::client::Answer;
+use common::daemon::Daemon;
+use common::probes::{constant_memory, scripted, Memory};
+use common::upstream::{Gate, MockUpstream, Reply};
+use common::wait::settle;
+use http::StatusCode;
+use seawall::config::GlobalHealthConfig;
+use seawall::health::{Check, Edge, Health};
 use seawall::metrics::Metrics;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
-/// Bounds a wait for something the test caused.
-const NO_HANG: Duration = Duration::from_secs(20);
-
-/// A server answering 200 `{"ok":true}` to every request once `open` is true, counting them.
-async fn serve(open: watch::Receiver<bool>) -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let (counter, open) = (counter.clone(), open.clone());
-            let service = service_fn(move |req: Request<Incoming>| {
-                let (counter, mut open) = (counter.clone(), open.clone());
-                async move {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    let _ = req.into_body().collect().await;
-                    let _ = open.wait_for(|o| *o).await;
-                    let resp = Response::builder()
-                        .header(header::CONTENT_TYPE, "application/json")
-                        .body(Full::new(Bytes::from_static(br#"{"ok":true}"#)))
-                        .unwrap();
-                    Ok::<_, Infallible>(resp)
-                }
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service),
-            );
-        }
-    });
-    (addr, hits)
-}
-
-/// A server that answers at once.
-async fn serve_open() -> (SocketAddr, Arc<AtomicUsize>) {
-    let (tx, rx) = watch::channel(true);
-    // The server keeps serving once the sender is gone; `wait_for` sees the last value.
-    drop(tx);
-    serve(rx).await
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
-
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or_default()
-    }
-}
-
-async fn send(method: Method, addr: SocketAddr, path: &str, body: &str) -> Reply {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let req = Request::builder()
-        .method(method)
-        .uri(format!("http://{addr}{path}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
-        .unwrap();
-    let resp = tokio::time::timeout(NO_HANG, client.request(req))
-        .await
-        .expect("request hung")
-        .unwrap();
-    let (parts, body) = resp.into_parts();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-    }
-}
-
-async fn post(addr: SocketAddr, path: &str, body: &str) -> Reply {
-    send(Method::POST, addr, path, body).await
-}
-
-async fn metrics(app: &RunningApp) -> String {
-    let reply = send(Method::GET, app.admin_addr(), "/metrics", "").await;
-    String::from_utf8(reply.body.to_vec()).unwrap()
-}
-
-/// Polls `POST path` until it answers `status`, bounded by [`NO_HANG`].
-async fn until_status(addr: SocketAddr, path: &str, body: &str, status: StatusCode) -> Reply {
-    let deadline = tokio::time::Instant::now() + NO_HANG;
-    loop {
-        let reply = post(addr, path, body).await;
-        if reply.status == status {
-            return reply;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{path} never answered {status}; last {} {:?}",
-            reply.status,
-            reply.body
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// The shed body a provider of `kind` answers under `pressure` of `check`.
-fn shed_body(kind: &str, provider: &str, check: &str, pressure: &str) -> Value {
-    let message = format!(
-        "seawall: shedding load under {pressure}: global health check `{check}` is failing, so provider `{provider}` is not contacted; retry after 1s"
-    );
-    match kind {
-        "anthropic" => {
-            json!({"type":"error","error":{"type":"overloaded_error","message":message}})
-        }
-        "openai" => {
-            json!({"error":{"message":message,"type":"server_error","param":null,"code":"service_unavailable"}})
-        }
-        _ => json!({"error":{"type":"circuit_open","message":message}}),
-    }
-}
-
-#[track_caller]
-fn assert_shed(reply: &Reply, kind: &str, provider: &str, check: &str, pressure: &str) {
+/// Polls `POST path` on the gateway until it answers `status`, bounded.
+async fn until_status(app: &Daemon, path: &str, body: &str, status: StatusCode) -> Answer {
+    let reply = settle(|| app.post_json(path, body), |r| r.status == status).await;
     assert_eq!(
-        reply.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{:?}",
+        reply.status, status,
+        "{path} never answered {status}; last {:?}",
         reply.body
     );
-    assert_eq!(reply.header("content-type"), "application/json");
-    assert_eq!(reply.header("retry-after"), "1");
-    assert_eq!(reply.header("x-seawall-circuit"), "open");
-    assert_eq!(reply.json(), shed_body(kind, provider, check, pressure));
-}
-
-#[track_caller]
-fn assert_ingest_shed(reply: &Reply, check: &str) {
-    assert_eq!(
-        reply.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{:?}",
-        reply.body
-    );
-    assert_eq!(reply.header("content-type"), "application/json");
-    assert_eq!(reply.header("retry-after"), "1");
-    let body = reply.json();
-    assert_eq!(body["error"]["type"], "overloaded", "{body}");
-    let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains(&format!("`{check}`")), "{message}");
+    reply
 }
 
 #[tokio::test]
 async fn memory_pressure_sheds_gateway_and_ingest_in_each_providers_shape_until_recovered() {
-    let (up, hits) = serve_open().await;
+    let upstream = MockUpstream::start(Reply::ok()).await;
+    let up = upstream.addr();
     let yaml = format!(
         "server: {{ listen: 127.0.0.1:0 }}
 admin: {{ listen: 127.0.0.1:0 }}
@@ -196,40 +48,33 @@ global_health: {{ memory_check_enabled: true, memory_threshold: 1000, queue_chec
                  check_interval: 50ms, recover_percent: 80 }}
 "
     );
-    let rss = Arc::new(AtomicU64::new(100));
-    let probe = {
-        let rss = rss.clone();
-        move || Some(rss.load(Ordering::SeqCst))
-    };
-    let probes = Probes {
-        memory: Some(Arc::new(probe)),
-        queue: None,
-    };
-    let app = App::start_with(parse(&yaml).unwrap(), Secrets::default(), probes)
-        .await
-        .unwrap();
-    let gw = app.gateway_addr();
-    assert_eq!(post(gw, "/plain/v1/x", "{}").await.status, StatusCode::OK);
+    let memory = Memory::new(100);
+    let app = Daemon::start_with_probes(&yaml, memory.probes()).await;
     assert_eq!(
-        post(gw, "/ingest/events", r#"{"a":1}"#).await.status,
+        app.post_json("/plain/v1/x", "{}").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.post_json("/ingest/events", r#"{"a":1}"#).await.status,
         StatusCode::ACCEPTED
     );
 
-    rss.store(1000, Ordering::SeqCst);
-    let shed = until_status(gw, "/plain/v1/x", "{}", StatusCode::SERVICE_UNAVAILABLE).await;
+    memory.set(1000);
+    let shed = until_status(&app, "/plain/v1/x", "{}", StatusCode::SERVICE_UNAVAILABLE).await;
     assert_shed(&shed, "generic", "plain", "memory", "memory pressure");
-    let before = hits.load(Ordering::SeqCst);
+    let before = upstream.count();
     for (kind, provider) in [("anthropic", "claude"), ("openai", "gpt")] {
-        let reply = post(gw, &format!("/{provider}/v1/messages"), "{}").await;
+        let reply = app
+            .post_json(&format!("/{provider}/v1/messages"), "{}")
+            .await;
         assert_shed(&reply, kind, provider, "memory", "memory pressure");
     }
-    assert_eq!(
-        hits.load(Ordering::SeqCst),
-        before,
-        "no upstream was contacted"
+    assert_eq!(upstream.count(), before, "no upstream was contacted");
+    assert_ingest_shed(
+        &app.post_json("/ingest/events", r#"{"a":2}"#).await,
+        "memory",
     );
-    assert_ingest_shed(&post(gw, "/ingest/events", r#"{"a":2}"#).await, "memory");
-    let text = metrics(&app).await;
+    let text = app.metrics().await;
     for needle in [
         r#"seawall_global_health_unhealthy{check="memory"} 1"#,
         r#"seawall_shed_requests_total{edge="ingest",check="memory"} 1"#,
@@ -239,34 +84,35 @@ global_health: {{ memory_check_enabled: true, memory_threshold: 1000, queue_chec
     }
 
     // Below the threshold but above 80% of it: still shedding, check after check.
-    rss.store(850, Ordering::SeqCst);
+    memory.set(850);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_shed(
-        &post(gw, "/plain/v1/x", "{}").await,
+        &app.post_json("/plain/v1/x", "{}").await,
         "generic",
         "plain",
         "memory",
         "memory pressure",
     );
 
-    rss.store(799, Ordering::SeqCst);
-    until_status(gw, "/plain/v1/x", "{}", StatusCode::OK).await;
+    memory.set(799);
+    until_status(&app, "/plain/v1/x", "{}", StatusCode::OK).await;
     assert_eq!(
-        post(gw, "/ingest/events", r#"{"a":3}"#).await.status,
+        app.post_json("/ingest/events", r#"{"a":3}"#).await.status,
         StatusCode::ACCEPTED
     );
-    assert!(metrics(&app)
+    assert!(app
+        .metrics()
         .await
         .contains(r#"seawall_global_health_unhealthy{check="memory"} 0"#));
-    app.shutdown();
-    app.wait().await;
+    app.stop().await;
 }
 
 #[tokio::test]
 async fn a_full_output_queue_sheds_until_the_output_drains_it() {
-    let (up, _) = serve_open().await;
-    let (open, opened) = watch::channel(false);
-    let (collector, collected) = serve(opened).await;
+    let up = MockUpstream::start(Reply::ok()).await.addr();
+    let open = Gate::new();
+    let collecting = MockUpstream::start(Reply::ok().hold(&open)).await;
+    let collector = collecting.addr();
     let yaml = format!(
         "server: {{ listen: 127.0.0.1:0 }}
 admin: {{ listen: 127.0.0.1:0 }}
@@ -281,41 +127,45 @@ pipelines:
 global_health: {{ queue_threshold_percent: 50, check_interval: 50ms, recover_percent: 50 }}
 "
     );
-    let app = App::start(parse(&yaml).unwrap(), Secrets::default())
-        .await
-        .unwrap();
-    let gw = app.gateway_addr();
-    assert_eq!(post(gw, "/plain/v1/x", "{}").await.status, StatusCode::OK);
+    let app = Daemon::start(&yaml).await;
+    assert_eq!(
+        app.post_json("/plain/v1/x", "{}").await.status,
+        StatusCode::OK
+    );
 
     // The collector holds the first batch, so the queue behind it fills.
     let events: Vec<Value> = (0..30).map(|n| json!({ "n": n })).collect();
     let events = serde_json::to_string(&events).unwrap();
     assert_eq!(
-        post(gw, "/ingest/events", &events).await.status,
+        app.post_json("/ingest/events", &events).await.status,
         StatusCode::ACCEPTED
     );
-    let shed = until_status(gw, "/plain/v1/x", "{}", StatusCode::SERVICE_UNAVAILABLE).await;
+    let shed = until_status(&app, "/plain/v1/x", "{}", StatusCode::SERVICE_UNAVAILABLE).await;
     assert_shed(&shed, "generic", "plain", "queue", "output queue pressure");
-    assert_ingest_shed(&post(gw, "/ingest/events", r#"{"n":99}"#).await, "queue");
-    assert!(collected.load(Ordering::SeqCst) >= 1);
-    assert!(metrics(&app)
+    assert_ingest_shed(
+        &app.post_json("/ingest/events", r#"{"n":99}"#).await,
+        "queue",
+    );
+    assert!(collecting.count() >= 1);
+    assert!(app
+        .metrics()
         .await
         .contains(r#"seawall_global_health_unhealthy{check="queue"} 1"#));
 
     // The collector answers again: the output drains its queue and the daemon recovers.
-    open.send_replace(true);
-    until_status(gw, "/plain/v1/x", "{}", StatusCode::OK).await;
-    until_status(gw, "/ingest/events", r#"{"n":100}"#, StatusCode::ACCEPTED).await;
-    assert!(metrics(&app)
+    open.open();
+    until_status(&app, "/plain/v1/x", "{}", StatusCode::OK).await;
+    until_status(&app, "/ingest/events", r#"{"n":100}"#, StatusCode::ACCEPTED).await;
+    assert!(app
+        .metrics()
         .await
         .contains(r#"seawall_global_health_unhealthy{check="queue"} 0"#));
-    app.shutdown();
-    app.wait().await;
+    app.stop().await;
 }
 
 #[tokio::test]
 async fn with_global_health_disabled_nothing_is_shed() {
-    let (up, _) = serve_open().await;
+    let up = MockUpstream::start(Reply::ok()).await.addr();
     let yaml = format!(
         "server: {{ listen: 127.0.0.1:0 }}
 admin: {{ listen: 127.0.0.1:0 }}
@@ -324,28 +174,24 @@ providers:
 global_health: {{ enabled: false, memory_check_enabled: true, memory_threshold: 1 }}
 "
     );
-    let probes = Probes {
-        memory: Some(Arc::new(|| Some(u64::MAX))),
-        queue: None,
-    };
-    let app = App::start_with(parse(&yaml).unwrap(), Secrets::default(), probes)
-        .await
-        .unwrap();
+    let app = Daemon::start_with_probes(&yaml, constant_memory(u64::MAX)).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let gw = app.gateway_addr();
-    assert_eq!(post(gw, "/plain/v1/x", "{}").await.status, StatusCode::OK);
-    let ingest = post(gw, "/ingest/events", "{}").await;
+    assert_eq!(
+        app.post_json("/plain/v1/x", "{}").await.status,
+        StatusCode::OK
+    );
+    let ingest = app.post_json("/ingest/events", "{}").await;
     assert_eq!(
         ingest.status,
         StatusCode::NOT_FOUND,
         "no pipelines configured"
     );
     assert_eq!(ingest.json()["error"]["type"], "unknown_pipeline");
-    assert!(!metrics(&app)
+    assert!(!app
+        .metrics()
         .await
         .contains("seawall_global_health_unhealthy"));
-    app.shutdown();
-    app.wait().await;
+    app.stop().await;
 }
 
 fn config(check_interval: Duration) -> GlobalHealthConfig {
@@ -363,30 +209,7 @@ fn config(check_interval: Duration) -> GlobalHealthConfig {
 async fn verdicts(readings: &[(u64, f64)]) -> Vec<Option<Check>> {
     let every = Duration::from_secs(5);
     let health = Health::new(&config(every), &Metrics::new());
-    let script = Arc::new(Mutex::new(readings.to_vec()));
-    let next = Arc::new(AtomicUsize::new(0));
-    let memory = {
-        let (script, next) = (script.clone(), next.clone());
-        move || {
-            let script = script.lock().unwrap();
-            let i = next.load(Ordering::SeqCst).min(script.len() - 1);
-            Some(script[i].0)
-        }
-    };
-    let queue = {
-        let (script, next) = (script.clone(), next.clone());
-        move || {
-            // The queue probe is read second: move on to the next reading.
-            let script = script.lock().unwrap();
-            let i = next.fetch_add(1, Ordering::SeqCst).min(script.len() - 1);
-            Some(script[i].1)
-        }
-    };
-    let probes = Probes {
-        memory: Some(Arc::new(memory)),
-        queue: Some(Arc::new(queue)),
-    };
-    let task = tokio::spawn(health.clone().monitor(probes));
+    let task = tokio::spawn(health.clone().monitor(scripted(readings)));
     let mut out = Vec::new();
     // The first check runs at once, then one per interval; sample half-way between checks.
     tokio::time::sleep(every / 2).await;

@@ -1,14 +1,17 @@
 //! End-to-end tests of the event pipeline over loopback sockets: ingest, fan-out, the fallback
 //! chain (reroute → sampling → drop), recovery, shutdown, and exact accounting throughout.
 
-mod pipeline_support;
+mod common;
 
 use std::time::Duration;
 
+use common::collector::{Collector, Mode};
+use common::inproc::{assert_balanced, events, TestPipelines};
+use common::ports::closed_port;
+use common::temp::temp_dir;
+use common::wait::eventually;
+use common::wire::Wire;
 use http::StatusCode;
-use pipeline_support::collector::{Collector, Mode};
-use pipeline_support::{assert_balanced, closed_port, events, eventually, temp_dir, Harness};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One pipeline `p` with one `http` output `o` to `urls` (first = endpoint, rest = alternates).
 fn http_yaml(urls: &[&str], breaker: &str, fallback: &str, extra: &str) -> String {
@@ -39,9 +42,9 @@ async fn accounting_adds_up_on_every_snapshot_while_an_endpoint_fails_in_bursts(
         "sampling: { min_rate: 0.5, seed: 7 }, retry_buffer: 300",
         "",
     );
-    let h = Harness::start(&yaml).await;
+    let h = TestPipelines::start(&yaml).await;
     let watcher = {
-        let p = h.pipelines.clone();
+        let p = h.clone();
         tokio::spawn(async move {
             let mut seen = 0u32;
             loop {
@@ -86,14 +89,8 @@ async fn accounting_adds_up_on_every_snapshot_while_an_endpoint_fails_in_bursts(
         "delivered = what arrived"
     );
     assert!(o.sampled_out > 0 && o.delivered > 0, "{o:?}");
-    let text = h.metrics.encode();
-    let metric = |name: &str| -> u64 {
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(name))
-            .unwrap_or_else(|| panic!("no {name} in\n{text}"));
-        line.rsplit(' ').next().unwrap().parse().unwrap()
-    };
+    let text = h.metrics();
+    let metric = |name: &str| -> u64 { text.value(name) };
     let accepted = metric(r#"seawall_pipeline_events_accepted_total{pipeline="p"}"#);
     let delivered =
         metric(r#"seawall_output_events_total{pipeline="p",output="o",outcome="delivered"}"#);
@@ -108,7 +105,7 @@ async fn accounting_adds_up_on_every_snapshot_while_an_endpoint_fails_in_bursts(
 
 #[tokio::test]
 async fn reroute_visits_each_endpoint_once_and_at_most_max_attempts() {
-    let failing: Vec<Collector> = futures_join(4, Mode::Status(500)).await;
+    let failing: Vec<Collector> = Collector::several(4, Mode::Status(500)).await;
     let urls: Vec<&str> = failing.iter().map(|c| c.url.as_str()).collect();
     let yaml = http_yaml(
         &urls,
@@ -116,7 +113,7 @@ async fn reroute_visits_each_endpoint_once_and_at_most_max_attempts() {
         "reroute: { max_attempts: 2 }, retry_buffer: 0",
         "",
     );
-    let h = Harness::start(&yaml).await;
+    let h = TestPipelines::start(&yaml).await;
     h.ingest("p", events(0, 1)).await;
     eventually("batch settled", || async {
         h.output("p", "o").pending == 0
@@ -132,7 +129,7 @@ async fn reroute_visits_each_endpoint_once_and_at_most_max_attempts() {
     assert_eq!((o.reroutes, o.dropped.buffer_full), (2, 1));
 
     // More attempts allowed than endpoints: still each endpoint once.
-    let three = futures_join(3, Mode::Status(503)).await;
+    let three = Collector::several(3, Mode::Status(503)).await;
     let urls: Vec<&str> = three.iter().map(|c| c.url.as_str()).collect();
     let yaml = http_yaml(
         &urls,
@@ -140,7 +137,7 @@ async fn reroute_visits_each_endpoint_once_and_at_most_max_attempts() {
         "reroute: { max_attempts: 10 }, retry_buffer: 0",
         "",
     );
-    let h = Harness::start(&yaml).await;
+    let h = TestPipelines::start(&yaml).await;
     h.ingest("p", events(0, 1)).await;
     eventually("batch settled", || async {
         h.output("p", "o").pending == 0
@@ -151,20 +148,13 @@ async fn reroute_visits_each_endpoint_once_and_at_most_max_attempts() {
     assert_eq!(h.output("p", "o").reroutes, 2);
 }
 
-async fn futures_join(n: usize, mode: Mode) -> Vec<Collector> {
-    let mut v = Vec::new();
-    for _ in 0..n {
-        v.push(Collector::start(mode).await);
-    }
-    v
-}
-
 #[tokio::test]
 async fn a_connect_error_reroutes_but_a_timeout_does_not() {
     let good = Collector::start(Mode::Ok).await;
-    let dead = closed_port().await;
+    let (dead, _reserved) = closed_port();
+    let dead = format!("http://{dead}/ingest");
     let yaml = http_yaml(&[&dead, &good.url], "failure_threshold: 100", "", "");
-    let h = Harness::start(&yaml).await;
+    let h = TestPipelines::start(&yaml).await;
     h.ingest("p", events(0, 3)).await;
     eventually("delivered via the alternate", || async {
         h.output("p", "o").delivered == 3
@@ -181,7 +171,7 @@ async fn a_connect_error_reroutes_but_a_timeout_does_not() {
         "retry_buffer: 0",
         "timeout: 200ms,",
     );
-    let h = Harness::start(&yaml).await;
+    let h = TestPipelines::start(&yaml).await;
     h.ingest("p", events(0, 1)).await;
     eventually("timed out batch settled", || async {
         h.output("p", "o").pending == 0
@@ -207,7 +197,7 @@ async fn sampling_keeps_the_healthy_share_exactly_for_a_seed() {
         "reroute: { max_attempts: 0 }, sampling: { min_rate: 0.1, seed: 42 }, retry_buffer: 1000",
         "",
     );
-    let h = Harness::start(&yaml).await;
+    let h = TestPipelines::start(&yaml).await;
     let n = 400;
     h.ingest("p", events(0, n)).await;
     eventually("all sampled", || async {
@@ -229,21 +219,21 @@ async fn sampling_keeps_the_healthy_share_exactly_for_a_seed() {
         "no reroute, no retry while open"
     );
     assert!(h
-        .metrics
-        .encode()
+        .metrics()
         .contains(r#"seawall_sampling_rate{pipeline="p",output="o"} 0.5"#));
 }
 
 #[tokio::test]
 async fn a_full_retry_buffer_drops_the_rest_as_buffer_full() {
-    let dead = closed_port().await;
+    let (dead, _reserved) = closed_port();
+    let dead = format!("http://{dead}/ingest");
     let yaml = http_yaml(
         &[&dead],
         "failure_threshold: 1",
         "sampling: { min_rate: 1.0 }, retry_buffer: 5",
         "",
     );
-    let h = Harness::start(&yaml).await;
+    let h = TestPipelines::start(&yaml).await;
     h.ingest("p", events(0, 20)).await;
     eventually("queue emptied", || async {
         let o = h.output("p", "o");
@@ -265,7 +255,7 @@ async fn recovery_drains_the_retry_buffer() {
         "sampling: { min_rate: 1.0 }, retry_buffer: 1000",
         "",
     );
-    let h = Harness::start(&yaml).await;
+    let h = TestPipelines::start(&yaml).await;
     h.ingest("p", events(0, 50)).await;
     eventually("all buffered", || async {
         h.output("p", "o").retry_buffer.length == 50
@@ -288,7 +278,7 @@ async fn recovery_drains_the_retry_buffer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_output_does_not_slow_the_others() {
     let hang = Collector::start(Mode::Hang).await;
-    let dir = temp_dir();
+    let dir = temp_dir("pipeline");
     let file = dir.join("events.ndjson");
     let yaml = format!(
         "pipelines:
@@ -301,7 +291,7 @@ async fn a_dead_output_does_not_slow_the_others() {
         hang.url,
         file.display()
     );
-    let h = Harness::start(&yaml).await;
+    let h = TestPipelines::start(&yaml).await;
     let started = std::time::Instant::now();
     for i in 0..20 {
         h.ingest("p", events(i * 50, 50)).await;
@@ -317,7 +307,7 @@ async fn a_dead_output_does_not_slow_the_others() {
     assert_balanced(&dead);
     assert_eq!(dead.delivered, 0);
     assert_eq!(dead.pending, 1000, "held in its own queue: {dead:?}");
-    h.pipelines.shutdown(Duration::from_millis(100)).await;
+    h.shutdown(Duration::from_millis(100)).await;
     let dead = h.output("p", "dead");
     assert_eq!((dead.pending, dead.delivered), (0, 0));
     assert_eq!(dead.dropped.queue_full + dead.dropped.shutdown, 1000);
@@ -326,7 +316,8 @@ async fn a_dead_output_does_not_slow_the_others() {
 
 #[tokio::test]
 async fn shutdown_counts_what_is_left_as_dropped_shutdown() {
-    let dead = closed_port().await;
+    let (dead, _reserved) = closed_port();
+    let dead = format!("http://{dead}/ingest");
     let yaml = format!(
         "pipelines:
   - name: p
@@ -337,13 +328,13 @@ async fn shutdown_counts_what_is_left_as_dropped_shutdown() {
     fallback: {{ sampling: {{ min_rate: 1.0 }} }}
 "
     );
-    let h = Harness::start(&yaml).await;
+    let h = TestPipelines::start(&yaml).await;
     h.ingest("p", events(0, 30)).await;
     eventually("buffered", || async {
         h.output("p", "o").retry_buffer.length == 30
     })
     .await;
-    h.pipelines.shutdown(Duration::from_millis(200)).await;
+    h.shutdown(Duration::from_millis(200)).await;
     let o = h.output("p", "o");
     assert_eq!((o.pending, o.delivered, o.dropped.shutdown), (0, 0, 30));
     assert_balanced(&o);
@@ -355,7 +346,7 @@ async fn shutdown_counts_what_is_left_as_dropped_shutdown() {
     );
     let (status, _) = h.request("POST", "/ingest/p", None, events(0, 1)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(!h.pipelines.submit("p", serde_json::json!({"late": true})));
+    assert!(!h.submit("p", serde_json::json!({"late": true})));
 }
 
 const SMALL: &str = "pipelines:
@@ -366,7 +357,7 @@ const SMALL: &str = "pipelines:
 
 #[tokio::test]
 async fn a_bad_line_rejects_the_whole_request_naming_the_line() {
-    let h = Harness::start(SMALL).await;
+    let h = TestPipelines::start(SMALL).await;
     let (status, json) = h
         .request("POST", "/ingest/p", None, "{}\n\n{\"a\":}\n{}\n")
         .await;
@@ -388,41 +379,40 @@ async fn a_bad_line_rejects_the_whole_request_naming_the_line() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     let (status, _) = h.request("POST", "/ingest/nope", None, "{}").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(!h.pipelines.submit("nope", serde_json::json!({})));
-    assert!(h.pipelines.submit("p", serde_json::json!({"ok": 1})));
+    assert!(!h.submit("nope", serde_json::json!({})));
+    assert!(h.submit("p", serde_json::json!({"ok": 1})));
     assert_eq!(h.output("p", "o").accepted, 1);
 }
 
 #[tokio::test]
 async fn oversized_bodies_get_413_announced_or_streamed() {
-    let h = Harness::start(SMALL).await;
+    let h = TestPipelines::start(SMALL).await;
     let big = events(0, 20);
     let (status, json) = h.request("POST", "/ingest/p", None, big.clone()).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{json}");
     // Chunked, so the size is only found while reading.
-    let mut s = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let mut s = Wire::connect(h.addr).await;
     let head = "POST /ingest/p HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
-    s.write_all(head.as_bytes()).await.unwrap();
+    s.send(head.as_bytes()).await;
     for chunk in big.as_bytes().chunks(40) {
         let framed = format!(
             "{:x}\r\n{}\r\n",
             chunk.len(),
             std::str::from_utf8(chunk).unwrap()
         );
-        if s.write_all(framed.as_bytes()).await.is_err() {
+        if !s.try_send(framed.as_bytes()).await {
             break;
         }
     }
-    let _ = s.write_all(b"0\r\n\r\n").await;
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer).await;
+    let _ = s.try_send(b"0\r\n\r\n").await;
+    let answer = String::from_utf8_lossy(&s.rest().await).into_owned();
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert_eq!(h.output("p", "o").accepted, 0);
 }
 
 #[tokio::test]
 async fn json_arrays_and_ndjson_land_in_the_file_as_exact_ndjson() {
-    let dir = temp_dir();
+    let dir = temp_dir("pipeline");
     let file = dir.join("out.ndjson");
     let yaml = format!(
         "pipelines:
@@ -431,7 +421,7 @@ async fn json_arrays_and_ndjson_land_in_the_file_as_exact_ndjson() {
 ",
         file.display()
     );
-    let h = Harness::start(&yaml).await;
+    let h = TestPipelines::start(&yaml).await;
     let array = "[\n  {\"a\": 1,\n   \"b\": [1, 2]},\n  \"x,y\",\n  3\n]";
     let (status, json) = h
         .request("POST", "/ingest/p", Some("application/json"), array)
@@ -463,14 +453,10 @@ async fn a_file_output_in_a_missing_directory_fails_to_start() {
   - name: p
     outputs: [{ name: f, type: file, path: /nonexistent-seawall-dir/x.ndjson }]
 ";
-    let config = seawall::config::parse(yaml).unwrap();
-    let err = seawall::pipeline::Pipelines::start(
-        &config.pipelines,
-        seawall_breaker::Clock::system(),
-        std::sync::Arc::new(seawall::metrics::Metrics::new()),
-    )
-    .err()
-    .expect("must fail");
+    let err = TestPipelines::try_start(yaml)
+        .await
+        .err()
+        .expect("must fail");
     assert_eq!(
         err.to_string(),
         "pipeline `p`, output `f`: directory /nonexistent-seawall-dir does not exist"

@@ -1,414 +1,23 @@
 //! End-to-end tests of the HTTP/1.1 wire layer (`h1`, `server`, the gateway's upstream
 //! client) through the running daemon: raw bytes from a test client over loopback, through
-//! `App` on 127.0.0.1:0, to raw mock upstreams written here so the tests control framing on
-//! both sides.
+//! `App` on 127.0.0.1:0, to raw mock upstreams scripted here (`common::wire`) so the tests
+//! control framing on both sides.
 //!
-//! Every network wait is bounded ([`WAIT`]): a wire bug fails a test instead of hanging it.
-//! Nothing sleeps to let something happen; ordering comes from signals sent by the mock
-//! upstreams, and the one wait on the daemon (its listener closing) is a bounded poll.
+//! Every network wait is bounded (`common::wait::NO_HANG`): a wire bug fails a test instead of
+//! hanging it. Nothing sleeps to let something happen; ordering comes from signals sent by the
+//! mock upstreams, and the one wait on the daemon (its listener closing) is a bounded poll.
 
-use std::future::Future;
+mod common;
+
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use seawall::app::{App, RunningApp};
-use seawall::config::parse;
-use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use common::daemon::{wait_until_refused, Daemon};
+use common::wait::{recv, within};
+use common::wire::{ok, Framing, Head, RawUpstream, Wire};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
-
-/// Bound on every network wait of the test client.
-const WAIT: Duration = Duration::from_secs(5);
-
-/// `f`, or a panic naming `what` after [`WAIT`].
-async fn within<F: Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(WAIT, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out after {WAIT:?}: {what}"))
-}
-
-// ---------------------------------------------------------------------------------------
-// Raw HTTP/1.1 on a socket, for the test client and the mock upstreams alike.
-// ---------------------------------------------------------------------------------------
-
-/// How a body is delimited on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    Length(usize),
-    Chunked,
-    Close,
-}
-
-/// A parsed request or response head.
-#[derive(Debug, Clone, Default)]
-struct Head {
-    /// Requests only.
-    method: String,
-    /// Requests only.
-    target: String,
-    /// Responses only.
-    status: u16,
-    /// `1` for HTTP/1.1, `0` for HTTP/1.0.
-    minor: u8,
-    headers: Vec<(String, String)>,
-}
-
-impl Head {
-    /// The first value of `name` (case-insensitive).
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Whether header `name` lists `token` (comma-separated, case-insensitive).
-    fn has_token(&self, name: &str, token: &str) -> bool {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .flat_map(|(_, v)| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    }
-
-    fn content_length(&self) -> Option<usize> {
-        self.header("content-length")
-            .map(|v| v.trim().parse().expect("numeric content-length"))
-    }
-
-    fn request_framing(&self) -> Framing {
-        if self.has_token("transfer-encoding", "chunked") {
-            Framing::Chunked
-        } else {
-            Framing::Length(self.content_length().unwrap_or(0))
-        }
-    }
-
-    /// The framing of a response to a `method` request.
-    fn response_framing(&self, method: &str) -> Framing {
-        if method == "HEAD" || self.status < 200 || self.status == 204 || self.status == 304 {
-            Framing::Length(0)
-        } else if self.has_token("transfer-encoding", "chunked") {
-            Framing::Chunked
-        } else {
-            self.content_length()
-                .map_or(Framing::Close, Framing::Length)
-        }
-    }
-}
-
-/// A response read whole.
-#[derive(Debug)]
-struct Resp {
-    head: Head,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// A socket with a read buffer.
-struct Wire {
-    io: TcpStream,
-    buf: Vec<u8>,
-    /// Bound on each read: the test client's side has one, a mock upstream waits as long as
-    /// the runtime lives (an idle pooled connection waits for its next request).
-    limit: Option<Duration>,
-}
-
-impl Wire {
-    /// The test client's side: every read bounded by [`WAIT`].
-    async fn connect(addr: SocketAddr) -> Wire {
-        let io = within("connect", TcpStream::connect(addr))
-            .await
-            .expect("connect to the gateway");
-        Wire {
-            io,
-            buf: Vec::new(),
-            limit: Some(WAIT),
-        }
-    }
-
-    /// A mock upstream's side of an accepted connection.
-    fn accepted(io: TcpStream) -> Wire {
-        Wire {
-            io,
-            buf: Vec::new(),
-            limit: None,
-        }
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        within("write", self.io.write_all(bytes))
-            .await
-            .expect("write");
-    }
-
-    /// Reads more into the buffer: `false` at end of file (a reset counts as one).
-    async fn fill(&mut self) -> bool {
-        let mut chunk = vec![0u8; 64 * 1024];
-        let read = match self.limit {
-            Some(limit) => tokio::time::timeout(limit, self.io.read(&mut chunk))
-                .await
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "timed out after {limit:?} reading; buffered so far: {:?}",
-                        String::from_utf8_lossy(&self.buf)
-                    )
-                }),
-            None => self.io.read(&mut chunk).await,
-        };
-        match read {
-            Ok(0) | Err(_) => false,
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                true
-            }
-        }
-    }
-
-    /// A head's bytes through its blank line; `None` when the peer closed before any byte.
-    async fn head_bytes(&mut self) -> Option<Vec<u8>> {
-        loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                return Some(self.buf.drain(..i + 4).collect());
-            }
-            if !self.fill().await {
-                assert!(
-                    self.buf.is_empty(),
-                    "closed in the middle of a head: {:?}",
-                    String::from_utf8_lossy(&self.buf)
-                );
-                return None;
-            }
-        }
-    }
-
-    /// The next request head; `None` when the peer closed between requests.
-    async fn request_head(&mut self) -> Option<Head> {
-        let bytes = self.head_bytes().await?;
-        let mut slots = [httparse::EMPTY_HEADER; 128];
-        let mut req = httparse::Request::new(&mut slots);
-        assert!(
-            req.parse(&bytes).expect("valid request head").is_complete(),
-            "incomplete request head"
-        );
-        Some(Head {
-            method: req.method.unwrap().to_owned(),
-            target: req.path.unwrap().to_owned(),
-            minor: req.version.unwrap(),
-            headers: fields(req.headers),
-            ..Head::default()
-        })
-    }
-
-    /// The next response head; panics if the connection closes first.
-    async fn response_head(&mut self) -> Head {
-        let bytes = self
-            .head_bytes()
-            .await
-            .expect("a response, not the connection closing");
-        let mut slots = [httparse::EMPTY_HEADER; 128];
-        let mut resp = httparse::Response::new(&mut slots);
-        assert!(
-            resp.parse(&bytes)
-                .expect("valid response head")
-                .is_complete(),
-            "incomplete response head"
-        );
-        Head {
-            status: resp.code.unwrap(),
-            minor: resp.version.unwrap(),
-            headers: fields(resp.headers),
-            ..Head::default()
-        }
-    }
-
-    /// Exactly `n` bytes; panics if the connection closes first.
-    async fn exact(&mut self, n: usize) -> Vec<u8> {
-        while self.buf.len() < n {
-            assert!(
-                self.fill().await,
-                "closed after {} of {n} bytes",
-                self.buf.len()
-            );
-        }
-        self.buf.drain(..n).collect()
-    }
-
-    /// One CRLF-terminated line, without the CRLF.
-    async fn line(&mut self) -> Vec<u8> {
-        loop {
-            if let Some(i) = find(&self.buf, b"\r\n") {
-                let line = self.buf.drain(..i).collect();
-                self.buf.drain(..2);
-                return line;
-            }
-            assert!(self.fill().await, "closed in the middle of a line");
-        }
-    }
-
-    /// A body of `framing`, decoded. `progress` (if any) gets the running total of body bytes
-    /// each time more of the body has been read.
-    async fn body(
-        &mut self,
-        framing: Framing,
-        progress: Option<&mpsc::UnboundedSender<usize>>,
-    ) -> Vec<u8> {
-        let report = |total: usize| {
-            if let Some(p) = progress {
-                let _ = p.send(total);
-            }
-        };
-        match framing {
-            Framing::Length(n) => {
-                let mut body = Vec::new();
-                while body.len() < n {
-                    if self.buf.is_empty() {
-                        assert!(
-                            self.fill().await,
-                            "closed after {} of {n} bytes",
-                            body.len()
-                        );
-                    }
-                    let take = self.buf.len().min(n - body.len());
-                    body.extend(self.buf.drain(..take));
-                    report(body.len());
-                }
-                body
-            }
-            Framing::Chunked => {
-                let mut body = Vec::new();
-                loop {
-                    let line = String::from_utf8(self.line().await).expect("ASCII size line");
-                    let digits = line.split(';').next().unwrap().trim();
-                    let size = usize::from_str_radix(digits, 16)
-                        .unwrap_or_else(|_| panic!("bad chunk size line {line:?}"));
-                    if size == 0 {
-                        // Trailers, up to the blank line.
-                        while !self.line().await.is_empty() {}
-                        return body;
-                    }
-                    let mut left = size;
-                    while left > 0 {
-                        if self.buf.is_empty() {
-                            assert!(self.fill().await, "closed inside a chunk");
-                        }
-                        let take = self.buf.len().min(left);
-                        body.extend(self.buf.drain(..take));
-                        left -= take;
-                        report(body.len());
-                    }
-                    assert_eq!(self.exact(2).await, b"\r\n", "chunk data ends with CRLF");
-                }
-            }
-            Framing::Close => self.rest().await,
-        }
-    }
-
-    /// Everything until the peer closes.
-    async fn rest(&mut self) -> Vec<u8> {
-        while self.fill().await {}
-        std::mem::take(&mut self.buf)
-    }
-
-    /// The next request with its body; `None` when the peer closed between requests.
-    async fn request(&mut self) -> Option<(Head, Vec<u8>)> {
-        let head = self.request_head().await?;
-        let body = self.body(head.request_framing(), None).await;
-        Some((head, body))
-    }
-
-    /// The next response to a `method` request, with its body.
-    async fn response(&mut self, method: &str) -> Resp {
-        let head = self.response_head().await;
-        let body = self.body(head.response_framing(method), None).await;
-        Resp { head, body }
-    }
-
-    /// Asserts the peer closes without sending anything more.
-    async fn assert_closed(&mut self) {
-        let rest = self.rest().await;
-        assert!(
-            rest.is_empty(),
-            "expected the connection to close, got {:?}",
-            String::from_utf8_lossy(&rest)
-        );
-    }
-}
-
-fn fields(headers: &[httparse::Header<'_>]) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .map(|h| {
-            (
-                h.name.to_ascii_lowercase(),
-                String::from_utf8(h.value.to_vec()).expect("ASCII header value"),
-            )
-        })
-        .collect()
-}
-
-/// `200` with `body` and its `content-length`.
-fn ok(body: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(body);
-    out
-}
-
-// ---------------------------------------------------------------------------------------
-// Mock upstreams and the daemon.
-// ---------------------------------------------------------------------------------------
-
-/// A raw mock upstream: every accepted connection is handed to the test's script.
-struct Upstream {
-    addr: SocketAddr,
-    accepts: Arc<AtomicUsize>,
-}
-
-impl Upstream {
-    async fn start<F, Fut>(script: F) -> Upstream
-    where
-        F: Fn(Wire) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let accepts = Arc::new(AtomicUsize::new(0));
-        let counted = accepts.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                counted.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(script(Wire::accepted(stream)));
-            }
-        });
-        Upstream { addr, accepts }
-    }
-
-    /// Connections accepted so far.
-    fn accepts(&self) -> usize {
-        self.accepts.load(Ordering::SeqCst)
-    }
-}
 
 /// Answers every request on the connection with `200` and `METHOD TARGET BODY`.
 async fn echo(mut wire: Wire) {
@@ -420,13 +29,13 @@ async fn echo(mut wire: Wire) {
 }
 
 /// Starts the daemon with one generic provider `up` in front of `upstream`.
-async fn start_app(upstream: SocketAddr) -> RunningApp {
+async fn start_app(upstream: SocketAddr) -> Daemon {
     start_app_with_workers(upstream, 2).await
 }
 
 /// [`start_app`] with `server.workers` (0: the gateway runs on the test's own runtime, whose
 /// clock a test may pause).
-async fn start_app_with_workers(upstream: SocketAddr, workers: usize) -> RunningApp {
+async fn start_app_with_workers(upstream: SocketAddr, workers: usize) -> Daemon {
     let yaml = format!(
         "server: {{ listen: 127.0.0.1:0, shutdown_grace: 10s, workers: {workers} }}
 admin: {{ listen: 127.0.0.1:0 }}
@@ -434,16 +43,7 @@ providers:
   - {{ name: up, kind: generic, base_url: 'http://{upstream}', circuit_breaker: {{ failure_threshold: 1000 }} }}
 "
     );
-    App::start(parse(&yaml).unwrap(), Default::default())
-        .await
-        .unwrap()
-}
-
-/// Receives the next message, bounded.
-async fn recv<T>(rx: &mut mpsc::UnboundedReceiver<T>, what: &str) -> T {
-    within(what, rx.recv())
-        .await
-        .unwrap_or_else(|| panic!("channel closed waiting for {what}"))
+    Daemon::start(&yaml).await
 }
 
 /// Waits until `progress` reports at least `total` bytes.
@@ -462,7 +62,7 @@ async fn reach(progress: &mut mpsc::UnboundedReceiver<usize>, total: usize) {
 
 #[tokio::test]
 async fn pipelined_requests_in_one_write_are_answered_in_order() {
-    let up = Upstream::start(echo).await;
+    let up = RawUpstream::start(echo).await;
     let app = start_app(up.addr).await;
     let mut client = Wire::connect(app.gateway_addr()).await;
     client
@@ -499,7 +99,7 @@ async fn a_chunked_request_body_sent_in_pieces_reaches_the_upstream_intact() {
     let (heads_tx, mut heads) = mpsc::unbounded_channel::<Head>();
     let (progress_tx, mut progress) = mpsc::unbounded_channel::<usize>();
     let (bodies_tx, mut bodies) = mpsc::unbounded_channel::<(Framing, Vec<u8>)>();
-    let up = Upstream::start(move |mut wire: Wire| {
+    let up = RawUpstream::start(move |mut wire: Wire| {
         let (heads_tx, progress_tx, bodies_tx) =
             (heads_tx.clone(), progress_tx.clone(), bodies_tx.clone());
         async move {
@@ -568,7 +168,7 @@ async fn expect_100_continue_gets_a_100_before_the_body_is_sent() {
     let (bodies_tx, mut bodies) = mpsc::unbounded_channel::<Vec<u8>>();
     // The upstream behaves like a real server: it answers `100 Continue` itself when asked
     // (the gateway must swallow that interim response).
-    let up = Upstream::start(move |mut wire: Wire| {
+    let up = RawUpstream::start(move |mut wire: Wire| {
         let bodies_tx = bodies_tx.clone();
         async move {
             while let Some(head) = wire.request_head().await {
@@ -620,7 +220,7 @@ async fn expect_100_continue_gets_a_100_before_the_body_is_sent() {
 
 #[tokio::test]
 async fn a_chunked_upstream_response_reaches_the_client_chunked_and_intact() {
-    let up = Upstream::start(|mut wire: Wire| async move {
+    let up = RawUpstream::start(|mut wire: Wire| async move {
         while let Some((head, _)) = wire.request().await {
             wire.send(
                 b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n",
@@ -657,7 +257,7 @@ async fn a_chunked_upstream_response_reaches_the_client_chunked_and_intact() {
 
 #[tokio::test]
 async fn a_close_delimited_upstream_response_reaches_the_client_chunked_and_intact() {
-    let up = Upstream::start(|mut wire: Wire| async move {
+    let up = RawUpstream::start(|mut wire: Wire| async move {
         if let Some((head, _)) = wire.request().await {
             wire.send(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n")
                 .await;
@@ -694,8 +294,8 @@ async fn a_close_delimited_upstream_response_reaches_the_client_chunked_and_inta
 
 /// An upstream that answers `HEAD` with the length a `GET` would have (and no body), and
 /// `GET` with that body.
-async fn head_upstream() -> Upstream {
-    Upstream::start(|mut wire: Wire| async move {
+async fn head_upstream() -> RawUpstream {
+    RawUpstream::start(|mut wire: Wire| async move {
         while let Some((head, _)) = wire.request().await {
             if head.method == "HEAD" {
                 wire.send(
@@ -776,7 +376,7 @@ async fn a_head_response_keeps_the_upstream_content_length() {
 
 #[tokio::test]
 async fn bodiless_statuses_carry_no_body_and_the_connections_stay_in_step() {
-    let up = Upstream::start(|mut wire: Wire| async move {
+    let up = RawUpstream::start(|mut wire: Wire| async move {
         while let Some((head, _)) = wire.request().await {
             match head.target.as_str() {
                 "/204" => {
@@ -841,7 +441,7 @@ fn pattern(n: usize) -> Vec<u8> {
 
 #[tokio::test]
 async fn megabyte_bodies_stream_both_ways_intact() {
-    let up = Upstream::start(|mut wire: Wire| async move {
+    let up = RawUpstream::start(|mut wire: Wire| async move {
         while let Some((head, body)) = wire.request().await {
             if head.target == "/chunked" {
                 wire.send(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
@@ -904,7 +504,7 @@ async fn megabyte_bodies_stream_both_ways_intact() {
 
 #[tokio::test]
 async fn an_http10_client_gets_a_complete_response_then_the_connection_closes() {
-    let up = Upstream::start(|mut wire: Wire| async move {
+    let up = RawUpstream::start(|mut wire: Wire| async move {
         while let Some((head, _)) = wire.request().await {
             if head.target == "/chunked" {
                 wire.send(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\nstre\r\n")
@@ -947,7 +547,7 @@ async fn an_http10_client_gets_a_complete_response_then_the_connection_closes() 
 /// Sends `request` on a fresh connection and expects `status` with a JSON reason containing
 /// `reason`, `connection: close`, then the close; the upstream never hears of it.
 async fn refused(request: &[u8], status: u16, reason: &str) {
-    let up = Upstream::start(echo).await;
+    let up = RawUpstream::start(echo).await;
     let app = start_app(up.addr).await;
     let mut client = Wire::connect(app.gateway_addr()).await;
     client.send(request).await;
@@ -1016,7 +616,7 @@ async fn more_than_100_header_fields_is_a_431() {
 /// keep-alive connection left idle after a response are both closed once it passes.
 #[tokio::test(start_paused = true)]
 async fn heads_not_sent_within_the_header_timeout_close_the_connection() {
-    let up = Upstream::start(echo).await;
+    let up = RawUpstream::start(echo).await;
     let app = start_app_with_workers(up.addr, 0).await;
     let timeout = Duration::from_secs(30);
 
@@ -1056,7 +656,7 @@ async fn heads_not_sent_within_the_header_timeout_close_the_connection() {
 
 #[tokio::test]
 async fn sequential_requests_reuse_one_upstream_connection() {
-    let up = Upstream::start(echo).await;
+    let up = RawUpstream::start(echo).await;
     let app = start_app(up.addr).await;
     let mut client = Wire::connect(app.gateway_addr()).await;
     for i in 0..20 {
@@ -1095,7 +695,7 @@ async fn sequential_requests_reuse_one_upstream_connection() {
 /// would answer on it.
 #[tokio::test]
 async fn responses_that_refuse_keep_alive_are_not_pooled() {
-    let up = Upstream::start(|mut wire: Wire| async move {
+    let up = RawUpstream::start(|mut wire: Wire| async move {
         while let Some((head, _)) = wire.request().await {
             let answer = if head.target.ends_with("/close") {
                 "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 5\r\n\r\nclose"
@@ -1140,7 +740,7 @@ async fn an_upstream_that_closes_idle_connections_is_not_reused_stale() {
     let (closed_tx, mut closed) = mpsc::unbounded_channel::<()>();
     let close_now = Arc::new(Semaphore::new(0));
     let permits = close_now.clone();
-    let up = Upstream::start(move |mut wire: Wire| {
+    let up = RawUpstream::start(move |mut wire: Wire| {
         let (closed_tx, permits) = (closed_tx.clone(), permits.clone());
         async move {
             if let Some((head, _)) = wire.request().await {
@@ -1178,7 +778,7 @@ async fn an_upstream_that_closes_idle_connections_is_not_reused_stale() {
 /// (or a `200` if it chose to retry) is tolerated, a hang or a broken client connection is not.
 #[tokio::test]
 async fn a_request_lost_to_an_upstream_close_race_fails_cleanly() {
-    let up = Upstream::start(|mut wire: Wire| async move {
+    let up = RawUpstream::start(|mut wire: Wire| async move {
         let mut served = 0;
         while let Some((head, _)) = wire.request().await {
             if served == 1 && head.target == "/lost" {
@@ -1223,7 +823,7 @@ async fn a_request_lost_to_an_upstream_close_race_fails_cleanly() {
 
 #[tokio::test]
 async fn an_upstream_body_cut_short_ends_the_client_response_early_and_closes() {
-    let up = Upstream::start(|mut wire: Wire| async move {
+    let up = RawUpstream::start(|mut wire: Wire| async move {
         if let Some((head, _)) = wire.request().await {
             if head.target == "/chunked" {
                 wire.send(
@@ -1274,24 +874,12 @@ async fn an_upstream_body_cut_short_ends_the_client_response_early_and_closes() 
 // 9. Graceful shutdown.
 // ---------------------------------------------------------------------------------------
 
-/// Connects until `addr` refuses (the accept loop drops its listener asynchronously after
-/// `shutdown()`); panics if it still accepts after about two seconds.
-async fn wait_until_refused(addr: SocketAddr) {
-    for _ in 0..100 {
-        match TcpStream::connect(addr).await {
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return,
-            _ => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    }
-    panic!("{addr} still accepts connections after shutdown");
-}
-
 #[tokio::test]
 async fn shutdown_finishes_the_in_flight_request_then_closes_and_refuses_new_connections() {
     let (arrived_tx, mut arrived) = mpsc::unbounded_channel::<String>();
     let release = Arc::new(Semaphore::new(0));
     let gate = release.clone();
-    let up = Upstream::start(move |mut wire: Wire| {
+    let up = RawUpstream::start(move |mut wire: Wire| {
         let (arrived_tx, gate) = (arrived_tx.clone(), gate.clone());
         async move {
             while let Some((head, _)) = wire.request().await {

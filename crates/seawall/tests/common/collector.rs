@@ -1,22 +1,20 @@
-//! A scripted NDJSON collector: a real HTTP/1 server on 127.0.0.1 that answers each request
-//! as its current `Mode` says and records the lines of every batch it accepted.
+//! A scripted collector for pipeline `http` outputs: a real HTTP/1 server on 127.0.0.1 that
+//! answers each batch as its current [`Mode`] says and keeps the batches it accepted.
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http::{Response, StatusCode};
+use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+
+use super::serve::serve;
 
 /// How the collector answers.
 #[derive(Clone, Copy, Debug)]
 pub enum Mode {
-    /// 200, and the lines are kept.
+    /// 200, and the batch is kept.
     Ok,
-    /// This status (with `retry-after: 1` on 429/503); nothing kept.
+    /// This status (with `retry-after: 1` on 429 and 503); nothing kept.
     Status(u16),
     /// Never answers.
     Hang,
@@ -26,54 +24,65 @@ pub enum Mode {
 
 struct State {
     mode: Mode,
-    lines: Vec<String>,
+    /// The lines of each accepted batch, in arrival order.
+    batches: Vec<Vec<String>>,
+    /// Requests received, answered or not.
     requests: usize,
 }
 
-/// A running collector.
+/// A running collector; it stops with the test's runtime.
 #[derive(Clone)]
 pub struct Collector {
+    /// `http://127.0.0.1:PORT/ingest`, for an output's `endpoint` or `alternates`.
     pub url: String,
     state: Arc<Mutex<State>>,
 }
 
 impl Collector {
+    /// Starts a collector answering as `mode` says.
     pub async fn start(mode: Mode) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/ingest", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State {
             mode,
-            lines: Vec::new(),
+            batches: Vec::new(),
             requests: 0,
         }));
         let shared = state.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let state = state.clone();
-                        async move {
-                            let body = req.into_body().collect().await.unwrap().to_bytes();
-                            Ok::<_, Infallible>(answer(&state, &body).await)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+        let addr = serve(move |req: http::Request<hyper::body::Incoming>, _| {
+            let state = shared.clone();
+            async move {
+                let body = req.into_body().collect().await?.to_bytes();
+                Ok::<_, hyper::Error>(answer(&state, &body).await)
             }
-        });
-        Collector { url, state }
+        })
+        .await;
+        Collector {
+            url: format!("http://{addr}/ingest"),
+            state,
+        }
     }
 
+    /// `n` collectors, each answering as `mode` says.
+    pub async fn several(n: usize, mode: Mode) -> Vec<Collector> {
+        let mut all = Vec::new();
+        for _ in 0..n {
+            all.push(Collector::start(mode).await);
+        }
+        all
+    }
+
+    /// Answers as `mode` says from the next request on.
     pub fn set(&self, mode: Mode) {
         self.state.lock().unwrap().mode = mode;
     }
 
+    /// Every accepted batch, as its lines, in arrival order.
+    pub fn batches(&self) -> Vec<Vec<String>> {
+        self.state.lock().unwrap().batches.clone()
+    }
+
     /// Lines of every accepted batch, in arrival order.
     pub fn lines(&self) -> Vec<String> {
-        self.state.lock().unwrap().lines.clone()
+        self.batches().concat()
     }
 
     /// Requests received (answered or not).
@@ -96,7 +105,7 @@ async fn answer(state: &Mutex<State>, body: &Bytes) -> Response<Full<Bytes>> {
         if status == Some(200) {
             let text = std::str::from_utf8(body).unwrap();
             assert!(text.ends_with('\n'), "a batch is NDJSON: {text:?}");
-            s.lines.extend(text.lines().map(str::to_owned));
+            s.batches.push(text.lines().map(str::to_owned).collect());
         }
         status
     };
@@ -107,7 +116,7 @@ async fn answer(state: &Mutex<State>, body: &Bytes) -> Response<Full<Bytes>> {
     *resp.status_mut() = StatusCode::from_u16(code).unwrap();
     if code == 429 || code == 503 {
         resp.headers_mut()
-            .insert("retry-after", http::HeaderValue::from_static("1"));
+            .insert("retry-after", HeaderValue::from_static("1"));
     }
     resp
 }

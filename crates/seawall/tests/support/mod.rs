@@ -1,4 +1,0 @@
-//! Helpers for end-to-end tests over loopback sockets.
-
-pub mod gateway;
-pub mod upstream;
