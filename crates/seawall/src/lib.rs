@@ -4,9 +4,12 @@
 //! HTTP upstream) with a circuit breaker per provider × endpoint, configured by one YAML file.
 //!
 //! # Layout
+//! `docs/ARCHITECTURE.md` in the repository draws the layers, how a gateway request and an
+//! ingested event flow, who owns what, and where to add a provider kind, an output type or a
+//! metric. In short:
 //! - [`config`]: the YAML schema, loading with `line:column` errors, secrets from the env.
 //! - [`breakers`]: breaker policies from config, per-provider registries, transition logging.
-//! - [`metrics`]: the Prometheus metrics of DESIGN §5.
+//! - [`metrics`]: the Prometheus metrics (prefix `seawall_`).
 //! - [`timeline`]: the bounded ring of recent breaker transitions (`GET /v1/transitions`).
 //! - [`message`]: what handlers receive and answer ([`message::Reply`]), JSON replies.
 //! - `http1`: the HTTP/1.1 transport: codec, client connections, upstream connections.

@@ -1,4 +1,4 @@
-//! Prometheus metrics of the daemon, named as in DESIGN §5 (prefix `seawall_`), encoded in
+//! Prometheus metrics of the daemon (prefix `seawall_`, listed in the README), encoded in
 //! the text exposition format for the admin `/metrics` endpoint.
 
 use foldhash::HashMap;

@@ -1,4 +1,4 @@
-//! The gateway's request events (DESIGN §1, §3): one JSON event per request that reached a
+//! The gateway's request events: one JSON event per request that reached a
 //! provider's admission, submitted without waiting to the pipeline named by
 //! `telemetry.pipeline`, unless the provider host's `seawall.telemetry.enabled` flag is off.
 //!

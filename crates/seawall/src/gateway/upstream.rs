@@ -100,7 +100,7 @@ impl Upstream {
     }
 }
 
-/// The statuses each kind counts as failures (DESIGN §2).
+/// The statuses each kind counts as failures (the README's provider table).
 fn default_failure_status(kind: ProviderKind) -> &'static [u16] {
     match kind {
         ProviderKind::Anthropic => &[429, 500, 503, 504, 529],
