@@ -176,16 +176,7 @@ impl CircuitBreaker {
     /// ```
     pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, CallError<E>> {
         let permit = self.try_acquire().map_err(CallError::Rejected)?;
-        match f() {
-            Ok(v) => {
-                permit.success();
-                Ok(v)
-            }
-            Err(e) => {
-                permit.failure();
-                Err(CallError::Failed(e))
-            }
-        }
+        settle(permit, f())
     }
 
     /// Awaits `fut` if the breaker admits it: `Ok` counts as success, `Err` as failure. If the
@@ -211,16 +202,7 @@ impl CircuitBreaker {
         F: Future<Output = Result<T, E>>,
     {
         let permit = self.try_acquire().map_err(CallError::Rejected)?;
-        match fut.await {
-            Ok(v) => {
-                permit.success();
-                Ok(v)
-            }
-            Err(e) => {
-                permit.failure();
-                Err(CallError::Failed(e))
-            }
-        }
+        settle(permit, fut.await)
     }
 
     /// The current state. Reading is truthful: an open period that has ended shows (and
@@ -379,6 +361,20 @@ impl Inner {
                 trips: ctl.trips,
                 transitions: ctl.transitions,
             },
+        }
+    }
+}
+
+/// Reports a call's result to its permit: `Ok` a success, `Err` a failure.
+fn settle<T, E>(permit: Permit<'_>, result: Result<T, E>) -> Result<T, CallError<E>> {
+    match result {
+        Ok(v) => {
+            permit.success();
+            Ok(v)
+        }
+        Err(e) => {
+            permit.failure();
+            Err(CallError::Failed(e))
         }
     }
 }
