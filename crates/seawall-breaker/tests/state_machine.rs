@@ -444,3 +444,34 @@ fn a_listener_may_call_back_into_the_breaker_without_deadlock() {
         [(State::Open, State::Open), (State::Closed, State::Closed)]
     );
 }
+
+#[test]
+fn check_answers_as_admission_would_without_changing_or_counting_anything() {
+    let clock = ManualClock::new();
+    let cb = breaker(builder(&clock).failure_threshold(1).half_open_max_calls(1));
+    assert!(cb.check().is_ok());
+    fail(&cb, 1);
+    let open = cb.check().unwrap_err();
+    assert_eq!(open.retry_after(), 30 * SEC);
+    assert_eq!(
+        cb.snapshot().counts.rejected,
+        0,
+        "a check is not a rejection"
+    );
+    clock.advance(30 * SEC);
+    // The open period is over: a call would be admitted.
+    assert!(cb.check().is_ok());
+    let probe = cb.try_acquire().unwrap();
+    assert_eq!(
+        cb.check().unwrap_err().retry_after(),
+        SEC,
+        "the only probe is taken"
+    );
+    probe.success();
+    assert!(cb.check().is_ok());
+    cb.force_open();
+    assert!(cb.check().unwrap_err().is_forced());
+    cb.set_mode(Mode::MetricsOnly);
+    cb.trip(Reason::Manual);
+    assert!(cb.check().is_ok(), "metrics-only never rejects");
+}

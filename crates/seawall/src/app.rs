@@ -45,11 +45,7 @@ const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Bounds of the admin listener: a handful of scrapers and operators, quick answers.
 fn admin_limits() -> Limits {
-    Limits {
-        max_connections: 64,
-        shutdown_grace: Duration::from_secs(2),
-        timeouts: Timeouts::default(),
-    }
+    Limits::new(64, Duration::from_secs(2))
 }
 
 /// Why the daemon could not start.
@@ -207,10 +203,17 @@ impl App {
         let admin = Arc::new(admin);
 
         let (stop, _) = broadcast::channel::<()>(1);
+        let t = &config.server.timeouts;
         let gateway_limits = Limits {
             max_connections: config.server.max_connections,
             shutdown_grace: config.server.shutdown_grace,
-            timeouts: Timeouts::default(),
+            timeouts: Timeouts {
+                keepalive_idle: t.keepalive_idle,
+                request_head: t.request_head,
+                request_body_idle: t.request_body_idle,
+                response_write_idle: t.response_write_idle,
+            },
+            h2_max_streams: config.server.h2.max_concurrent_streams,
         };
         // No wrapping `async` block: the request future is `Router::handle`'s own.
         let handler = move |req, remote| router.clone().handle(req, remote);

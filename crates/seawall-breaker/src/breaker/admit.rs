@@ -92,6 +92,41 @@ impl Inner {
         }
     }
 
+    /// What [`acquire`](Self::acquire) would answer now, changing nothing.
+    pub(super) fn check(&self) -> Result<(), Rejected> {
+        let w = self.load();
+        let refused = |retry_after: Duration, forced| {
+            if w.mode() == Mode::MetricsOnly {
+                Ok(())
+            } else {
+                Err(Rejected {
+                    retry_after_nanos: saturating_nanos(retry_after),
+                    forced,
+                })
+            }
+        };
+        match w.state() {
+            State::Closed => Ok(()),
+            State::Open if w.mode() == Mode::ForcedOpen => refused(self.config.open_timeout, true),
+            State::Open => {
+                let (now, until) = (self.now(), self.open_until.load(Acquire));
+                if now < until {
+                    refused(Duration::from_nanos(until - now), false)
+                } else {
+                    Ok(())
+                }
+            }
+            State::HalfOpen => {
+                let expired = self.now() >= self.probe_deadline.load(Acquire);
+                if expired || w.in_flight() + w.successes() < self.config.half_open_max_calls {
+                    Ok(())
+                } else {
+                    refused(PROBES_BUSY_HINT, false)
+                }
+            }
+        }
+    }
+
     /// Rejects, or in `MetricsOnly` admits a call whose outcome is not counted.
     pub(super) fn refuse(&self, w: Word, retry_after: Duration) -> Result<Ticket, Rejected> {
         if w.mode() == Mode::MetricsOnly {

@@ -157,6 +157,22 @@ impl CircuitBreaker {
         inner.acquire().map(|t| Permit::new(inner, t))
     }
 
+    /// Whether a call would be admitted now, without taking a permit or counting anything:
+    /// for work that must wait before the call (reading a client's upload, say) and should
+    /// not even start when the answer is no. The call itself still asks
+    /// [`try_acquire`](Self::try_acquire), which may refuse it if the state moved meanwhile.
+    ///
+    /// ```
+    /// use seawall_breaker::{CircuitBreaker, Config};
+    /// let cb = CircuitBreaker::new(Config::default());
+    /// assert!(cb.check().is_ok());
+    /// cb.force_open();
+    /// assert!(cb.check().unwrap_err().is_forced());
+    /// ```
+    pub fn check(&self) -> Result<(), Rejected> {
+        self.inner.check()
+    }
+
     /// Like [`try_acquire`](Self::try_acquire), but the permit owns a handle to the breaker
     /// so it can live in a `'static` future.
     pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejected> {

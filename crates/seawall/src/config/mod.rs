@@ -38,8 +38,8 @@ pub use breaker::{BreakerSettings, DEFAULT_OPEN_TIMEOUT_MAX};
 pub use error::{ConfigError, Location, Position};
 pub use load::{load, parse};
 pub use model::{
-    AdminConfig, AuthConfig, AuthMode, Config, FeatureFlagsConfig, GlobalHealthConfig,
-    ServerConfig, TelemetryConfig,
+    AdminConfig, AuthConfig, AuthMode, Config, FeatureFlagsConfig, GlobalHealthConfig, H2Config,
+    ServerConfig, ServerTimeouts, TelemetryConfig,
 };
 pub use pipeline::{
     BatchConfig, FallbackConfig, OutputConfig, OutputType, PipelineConfig, QueueConfig,

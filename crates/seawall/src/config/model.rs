@@ -79,6 +79,10 @@ pub struct ServerConfig {
     /// socket (like nginx's worker processes). Default: one per CPU. `0` serves it on the
     /// main runtime's shared, work-stealing threads instead (`TOKIO_WORKER_THREADS`).
     pub workers: usize,
+    /// How long a client connection may wait at each step.
+    pub timeouts: ServerTimeouts,
+    /// HTTP/2 (h2c) settings.
+    pub h2: H2Config,
 }
 
 impl Default for ServerConfig {
@@ -89,6 +93,56 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             max_connections: 10_000,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            timeouts: ServerTimeouts::default(),
+            h2: H2Config::default(),
+        }
+    }
+}
+
+/// The gateway listener's client timeouts (HTTP/1 and h2c alike); each must be > 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerTimeouts {
+    /// From the first byte of a request head to its end (slow-loris guard). Default `30s`.
+    #[serde(with = "duration")]
+    pub request_head: Duration,
+    /// Longest pause in a request body while it is read; the client gets `408` and the
+    /// connection closes. Default `30s`.
+    #[serde(with = "duration")]
+    pub request_body_idle: Duration,
+    /// Longest pause in writing a response to a client that does not read it; the
+    /// connection closes. Default `30s`.
+    #[serde(with = "duration")]
+    pub response_write_idle: Duration,
+    /// Longest wait for the next request on an idle connection (HTTP/1 keep-alive, an h2c
+    /// connection with no open stream). Default `60s`.
+    #[serde(with = "duration")]
+    pub keepalive_idle: Duration,
+}
+
+impl Default for ServerTimeouts {
+    fn default() -> Self {
+        ServerTimeouts {
+            request_head: Duration::from_secs(30),
+            request_body_idle: Duration::from_secs(30),
+            response_write_idle: Duration::from_secs(30),
+            keepalive_idle: Duration::from_secs(60),
+        }
+    }
+}
+
+/// HTTP/2 (h2c) settings of the gateway listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct H2Config {
+    /// Streams one connection may have open at once. Default 100; at least 1.
+    pub max_concurrent_streams: u32,
+}
+
+impl Default for H2Config {
+    fn default() -> Self {
+        H2Config {
+            max_concurrent_streams: 100,
         }
     }
 }

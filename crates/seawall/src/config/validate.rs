@@ -157,6 +157,15 @@ impl Validator<'_> {
     fn server(&self, c: &Config) -> Checked {
         self.at_least_one("server.max_body", c.server.max_body)?;
         self.at_least_one("server.max_connections", c.server.max_connections as u64)?;
+        let t = &c.server.timeouts;
+        self.positive("server.timeouts.request_head", t.request_head)?;
+        self.positive("server.timeouts.request_body_idle", t.request_body_idle)?;
+        self.positive("server.timeouts.response_write_idle", t.response_write_idle)?;
+        self.positive("server.timeouts.keepalive_idle", t.keepalive_idle)?;
+        self.at_least_one(
+            "server.h2.max_concurrent_streams",
+            c.server.h2.max_concurrent_streams.into(),
+        )?;
         if c.auth.is_none() && !c.server.listen.ip().is_loopback() {
             return self.fail(
                 "server.listen",

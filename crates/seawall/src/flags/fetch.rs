@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::header::{ACCEPT, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Method, Uri};
-use http_body_util::{BodyExt, Empty};
 use seawall_flags::{FetchError, Fetcher, FlagSet};
 
 use crate::http1::outbound::{Outgoing, Pools};
@@ -71,12 +70,10 @@ impl Fetcher for PooledFetcher {
             method: &Method::GET,
             target: [target, "", "", ""],
             headers: &self.headers,
+            upgrade: None,
         };
-        let body = Empty::<Bytes>::new()
-            .map_err(|never| match never {})
-            .boxed_unsync();
         let response = pool
-            .send(request, body, self.timeout, self.timeout)
+            .send(request, Bytes::new(), self.timeout, self.timeout)
             .await
             .map_err(|e| FetchError::Transport(e.to_string()))?;
         if !response.status.is_success() {

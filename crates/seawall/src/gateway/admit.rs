@@ -28,6 +28,27 @@ pub(crate) enum Refused {
     NoBreakers,
 }
 
+/// Whether `primary`'s breaker and every fallback's would refuse a call now (asking changes
+/// and counts nothing): a request that would be refused is not read first.
+pub(crate) fn would_refuse(
+    upstreams: &HashMap<String, Upstream>,
+    breakers: &Breakers,
+    primary: &Upstream,
+    endpoint: &str,
+) -> bool {
+    let refuses = |upstream: &Upstream| {
+        breakers
+            .provider(&upstream.name)
+            .is_some_and(|pb| pb.breaker(endpoint, None).0.check().is_err())
+    };
+    refuses(primary)
+        && primary
+            .fallbacks
+            .iter()
+            .filter_map(|name| upstreams.get(name))
+            .all(refuses)
+}
+
 /// Asks `primary`'s breaker, then its fallbacks', for a permit; every refusal is counted.
 pub(crate) fn admit<'a>(
     upstreams: &'a HashMap<String, Upstream>,

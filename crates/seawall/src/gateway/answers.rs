@@ -155,6 +155,16 @@ pub(crate) fn too_large(limit: u64) -> Response<Body> {
     )
 }
 
+/// `408`: the client paused its request body longer than `server.timeouts.request_body_idle`
+/// (the connection closes after it).
+pub(crate) fn body_timeout() -> Response<Body> {
+    json_error(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        "the request body stalled longer than server.timeouts.request_body_idle",
+    )
+}
+
 /// `400`: the request could not be read or forwarded as given.
 pub(crate) fn bad_request(message: &str) -> Response<Body> {
     json_error(StatusCode::BAD_REQUEST, "invalid_request", message)

@@ -10,9 +10,11 @@ use std::time::Duration;
 use bytes::{Buf, Bytes};
 use hyper::body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+use prometheus_client::metrics::counter::Counter;
 use seawall_breaker::OwnedPermit;
 use tokio::time::{Instant, Sleep};
 
+use super::metrics::ProviderMetrics;
 use super::sse::SseScanner;
 use super::verdict::{judge, Happened};
 use crate::http1::BoxError;
@@ -39,23 +41,31 @@ pin_project! {
         permit: Option<OwnedPermit>,
         sse: Option<SseScanner>,
         done: bool,
+        // Counts a client that leaves before the end.
+        disconnects: Counter,
     }
 
     impl<B> PinnedDrop for GuardedBody<B> {
         fn drop(this: Pin<&mut Self>) {
-            // Dropped before its end: the client went away.
-            settle(this.project().permit, Happened::ClientGone);
+            let this = this.project();
+            if !*this.done {
+                // Dropped before its end: the client went away.
+                this.disconnects.inc();
+                settle(this.permit, Happened::ClientGone);
+            }
         }
     }
 }
 
 impl<B: Body> GuardedBody<B> {
-    /// Guards `inner`; `permit` (if any) gets the verdict, `sse` (if any) scans the stream.
+    /// Guards `inner`; `permit` (if any) gets the verdict, `sse` (if any) scans the stream,
+    /// `metrics` count a client that leaves before the end.
     pub(crate) fn new(
         inner: B,
         idle: Duration,
         permit: Option<OwnedPermit>,
         sse: Option<SseScanner>,
+        metrics: &ProviderMetrics,
     ) -> Self {
         let mut body = GuardedBody {
             idle_timer: None,
@@ -65,6 +75,7 @@ impl<B: Body> GuardedBody<B> {
             permit,
             sse,
             done: false,
+            disconnects: metrics.disconnects.clone(),
         };
         if body.inner.is_end_stream() {
             // The server will not poll an empty body: give the verdict now.
@@ -218,6 +229,10 @@ mod tests {
         CircuitBreaker::new(Config::builder().failure_threshold(1).build().unwrap())
     }
 
+    fn metrics() -> ProviderMetrics {
+        super::super::metrics::Families::register(&crate::metrics::Metrics::new()).of("p")
+    }
+
     fn guarded(
         cb: &CircuitBreaker,
         bytes: &'static [u8],
@@ -229,6 +244,7 @@ mod tests {
             Duration::from_secs(5),
             permit,
             SseScanner::for_kind(kind),
+            &metrics(),
         )
     }
 
@@ -257,6 +273,7 @@ mod tests {
             Duration::from_secs(5),
             cb.try_acquire_owned().ok(),
             None,
+            &metrics(),
         ));
         tx.send_data(Bytes::from_static(b"first")).await.unwrap();
         let first = body.frame().await.unwrap().unwrap();
@@ -265,6 +282,31 @@ mod tests {
         assert!(err.is::<IdleTimeout>());
         assert_eq!(cb.state(), State::Open);
         drop(tx);
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_before_its_end_is_a_client_disconnect_and_no_verdict() {
+        let cb = breaker();
+        let metrics = metrics();
+        let (_tx, rx) = http_body_util::channel::Channel::<Bytes, BoxError>::new(1);
+        let body = GuardedBody::new(
+            rx,
+            Duration::from_secs(5),
+            cb.try_acquire_owned().ok(),
+            None,
+            &metrics,
+        );
+        drop(body);
+        assert_eq!(metrics.disconnects.get(), 1);
+        assert_eq!(cb.snapshot().counts.consecutive_failures, 0);
+        let whole = Full::new(Bytes::from_static(b"done"));
+        let body = GuardedBody::new(whole, Duration::from_secs(5), None, None, &metrics);
+        body.collect().await.unwrap();
+        assert_eq!(
+            metrics.disconnects.get(),
+            1,
+            "a body read to its end is no disconnect"
+        );
     }
 
     #[tokio::test]

@@ -14,14 +14,14 @@ use super::admit::Admitted;
 use super::answers::{self, X_SEAWALL_FALLBACK};
 use super::body::{GuardedBody, Prefixed};
 use super::quota::{is_insufficient_quota, ERROR_PEEK_LIMIT};
-use super::request::is_too_large;
 use super::sse::SseScanner;
 use super::upstream::Upstream;
 use super::verdict::{judge, Happened};
+use super::websocket::CountedTunnel;
 use super::{headers, Route};
 use crate::config::ProviderKind;
-use crate::http1::outbound::{Outgoing, ResponseBody, SendError, UpstreamBody, UpstreamResponse};
-use crate::message::{full, Body, Reply};
+use crate::http1::outbound::{Outgoing, ResponseBody, SendError, UpstreamResponse};
+use crate::message::{full, Body, Reply, Tunnel, UpgradeRequest};
 use crate::metrics::Metrics;
 
 /// What forwarding needs from the gateway.
@@ -29,7 +29,6 @@ pub(crate) struct Forwarder<'a> {
     pub(crate) metrics: &'a Metrics,
     /// Client authentication is on: client credentials are not forwarded.
     pub(crate) auth_on: bool,
-    pub(crate) max_body: u64,
 }
 
 impl Forwarder<'_> {
@@ -38,7 +37,7 @@ impl Forwarder<'_> {
         &self,
         call: Admitted<'_>,
         mut parts: request::Parts,
-        body: UpstreamBody,
+        body: Bytes,
         route: Route<'_>,
         client_ip: IpAddr,
     ) -> Reply {
@@ -49,10 +48,12 @@ impl Forwarder<'_> {
             fallback,
         } = call;
         headers::to_upstream(&mut parts.headers, upstream, client_ip, self.auth_on);
+        let upgrade = parts.extensions.remove::<UpgradeRequest>().map(|u| u.0);
         let outgoing = Outgoing {
             method: &parts.method,
             target: upstream.target(route.endpoint, route.query),
             headers: &parts.headers,
+            upgrade: upgrade.as_ref(),
         };
         let started = Instant::now();
         let timeouts = &upstream.timeouts;
@@ -77,7 +78,20 @@ impl Forwarder<'_> {
             fallback,
             "upstream response"
         );
-        let mut reply = respond(upstream, permit, resp).await;
+        let mut resp = resp;
+        let mut reply = match (resp.upgraded.take(), upgrade) {
+            (Some(upgraded), Some(protocol)) => {
+                let head = Happened::Head {
+                    status,
+                    retry_after: None,
+                    quota_exhausted: false,
+                };
+                judge(head, &upstream.failure_status).apply(permit);
+                let io = Box::new(CountedTunnel::new(upgraded, &upstream.metrics));
+                Reply::switching(resp.headers, protocol, Tunnel(io))
+            }
+            _ => respond(upstream, permit, resp).await,
+        };
         if fallback {
             if let Ok(v) = HeaderValue::try_from(name) {
                 reply.headers_mut().insert(X_SEAWALL_FALLBACK, v);
@@ -96,7 +110,6 @@ impl Forwarder<'_> {
         secs: f64,
     ) -> Reply {
         let happened = match &error {
-            SendError::Body(_) => Happened::ClientBodyFailed,
             SendError::Connect(_) => Happened::ConnectFailed,
             SendError::ConnectTimeout(_) => Happened::ConnectTimedOut,
             SendError::FirstByteTimeout => Happened::FirstByteTimedOut,
@@ -104,14 +117,10 @@ impl Forwarder<'_> {
         };
         judge(happened, &upstream.failure_status).apply(permit);
         let name = upstream.name.as_str();
-        if happened != Happened::ClientBodyFailed {
-            self.metrics.observe_upstream(name, endpoint, "error", secs);
-            tracing::debug!(provider = name, endpoint, %error, latency_ms = secs * 1e3,
-                "upstream request failed");
-        }
+        self.metrics.observe_upstream(name, endpoint, "error", secs);
+        tracing::debug!(provider = name, endpoint, %error, latency_ms = secs * 1e3,
+            "upstream request failed");
         match error {
-            SendError::Body(e) if is_too_large(&*e) => answers::too_large(self.max_body),
-            SendError::Body(_) => answers::bad_request("the request body could not be read"),
             SendError::ConnectTimeout(_) => answers::gateway_timeout(name, "connect"),
             SendError::FirstByteTimeout => {
                 answers::gateway_timeout(name, "no response headers in time")
@@ -129,6 +138,7 @@ async fn respond(upstream: &Upstream, permit: OwnedPermit, resp: UpstreamRespons
         status,
         headers,
         body,
+        ..
     } = resp;
     let idle = upstream.timeouts.idle;
     let retry_after = seawall_http::retry_after(&headers, SystemTime::now());
@@ -161,9 +171,10 @@ async fn respond(upstream: &Upstream, permit: OwnedPermit, resp: UpstreamRespons
     let body: Body = match peeked {
         Peeked::Whole(bytes) => full(bytes),
         Peeked::Long(prefix, rest) => {
-            Prefixed::new(prefix, GuardedBody::new(rest, idle, held, scanner)).boxed()
+            let rest = GuardedBody::new(rest, idle, held, scanner, &upstream.metrics);
+            Prefixed::new(prefix, rest).boxed()
         }
-        Peeked::Not(body) => GuardedBody::new(body, idle, held, scanner).boxed(),
+        Peeked::Not(body) => GuardedBody::new(body, idle, held, scanner, &upstream.metrics).boxed(),
     };
     Reply::passing(status, headers, body)
 }

@@ -17,12 +17,14 @@ mod body;
 mod error;
 mod forward;
 mod headers;
+mod metrics;
 mod quota;
 mod request;
 mod route;
 mod sse;
 mod upstream;
 mod verdict;
+mod websocket;
 
 use foldhash::HashMap;
 use std::net::SocketAddr;
@@ -111,13 +113,15 @@ impl Gateway {
         pools: Arc<Pools>,
     ) -> Result<Gateway, GatewayError> {
         let mut upstreams = HashMap::default();
+        let families = metrics::Families::register(&metrics);
         for p in &config.providers {
             if breakers.provider(&p.name).is_none() {
                 return Err(GatewayError::MissingBreakers {
                     provider: p.name.clone(),
                 });
             }
-            let upstream = Upstream::new(p, secrets.provider_keys.get(&p.name), &pools)?;
+            let key = secrets.provider_keys.get(&p.name);
+            let upstream = Upstream::new(p, key, &pools, &families)?;
             upstreams.insert(p.name.clone(), upstream);
         }
         Ok(Gateway {
@@ -219,26 +223,53 @@ impl Gateway {
         if request::declared_length(&parts.headers).is_some_and(|n| n > s.max_body) {
             return (answers::too_large(s.max_body).into(), None);
         }
-        let (body, model) = if s.wants_model(primary) {
-            // Boxed: per-model reading is the rarer path; its state stays off the hot future.
-            match Box::pin(request::buffered(body, s.max_body)).await {
-                Ok(read) => read,
-                Err(BodyError::TooLarge) => return (answers::too_large(s.max_body).into(), None),
-                Err(BodyError::Unreadable) => {
-                    let reply = answers::bad_request("the request body could not be read");
-                    return (reply.into(), None);
+        let wants_model = s.wants_model(primary);
+        // A request every breaker would refuse is refused before its body is read (so its
+        // client is never invited to upload); the refusal itself goes through `admit`, which
+        // counts it (and admits it after all if a breaker recovered meanwhile).
+        let mut early = None;
+        if !wants_model && admit::would_refuse(&s.upstreams, &s.breakers, primary, route.endpoint) {
+            early = Some(admit::admit(
+                &s.upstreams,
+                &s.breakers,
+                primary,
+                route.endpoint,
+                None,
+            ));
+        }
+        if let Some(Err(Refused::Rejected(rejected, state))) = &early {
+            let reply = answers::rejection(primary.kind, &primary.name, route.endpoint, rejected);
+            return (
+                reply.into(),
+                event(None, Outcome::Rejected, Some(state.as_str())),
+            );
+        }
+        // Read whole before the call is admitted: a slow uploader holds no permit, and an
+        // attempt can be sent again. `100 Continue` goes out now, when it is first read.
+        let body = match request::read(body, s.max_body).await {
+            Ok(body) => body,
+            Err(error) => {
+                if let Some(Ok(call)) = early {
+                    verdict::judge(verdict::Happened::ClientBodyFailed, &[]).apply(call.permit);
                 }
+                return (unreadable(error, s.max_body), None);
             }
-        } else {
-            (request::streamed(body, s.max_body), None)
         };
-        let call = admit::admit(
-            &s.upstreams,
-            &s.breakers,
-            primary,
-            route.endpoint,
-            model.as_deref(),
-        );
+        let model = if wants_model {
+            request::model_of(&body)
+        } else {
+            None
+        };
+        let call = match early {
+            Some(Ok(call)) => Ok(call),
+            _ => admit::admit(
+                &s.upstreams,
+                &s.breakers,
+                primary,
+                route.endpoint,
+                model.as_deref(),
+            ),
+        };
         let call = match call {
             Ok(call) => call,
             Err(Refused::Rejected(rejected, state)) => {
@@ -256,7 +287,6 @@ impl Gateway {
         let forwarder = Forwarder {
             metrics: &s.metrics,
             auth_on: s.auth.is_on(),
-            max_body: s.max_body,
         };
         // Read once the response head is known: the call may have tripped it.
         let breaker = wants_event.then(|| call.permit.breaker().clone());
@@ -271,6 +301,19 @@ impl Gateway {
         let state = breaker.map(|b| b.state().as_str());
         (reply, event(model, outcome, state))
     }
+}
+
+/// What the client is told when its request body could not be read.
+fn unreadable(error: BodyError, max_body: u64) -> Reply {
+    match error {
+        BodyError::TooLarge => answers::too_large(max_body),
+        BodyError::TimedOut => answers::body_timeout(),
+        // Nobody reads the answer to a client that left; it is written for the log's sake.
+        BodyError::ClientGone | BodyError::Unreadable => {
+            answers::bad_request("the request body could not be read")
+        }
+    }
+    .into()
 }
 
 impl Shared {

@@ -7,6 +7,7 @@ use http::header::{HeaderName, AUTHORIZATION};
 use http::uri::Scheme;
 use http::{HeaderValue, StatusCode, Uri};
 
+use super::metrics::{Families, ProviderMetrics};
 use super::GatewayError;
 use crate::config::{ProviderConfig, ProviderKind, ProviderTimeouts, Secret};
 use crate::http1::outbound::{Pool, Pools};
@@ -29,6 +30,8 @@ pub(crate) struct Upstream {
     pub(crate) key: Option<(HeaderName, HeaderValue)>,
     pub(crate) per_model: bool,
     pub(crate) fallbacks: Vec<String>,
+    /// Client disconnects and WebSocket tunnels of this provider.
+    pub(crate) metrics: ProviderMetrics,
 }
 
 impl Upstream {
@@ -37,6 +40,7 @@ impl Upstream {
         config: &ProviderConfig,
         key: Option<&Secret>,
         pools: &Pools,
+        families: &Families,
     ) -> Result<Self, GatewayError> {
         let invalid = |reason: &str| GatewayError::InvalidBaseUrl {
             provider: config.name.clone(),
@@ -82,6 +86,7 @@ impl Upstream {
             key,
             per_model: config.per_model,
             fallbacks: config.fallbacks.clone(),
+            metrics: families.of(&config.name),
         })
     }
 
@@ -117,7 +122,8 @@ mod tests {
     fn upstream(base: &str, kind: &str) -> Upstream {
         let yaml = format!("providers: [{{ name: p, kind: {kind}, base_url: '{base}' }}]");
         let pools = Pools::new().unwrap();
-        Upstream::new(&parse(&yaml).unwrap().providers[0], None, &pools).unwrap()
+        let families = Families::register(&crate::metrics::Metrics::new());
+        Upstream::new(&parse(&yaml).unwrap().providers[0], None, &pools, &families).unwrap()
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! | connect error or timeout, no head, no head in time | failure                       |
 //! | a head with a failure status of the kind        | failure (ignore: OpenAI's 429 `insufficient_quota`) |
 //! | a head with another 4xx/5xx                      | ignore                           |
-//! | a 1xx/2xx/3xx head                              | the body decides                 |
+//! | a `101` to an upgrade (a WebSocket tunnel opens) | success                         |
+//! | another 1xx, a 2xx/3xx head                      | the body decides                 |
 //! | the body ends cleanly                           | success                          |
 //! | an error event mid-stream, a broken or idle body | failure                         |
 
@@ -102,6 +103,9 @@ pub(crate) fn judge(happened: Happened, failure_status: &[u16]) -> Verdict {
                         retry_after,
                     }
                 }
+            } else if status == StatusCode::SWITCHING_PROTOCOLS {
+                // A tunnel opened: the provider did its part.
+                Verdict::Success
             } else if status.is_informational() || status.is_success() || status.is_redirection() {
                 Verdict::AwaitBody
             } else {
@@ -179,7 +183,8 @@ mod tests {
             (head(404, None, false), Verdict::Ignore),
             (head(400, None, true), Verdict::Ignore),
             (head(200, None, false), Verdict::AwaitBody),
-            (head(101, None, false), Verdict::AwaitBody),
+            (head(101, None, false), Verdict::Success),
+            (head(103, None, false), Verdict::AwaitBody),
             (head(304, None, false), Verdict::AwaitBody),
             (Happened::StreamEnded, Verdict::Success),
             (

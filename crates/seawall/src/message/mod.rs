@@ -5,9 +5,12 @@
 mod pipe;
 mod reply;
 mod request;
+mod upgrade;
 
 pub(crate) use pipe::{pipe, PipeSender, Want};
 pub use reply::{empty, full, json, json_error, Body, Reply};
-pub use request::RequestBody;
+pub use request::{RequestBody, RequestBodyError};
+pub(crate) use upgrade::Tunnel;
+pub use upgrade::UpgradeRequest;
 
 pub use crate::http1::BoxError;

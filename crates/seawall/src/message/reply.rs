@@ -7,6 +7,7 @@ use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use serde::Serialize;
 
+use super::Tunnel;
 use crate::http1::codec::fields::WireHeaders;
 use crate::http1::BoxError;
 
@@ -31,6 +32,8 @@ pub struct Reply {
     /// `head`'s, less the framing fields the server writes itself.
     passed: WireHeaders,
     body: Body,
+    /// For a `101 Switching Protocols`: the upstream side of the tunnel.
+    tunnel: Option<Tunnel>,
 }
 
 impl Reply {
@@ -42,7 +45,22 @@ impl Reply {
             head,
             passed: fields,
             body,
+            tunnel: None,
         }
+    }
+
+    /// A `101 Switching Protocols` to `protocol` passing an upstream's `fields`, after which
+    /// the connection carries bytes both ways between the client and `tunnel`.
+    pub(crate) fn switching(fields: WireHeaders, protocol: HeaderValue, tunnel: Tunnel) -> Self {
+        let mut reply = Reply::passing(StatusCode::SWITCHING_PROTOCOLS, fields, empty());
+        reply.head.headers.insert(header::UPGRADE, protocol);
+        reply.tunnel = Some(tunnel);
+        reply
+    }
+
+    /// Takes the tunnel of a `101` reply.
+    pub(crate) fn take_tunnel(&mut self) -> Option<Tunnel> {
+        self.tunnel.take()
     }
 
     /// The status code.
@@ -89,6 +107,7 @@ impl From<Response<Body>> for Reply {
             head,
             passed: WireHeaders::default(),
             body,
+            tunnel: None,
         }
     }
 }

@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
 use tokio::io::AsyncWriteExt;
 
 use crate::http1::outbound::{Outgoing, Pool, SendError};
@@ -109,11 +108,9 @@ async fn post(
         method: &Method::POST,
         target: [target, "", "", ""],
         headers,
+        upgrade: None,
     };
-    let body = Full::new(payload)
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    let resp = match pool.send(request, body, timeout, timeout).await {
+    let resp = match pool.send(request, payload, timeout, timeout).await {
         Ok(resp) => resp,
         Err(e) => {
             // Only a connection that never opened surely did not take the batch.

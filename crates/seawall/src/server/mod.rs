@@ -46,6 +46,20 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// How long a connection may wait at each step of an exchange.
     pub timeouts: Timeouts,
+    /// Streams an h2c connection may have open at once (`server.h2.max_concurrent_streams`).
+    pub h2_max_streams: u32,
+}
+
+impl Limits {
+    /// A listener's bounds with the default timeouts and h2 stream limit.
+    pub fn new(max_connections: usize, shutdown_grace: Duration) -> Self {
+        Limits {
+            max_connections,
+            shutdown_grace,
+            timeouts: Timeouts::default(),
+            h2_max_streams: 100,
+        }
+    }
 }
 
 /// Pause after a failed `accept` (for example out of file descriptors), so the loop does not
@@ -129,9 +143,8 @@ pub(crate) async fn serve_with_slots<H, F>(
         let handler = handler.clone();
         let stopped = stopped.clone();
         let stopping = stopping.clone();
-        let timeouts = limits.timeouts;
         connections.spawn(async move {
-            connection(stream, remote, handler, stopped, &stopping, timeouts).await;
+            connection(stream, remote, handler, stopped, &stopping, limits).await;
             drop((permit, seat));
         });
     }
@@ -162,7 +175,7 @@ async fn connection<H, F>(
     handler: H,
     mut stopped: watch::Receiver<bool>,
     stopping_now: &AtomicBool,
-    timeouts: Timeouts,
+    limits: Limits,
 ) where
     H: Fn(Request<RequestBody>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Reply> + Send + 'static,
@@ -185,7 +198,7 @@ async fn connection<H, F>(
         }
     };
     let readable = tokio::select! {
-        read = tokio::time::timeout(timeouts.keepalive_idle, sniff) => matches!(read, Ok(Ok(true))),
+        read = tokio::time::timeout(limits.timeouts.keepalive_idle, sniff) => matches!(read, Ok(Ok(true))),
         () = stopping.as_mut() => false,
     };
     if !readable {
@@ -194,7 +207,8 @@ async fn connection<H, F>(
     if buf.starts_with(PREFACE) {
         // Boxed: every HTTP/1 connection's task would otherwise carry room for hyper's
         // HTTP/2 connection state.
-        Box::pin(h2::serve(stream, buf.freeze(), remote, handler, stopping)).await;
+        let h2 = h2::serve(stream, buf.freeze(), remote, handler, stopping, limits);
+        Box::pin(h2).await;
     } else {
         inbound::serve(
             stream,
@@ -203,7 +217,7 @@ async fn connection<H, F>(
             &handler,
             stopping,
             stopping_now,
-            timeouts,
+            limits.timeouts,
         )
         .await;
     }
@@ -242,11 +256,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let limits = Limits {
-            max_connections,
-            shutdown_grace: grace,
-            timeouts: Timeouts::default(),
-        };
+        let limits = Limits::new(max_connections, grace);
         let shutdown = async {
             let _ = stopped.await;
         };

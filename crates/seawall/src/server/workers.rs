@@ -137,7 +137,6 @@ mod tests {
     use super::*;
     use crate::message::full;
     use crate::server::tests::get;
-    use crate::server::Timeouts;
     use http::Response;
 
     fn balance(workers: usize) -> Arc<Balance> {
@@ -152,11 +151,7 @@ mod tests {
     ) -> (broadcast::Sender<()>, tokio::task::JoinHandle<()>) {
         let (stop, _) = broadcast::channel::<()>(1);
         let stopper = stop.clone();
-        let limits = Limits {
-            max_connections: 64,
-            shutdown_grace: Duration::from_secs(5),
-            timeouts: Timeouts::default(),
-        };
+        let limits = Limits::new(64, Duration::from_secs(5));
         let workers = Workers {
             shutdown: move || {
                 let mut stopped = stopper.subscribe();

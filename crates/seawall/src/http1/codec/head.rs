@@ -33,6 +33,9 @@ pub(crate) enum HeadError {
     TransferEncoding,
     #[error("both content-length and transfer-encoding")]
     Ambiguous,
+    /// A transfer coding other than `chunked` (the codec cannot pass one on).
+    #[error("unsupported transfer coding (only chunked is implemented)")]
+    UnsupportedCoding,
 }
 
 impl From<httparse::Error> for HeadError {
@@ -53,6 +56,8 @@ pub(crate) struct RequestHead {
     pub(crate) keep_alive: bool,
     /// The client sent `expect: 100-continue`.
     pub(crate) expects_continue: bool,
+    /// The client asked to switch to this protocol (`connection: upgrade`, `upgrade: …`).
+    pub(crate) upgrade: Option<HeaderValue>,
 }
 
 /// A parsed response head. Its fields are kept as they arrived ([`WireHeaders`]), less the
@@ -62,8 +67,9 @@ pub(crate) struct ResponseHead {
     pub(crate) headers: WireHeaders,
     /// The server allows the connection to be reused after this response.
     pub(crate) keep_alive: bool,
-    /// `transfer-encoding` was present: whether its last coding is chunked.
-    pub(crate) chunked: Option<bool>,
+    /// What its `transfer-encoding` said (framing is decided by [`response_framing`]).
+    hop: Hop,
+    version: Version,
 }
 
 /// Parses a request head from the start of `buf`: `None` while incomplete. On success the
@@ -95,7 +101,7 @@ pub(crate) fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, H
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(path_at.0..path_at.0 + path_at.1))
         .map_err(|_| HeadError::Malformed("invalid request target".into()))?;
-    let (headers, hop) = header_map(&head, &fields)?;
+    let (headers, hop, upgrade) = header_map(&head, &fields)?;
     let framing = request_framing(&hop, &headers, version)?;
     let keep_alive = hop.keep_alive(version);
     let expects_continue = version == Version::HTTP_11
@@ -107,11 +113,13 @@ pub(crate) fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, H
     parts.uri = uri;
     parts.version = version;
     parts.headers = headers;
+    let upgrade = upgrade.filter(|_| hop.upgrade && version == Version::HTTP_11);
     Ok(Some(RequestHead {
         parts,
         framing,
         keep_alive,
         expects_continue,
+        upgrade,
     }))
 }
 
@@ -156,13 +164,17 @@ pub(crate) fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>,
             });
         }
     }
-    let keep_alive = hop.keep_alive(version);
+    // A transfer coding in an HTTP/1.0 message makes its framing untrustworthy: the
+    // connection closes after it (RFC 9112 §6.1).
+    let keep_alive =
+        hop.keep_alive(version) && !(version == Version::HTTP_10 && hop.chunked.is_some());
     let head = buf.split_to(len).freeze();
     Ok(Some(ResponseHead {
         status,
         headers: WireHeaders::new(head, spans),
         keep_alive,
-        chunked: hop.chunked,
+        hop,
+        version,
     }))
 }
 
@@ -178,15 +190,25 @@ fn span(h: &httparse::Header<'_>, base: usize) -> Span {
 }
 
 /// The header map of a head, values sharing the head's bytes, without its hop-by-hop fields
-/// (read into the returned [`Hop`], or dropped).
-fn header_map(head: &Bytes, fields: &[Span]) -> Result<(HeaderMap, Hop), HeadError> {
+/// (read into the returned [`Hop`], or dropped), and the value of its `upgrade` field.
+fn header_map(
+    head: &Bytes,
+    fields: &[Span],
+) -> Result<(HeaderMap, Hop, Option<HeaderValue>), HeadError> {
     let mut headers = HeaderMap::with_capacity(fields.len());
     let mut hop = Hop::default();
+    let mut upgrade = None;
     for &(name_at, name_len, value_at, value_len) in fields {
         let (name_at, value_at) = (name_at as usize, value_at as usize);
         let raw_name = &head[name_at..name_at + name_len as usize];
         let raw = &head[value_at..value_at + value_len as usize];
-        if hop.read(raw_name, raw) || hop::is_hop_by_hop(raw_name) {
+        if hop.read(raw_name, raw) {
+            continue;
+        }
+        if hop::is_hop_by_hop(raw_name) {
+            if raw_name.eq_ignore_ascii_case(b"upgrade") {
+                upgrade = HeaderValue::from_bytes(raw).ok();
+            }
             continue;
         }
         let name = HeaderName::from_bytes(raw_name)
@@ -209,7 +231,7 @@ fn header_map(head: &Bytes, fields: &[Span]) -> Result<(HeaderMap, Hop), HeadErr
             }
         }
     }
-    Ok((headers, hop))
+    Ok((headers, hop, upgrade))
 }
 
 /// A request's body framing (RFC 9112 §6.3): chunked when `transfer-encoding` ends in it,
@@ -223,10 +245,13 @@ fn request_framing(hop: &Hop, headers: &HeaderMap, version: Version) -> Result<F
         if headers.contains_key(CONTENT_LENGTH) {
             return Err(HeadError::Ambiguous);
         }
-        return if chunked {
-            Ok(Framing::Chunked)
-        } else {
+        return if !chunked {
             Err(HeadError::TransferEncoding)
+        } else if !hop.only_chunked() {
+            // `gzip, chunked`: dropping the gzip would hand on a body nobody can read.
+            Err(HeadError::UnsupportedCoding)
+        } else {
+            Ok(Framing::Chunked)
         };
     }
     let lengths = headers
@@ -241,14 +266,12 @@ fn content_length<'a>(values: impl Iterator<Item = &'a [u8]>) -> Result<Option<u
     seawall_http::parse_content_length(values).map_err(|_| HeadError::ContentLength)
 }
 
-/// A response's body framing, given the request `method` it answers and what its
-/// `transfer-encoding` said (see [`ResponseHead::chunked`]).
-pub(crate) fn response_framing(
-    method: &Method,
-    status: StatusCode,
-    chunked: Option<bool>,
-    headers: &WireHeaders,
-) -> Result<Framing, HeadError> {
+/// A response's body framing, given the request `method` it answers (RFC 9112 §6.3).
+/// A `content-length` that is not a valid length fails even where no body follows (`HEAD`,
+/// `304`), since the gateway would pass it on.
+pub(crate) fn response_framing(head: &ResponseHead, method: &Method) -> Result<Framing, HeadError> {
+    let status = head.status;
+    let length = content_length(head.headers.get_all("content-length"))?;
     if *method == Method::HEAD
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -256,12 +279,17 @@ pub(crate) fn response_framing(
     {
         return Ok(Framing::Length(0));
     }
-    match chunked {
-        Some(true) => return Ok(Framing::Chunked),
-        Some(false) => return Ok(Framing::UntilClose),
-        None => {}
+    if let Some(chunked) = head.hop.chunked {
+        return if head.version == Version::HTTP_10 || !chunked {
+            // Untrustworthy or not chunked at the end: the body runs until the close.
+            Ok(Framing::UntilClose)
+        } else if !head.hop.only_chunked() {
+            Err(HeadError::UnsupportedCoding)
+        } else {
+            Ok(Framing::Chunked)
+        };
     }
-    Ok(match content_length(headers.get_all("content-length"))? {
+    Ok(match length {
         Some(n) => Framing::Length(n),
         None => Framing::UntilClose,
     })
@@ -388,11 +416,16 @@ mod tests {
         assert_eq!(request(signed).err(), Some(HeadError::ContentLength));
         let gzip = "POST / HTTP/1.1\r\ntransfer-encoding: chunked, gzip\r\n\r\n";
         assert_eq!(request(gzip).err(), Some(HeadError::TransferEncoding));
+        let coded = "POST / HTTP/1.1\r\ntransfer-encoding: gzip, chunked\r\n\r\n";
+        assert_eq!(request(coded).err(), Some(HeadError::UnsupportedCoding));
+        let twice =
+            "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n\r\n";
+        assert_eq!(request(twice).err(), Some(HeadError::UnsupportedCoding));
         let old = "POST / HTTP/1.0\r\ntransfer-encoding: chunked\r\n\r\n";
         assert_eq!(request(old).err(), Some(HeadError::TransferEncoding));
         let same = "POST / HTTP/1.1\r\ncontent-length: 3, 3\r\n\r\n";
         assert_eq!(request(same).unwrap().framing, Framing::Length(3));
-        let chunked = "POST / HTTP/1.1\r\ntransfer-encoding: gzip, chunked\r\n\r\n";
+        let chunked = "POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n";
         assert_eq!(request(chunked).unwrap().framing, Framing::Chunked);
     }
 
@@ -418,23 +451,45 @@ mod tests {
 
     #[test]
     fn response_framing_rules() {
-        let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"[..]);
-        let head = parse_response(&mut buf).unwrap().unwrap();
-        let framing = |m: &Method, s: u16| {
-            let status = StatusCode::from_u16(s).unwrap();
-            response_framing(m, status, head.chunked, &head.headers).unwrap()
-        };
-        assert_eq!(framing(&Method::GET, 200), Framing::Length(5));
-        assert_eq!(framing(&Method::HEAD, 200), Framing::Length(0));
-        assert_eq!(framing(&Method::GET, 204), Framing::Length(0));
-        assert_eq!(framing(&Method::GET, 304), Framing::Length(0));
-        let none = WireHeaders::default();
+        fn framing(wire: &str, method: &Method) -> Result<(Framing, bool), HeadError> {
+            let mut buf = BytesMut::from(wire.as_bytes());
+            let head = parse_response(&mut buf).unwrap().unwrap();
+            response_framing(&head, method).map(|f| (f, head.keep_alive))
+        }
+        let get = |wire: &str| framing(wire, &Method::GET);
+        let five = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n";
+        assert_eq!(get(five), Ok((Framing::Length(5), true)));
+        assert_eq!(framing(five, &Method::HEAD), Ok((Framing::Length(0), true)));
         assert_eq!(
-            response_framing(&Method::GET, StatusCode::OK, None, &none).unwrap(),
+            get("HTTP/1.1 204 No Content\r\n\r\n").unwrap().0,
+            Framing::Length(0)
+        );
+        assert_eq!(
+            get("HTTP/1.1 304 Not Modified\r\ncontent-length: 9\r\n\r\n")
+                .unwrap()
+                .0,
+            Framing::Length(0)
+        );
+        assert_eq!(
+            get("HTTP/1.1 200 OK\r\n\r\n").unwrap().0,
             Framing::UntilClose
         );
-        let mut old = BytesMut::from(&b"HTTP/1.0 200 OK\r\n\r\n"[..]);
-        assert!(!parse_response(&mut old).unwrap().unwrap().keep_alive);
+        assert!(!get("HTTP/1.0 200 OK\r\n\r\n").unwrap().1);
+        // An invalid length fails even where no body follows: it would be passed on.
+        let bogus = "HTTP/1.1 304 Not Modified\r\ncontent-length: 1x\r\n\r\n";
+        assert_eq!(get(bogus), Err(HeadError::ContentLength));
+        let bogus_head = "HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n";
+        assert_eq!(
+            framing(bogus_head, &Method::HEAD),
+            Err(HeadError::ContentLength)
+        );
+        // HTTP/1.0 with a transfer coding: read until the close, never reuse.
+        let old = "HTTP/1.0 200 OK\r\ntransfer-encoding: chunked\r\nconnection: keep-alive\r\n\r\n";
+        assert_eq!(get(old), Ok((Framing::UntilClose, false)));
+        let coded = "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n";
+        assert_eq!(get(coded), Err(HeadError::UnsupportedCoding));
+        let chunked = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+        assert_eq!(get(chunked), Ok((Framing::Chunked, true)));
     }
 
     #[test]
@@ -461,7 +516,7 @@ mod tests {
         );
         let head = parse_response(&mut conflicting).unwrap().unwrap();
         assert_eq!(
-            response_framing(&Method::GET, head.status, None, &head.headers),
+            response_framing(&head, &Method::GET),
             Err(HeadError::ContentLength)
         );
     }

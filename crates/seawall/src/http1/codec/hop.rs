@@ -1,7 +1,10 @@
 //! Hop-by-hop fields (RFC 9110 §7.6.1): meant for one connection, never forwarded. The codec
 //! consumes them while parsing (`connection`, `transfer-encoding` decide keep-alive and
 //! framing) and drops the rest: the fixed list, any `proxy-*`, and every field a
-//! `connection` field names. HTTP/2 requests arrive as maps and go through [`strip`].
+//! `connection` field names. Fields spelled like a framing or hop-by-hop field with `_` for
+//! `-` (`Transfer_Encoding`, `Content_Length`) are dropped too: some servers read them as the
+//! real thing, and they must never travel beside our own framing. Maps (HTTP/2 requests, or
+//! requests from another server) go through [`strip`].
 
 use http::header::{CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, Version};
@@ -16,15 +19,41 @@ const HOP_BY_HOP: [HeaderName; 6] = [
     UPGRADE,
 ];
 
-/// Whether a field is hop-by-hop by its name alone: one of the fixed list, or `proxy-*`
-/// (meant for the proxy, not the next hop).
+/// Whether a field is never forwarded by its name alone: one of the fixed list, `proxy-*`
+/// (meant for the proxy, not the next hop), or a framing or hop-by-hop name spelled with `_`.
 pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
-    HOP_BY_HOP
+    if HOP_BY_HOP
         .iter()
         .any(|h| name.eq_ignore_ascii_case(h.as_str().as_bytes()))
         || name
             .get(..6)
             .is_some_and(|p| p.eq_ignore_ascii_case(b"proxy-"))
+    {
+        return true;
+    }
+    // Rare: only names with an underscore need the folded comparison.
+    name.contains(&b'_')
+        && (HOP_BY_HOP.iter().map(HeaderName::as_str))
+            .chain(["content-length", "proxy-"])
+            .any(|h| underscore_alias(name, h.as_bytes()))
+}
+
+/// Whether `name` reads as `hop` (or starts with it, for `proxy-`) when `_` is read as `-`.
+fn underscore_alias(name: &[u8], hop: &[u8]) -> bool {
+    let prefix = hop.ends_with(b"-");
+    let name = if prefix {
+        match name.get(..hop.len()) {
+            Some(start) => start,
+            None => return false,
+        }
+    } else if name.len() == hop.len() {
+        name
+    } else {
+        return false;
+    };
+    name.iter()
+        .zip(hop)
+        .all(|(&n, &h)| n.eq_ignore_ascii_case(&h) || (n == b'_' && h == b'-'))
 }
 
 /// What a head's connection-level fields said.
@@ -34,8 +63,12 @@ pub(crate) struct Hop {
     keep_alive: bool,
     /// `transfer-encoding` was present: whether its last coding is chunked.
     pub(crate) chunked: Option<bool>,
+    /// How many transfer codings the `transfer-encoding` fields list in all.
+    pub(crate) codings: usize,
     /// A `connection` field named other fields (hop-by-hop too, to drop).
     pub(crate) names_others: bool,
+    /// A `connection` field named `upgrade`: the sender asks to switch protocols.
+    pub(crate) upgrade: bool,
 }
 
 impl Hop {
@@ -45,9 +78,12 @@ impl Hop {
             self.read_connection(value);
             true
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            // Only the last coding matters for framing.
-            let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
-            self.chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            let codings = value.split(|&b| b == b',').map(<[u8]>::trim_ascii);
+            for coding in codings.filter(|c| !c.is_empty()) {
+                self.codings += 1;
+                self.chunked = Some(coding.eq_ignore_ascii_case(b"chunked"));
+            }
+            self.chunked.get_or_insert(false);
             true
         } else {
             false
@@ -62,9 +98,15 @@ impl Hop {
             } else if token.eq_ignore_ascii_case(b"keep-alive") {
                 self.keep_alive = true;
             } else if !token.is_empty() {
+                self.upgrade |= token.eq_ignore_ascii_case(b"upgrade");
                 self.names_others = true;
             }
         }
+    }
+
+    /// Whether the transfer codings are exactly `chunked` (the only one the codec can pass on).
+    pub(crate) fn only_chunked(&self) -> bool {
+        self.codings == 1 && self.chunked == Some(true)
     }
 
     /// HTTP/1.1 keeps connections open unless told `close`; HTTP/1.0 only when told
@@ -141,6 +183,28 @@ mod tests {
     }
 
     #[test]
+    fn underscore_spellings_of_framing_fields_are_dropped() {
+        for name in [
+            "Transfer_Encoding",
+            "content_length",
+            "CONNECTION",
+            "Keep_Alive",
+            "proxy_authorization",
+            "Proxy-Foo",
+        ] {
+            assert!(is_hop_by_hop(name.as_bytes()), "{name}");
+        }
+        for name in [
+            "x_request_id",
+            "content-type",
+            "content_type",
+            "transfer_encodings",
+        ] {
+            assert!(!is_hop_by_hop(name.as_bytes()), "{name}");
+        }
+    }
+
+    #[test]
     fn reads_connection_and_transfer_encoding() {
         let mut hop = Hop::default();
         assert!(hop.read(b"Connection", b"Keep-Alive, X-A"));
@@ -148,6 +212,7 @@ mod tests {
         assert!(!hop.read(b"x-other", b"1"));
         assert!(hop.names_others);
         assert_eq!(hop.chunked, Some(true));
+        assert!(!hop.only_chunked(), "gzip, chunked");
         assert!(hop.keep_alive(Version::HTTP_10));
         let names: Vec<_> = named_by_connection([&b"close, X-A ,"[..]].into_iter()).collect();
         assert_eq!(names, [&b"X-A"[..]]);

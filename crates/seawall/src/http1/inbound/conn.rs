@@ -44,6 +44,11 @@ impl Socket {
         read
     }
 
+    /// The socket itself, for a tunnel.
+    pub(super) fn io_mut(&mut self) -> &mut TcpStream {
+        &mut self.io
+    }
+
     /// Reads whatever the client sends while nobody else reads (a pipelined request, say, up
     /// to a head's worth): `true` once the client has closed or reset the connection.
     pub(super) fn poll_gone(&mut self, cx: &mut Context<'_>) -> bool {
@@ -250,12 +255,9 @@ impl<'s> ClientConn<'s> {
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {
-                    let Some(idle) = self.timeouts.response_write_idle else {
-                        return Poll::Pending;
-                    };
                     if !out.waiting {
                         out.waiting = true;
-                        self.write_deadline.arm(idle);
+                        self.write_deadline.arm(self.timeouts.response_write_idle);
                     }
                     if self.write_deadline.poll_expired(cx) {
                         return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));

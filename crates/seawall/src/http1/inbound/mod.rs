@@ -7,6 +7,7 @@
 //!   bytes, noticing a client that went away.
 //! - `pump`: moves request body bytes from the socket to the handler when it asks.
 //! - `respond`: writes a [`Reply`](crate::message::Reply): head, framing, body.
+//! - `tunnel`: after a `101`, carries bytes both ways between the client and the upstream.
 //!
 //! While the handler works, the connection keeps reading the socket: a client that closes or
 //! resets its connection is gone, and the handler's future is dropped (which cancels an
@@ -18,6 +19,7 @@
 mod conn;
 mod pump;
 mod respond;
+mod tunnel;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,7 +33,7 @@ use tokio::net::TcpStream;
 
 use self::conn::ClientConn;
 use crate::http1::codec::head::{HeadError, RequestHead};
-use crate::message::{json_error, Reply, RequestBody};
+use crate::message::{json_error, Reply, RequestBody, UpgradeRequest};
 
 /// How long a client connection may wait at each step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,19 +42,20 @@ pub struct Timeouts {
     pub keepalive_idle: Duration,
     /// Longest time from the first byte of a request head to its end (slow-loris guard).
     pub request_head: Duration,
-    /// Longest pause in a request body while the handler waits for it (`None`: no limit).
-    pub request_body_idle: Option<Duration>,
-    /// Longest pause in writing a reply to a client that does not read (`None`: no limit).
-    pub response_write_idle: Option<Duration>,
+    /// Longest pause in a request body while the handler waits for it.
+    pub request_body_idle: Duration,
+    /// Longest pause in writing a reply to a client that does not read it.
+    pub response_write_idle: Duration,
 }
 
 impl Default for Timeouts {
+    /// The defaults of `server.timeouts`.
     fn default() -> Self {
         Timeouts {
-            keepalive_idle: Duration::from_secs(30),
+            keepalive_idle: Duration::from_secs(60),
             request_head: Duration::from_secs(30),
-            request_body_idle: None,
-            response_write_idle: None,
+            request_body_idle: Duration::from_secs(30),
+            response_write_idle: Duration::from_secs(30),
         }
     }
 }
@@ -79,35 +82,42 @@ pub(crate) async fn serve<H, F>(
             Err(error) => return refuse(&mut conn, remote, error).await,
         };
         let RequestHead {
-            parts,
+            mut parts,
             framing,
             keep_alive,
             expects_continue,
+            upgrade,
         } = head;
+        if let Some(protocol) = upgrade {
+            parts.extensions.insert(UpgradeRequest(protocol));
+        }
         let (method, version) = (parts.method.clone(), parts.version);
         let (body, mut pump) = conn.request_body(framing, expects_continue);
         let request = Request::from_parts(parts, body);
-        let Some(reply) = conn.run(handler(request, remote), pump.as_mut()).await else {
+        let Some(mut reply) = conn.run(handler(request, remote), pump.as_mut()).await else {
             tracing::debug!(%remote, "client went away before its answer");
             return;
         };
         // A body left unread hides where the next request starts.
         let unread = pump.is_some_and(|p| !p.is_complete());
+        let tunnel = reply.take_tunnel();
         let keep = keep_alive && !unread && !conn.is_stopping();
-        match conn.respond(&method, version, reply, keep).await {
-            Ok(true) => {}
-            Ok(false) => return conn.close().await,
-            Err(_) => return,
+        match (conn.respond(&method, version, reply, keep).await, tunnel) {
+            (Ok(_), Some(tunnel)) => return conn.tunnel(tunnel).await,
+            (Ok(true), None) => {}
+            (Ok(false), None) => return conn.close().await,
+            (Err(_), _) => return,
         }
     }
 }
 
 /// Answers a head that could not be parsed, then closes.
 async fn refuse(conn: &mut ClientConn<'_>, remote: SocketAddr, error: HeadError) {
-    let status = if error == HeadError::TooLarge {
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
-    } else {
-        StatusCode::BAD_REQUEST
+    let status = match error {
+        HeadError::TooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        HeadError::Version => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+        HeadError::UnsupportedCoding => StatusCode::NOT_IMPLEMENTED,
+        _ => StatusCode::BAD_REQUEST,
     };
     tracing::debug!(%remote, %error, "refused a request head");
     let reply = json_error(status, "invalid_request_error", &error.to_string());

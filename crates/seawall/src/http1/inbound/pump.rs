@@ -7,24 +7,10 @@
 use std::task::{Context, Poll};
 
 use super::conn::ClientConn;
-use crate::http1::codec::decode::{Decoded, Decoder, FramingError};
-use crate::message::{PipeSender, Want};
+use crate::http1::codec::decode::{Decoded, Decoder};
+use crate::message::{PipeSender, RequestBodyError, Want};
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-
-/// Why a request body could not be read to its end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum RequestBodyError {
-    /// The client closed or reset the connection mid-body.
-    #[error("the client closed the connection before the request body ended")]
-    ClientGone,
-    /// The client sent nothing for longer than `server.timeouts.request_body_idle`.
-    #[error("the request body stalled past the server's timeout")]
-    TimedOut,
-    /// The chunked encoding was malformed.
-    #[error("request body: {0}")]
-    Framing(#[from] FramingError),
-}
 
 /// Where the pump is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,9 +83,7 @@ impl BodyPump {
             if self.state == State::Idle {
                 // The handler just asked: the idle timer counts from now.
                 self.state = State::Reading;
-                if let Some(idle) = conn.timeouts.request_body_idle {
-                    conn.read_deadline.arm(idle);
-                }
+                conn.read_deadline.arm(conn.timeouts.request_body_idle);
                 if std::mem::take(&mut self.continue_owed) {
                     conn.out.bytes.extend_from_slice(CONTINUE);
                     let _ = conn.poll_write_out(cx);
@@ -127,21 +111,20 @@ impl BodyPump {
                     match conn.sock.poll_fill(cx) {
                         Poll::Ready(Ok(0) | Err(_)) => self.fail(RequestBodyError::ClientGone),
                         Poll::Ready(Ok(_)) => {
-                            if let Some(idle) = conn.timeouts.request_body_idle {
-                                conn.read_deadline.arm(idle);
-                            }
+                            conn.read_deadline.arm(conn.timeouts.request_body_idle);
                         }
                         Poll::Pending => {
-                            let stalled = conn.timeouts.request_body_idle.is_some()
-                                && conn.read_deadline.poll_expired(cx);
-                            if !stalled {
+                            if !conn.read_deadline.poll_expired(cx) {
                                 return Poll::Pending;
                             }
                             self.fail(RequestBodyError::TimedOut);
                         }
                     }
                 }
-                Err(e) => self.fail(e.into()),
+                Err(e) => {
+                    tracing::debug!(error = %e, "malformed request body");
+                    self.fail(RequestBodyError::Framing);
+                }
             }
         }
     }

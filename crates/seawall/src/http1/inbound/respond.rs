@@ -71,7 +71,10 @@ impl ClientConn<'_> {
                 None => keep = false,
             }
         }
-        if !keep {
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            // The reply's own fields name the protocol (`upgrade: …`).
+            out.extend_from_slice(b"connection: upgrade\r\n");
+        } else if !keep {
             out.extend_from_slice(b"connection: close\r\n");
         } else if version == Version::HTTP_10 {
             out.extend_from_slice(b"connection: keep-alive\r\n");

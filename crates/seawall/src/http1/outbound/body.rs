@@ -43,6 +43,15 @@ impl ResponseBody {
         body
     }
 
+    /// A body with nothing in it (the answer to an upgrade, whose connection moved on).
+    pub(super) fn empty() -> Self {
+        ResponseBody {
+            conn: None,
+            decoder: Decoder::new(crate::http1::codec::decode::Framing::Length(0)),
+            pool: None,
+        }
+    }
+
     /// The body ended: the connection goes back to its pool if it may be reused.
     fn finish(&mut self) {
         if let (Some(conn), Some(pool)) = (self.conn.take(), self.pool.take()) {

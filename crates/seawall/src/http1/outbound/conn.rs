@@ -1,6 +1,7 @@
 //! One upstream connection: TCP with `TCP_NODELAY`, wrapped in TLS for `https`, plus the read
 //! buffer whose leftover bytes belong to the next response.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -95,14 +96,83 @@ impl UpstreamConn {
         .await
     }
 
-    /// Writes all of `out` and flushes.
+    /// Writes all of `out` before the deadline.
     pub(super) async fn write_out(&mut self) -> io::Result<()> {
+        let out = std::mem::take(&mut self.out);
+        let written = self.write_by_deadline(&out).await;
+        self.out = out;
+        written
+    }
+
+    /// Writes all of `bytes` and flushes, before the deadline (a server that does not read
+    /// its requests is as slow as one that does not answer).
+    pub(super) async fn write_by_deadline(&mut self, bytes: &[u8]) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
-        self.io.write_all(&self.out).await?;
-        if let Io::Tls(_) = self.io {
-            self.io.flush().await?;
+        let (io, deadline) = (&mut self.io, &mut self.deadline);
+        let write = async {
+            io.write_all(bytes).await?;
+            if let Io::Tls(_) = io {
+                io.flush().await?;
+            }
+            Ok(())
+        };
+        tokio::pin!(write);
+        std::future::poll_fn(|cx| match write.as_mut().poll(cx) {
+            Poll::Ready(done) => Poll::Ready(done),
+            Poll::Pending if deadline.poll_expired(cx) => {
+                Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
+            }
+            Poll::Pending => Poll::Pending,
+        })
+        .await
+    }
+
+    /// The connection after a `101 Switching Protocols`, with what the server already sent.
+    pub(super) fn upgraded(self) -> Upgraded {
+        Upgraded {
+            io: self.io,
+            read: self.buf,
         }
-        Ok(())
+    }
+}
+
+/// An upstream connection that switched protocols: the bytes the server sent after its
+/// `101`, then the connection itself.
+pub(crate) struct Upgraded {
+    io: Io,
+    read: BytesMut,
+}
+
+impl AsyncRead for Upgraded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.read.is_empty() {
+            let n = self.read.len().min(buf.remaining());
+            buf.put_slice(&self.read.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Upgraded {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

@@ -23,22 +23,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::HOST;
-use http::{HeaderMap, Method, Uri};
-use http_body_util::combinators::UnsyncBoxBody;
-use hyper::body::Body as _;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use rustls::pki_types::ServerName;
 use tokio::time::Instant;
 
 pub(crate) use self::body::ResponseBody;
+pub(crate) use self::conn::Upgraded;
 use self::conn::UpstreamConn;
 use crate::http1::codec::decode::{Decoder, Framing};
-use crate::http1::codec::encode::{gather, next_batch};
 use crate::http1::codec::fields::WireHeaders;
 use crate::http1::codec::head::{self, HeadError};
-use crate::http1::BoxError;
-
-/// The body of a request sent upstream (not `Sync`: any client body can be forwarded).
-pub(crate) type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// Idle pooled connections older than this are closed instead of reused.
 const POOL_IDLE: Duration = Duration::from_secs(90);
@@ -57,8 +51,8 @@ thread_local! {
 pub(crate) fn use_pool_stripe(worker: usize) {
     STRIPE.set(1 + worker % (STRIPES - 1));
 }
-/// Request bytes gathered before a write (head plus body frames that are ready).
-const WRITE_BATCH: usize = 64 * 1024;
+/// Bodies up to this size go in the same write as the head.
+const INLINE_BODY: usize = 64 * 1024;
 
 /// Why a request got no response.
 #[derive(Debug, thiserror::Error)]
@@ -67,9 +61,6 @@ pub(crate) enum SendError {
     Connect(io::Error),
     #[error("connect timed out after {0:?}")]
     ConnectTimeout(Duration),
-    /// The client's own request body failed (too large, or its stream broke).
-    #[error("request body: {0}")]
-    Body(BoxError),
     #[error("upstream connection: {0}")]
     Io(io::Error),
     #[error("upstream closed the connection before answering")]
@@ -162,11 +153,15 @@ pub(crate) struct Pool {
     idle: [Mutex<VecDeque<(UpstreamConn, Instant)>>; STRIPES],
 }
 
-/// An upstream's answer: its status, its end-to-end fields as they arrived, and its body.
+/// An upstream's answer: its status, its end-to-end fields as they arrived, and its body; or,
+/// for an upgrade the upstream accepted (`101`), the connection itself.
 pub(crate) struct UpstreamResponse {
     pub(crate) status: http::StatusCode,
     pub(crate) headers: WireHeaders,
     pub(crate) body: ResponseBody,
+    /// After a `101 Switching Protocols` to an upgrade request: the connection, now speaking
+    /// the new protocol.
+    pub(crate) upgraded: Option<Upgraded>,
 }
 
 /// A request to send: everything but the body.
@@ -175,53 +170,80 @@ pub(crate) struct Outgoing<'a> {
     /// The request target's pieces, written one after the other (path, then `?query`).
     pub(crate) target: [&'a str; 4],
     pub(crate) headers: &'a HeaderMap,
+    /// The protocol to switch to (`upgrade: websocket`), sent with `connection: upgrade`.
+    pub(crate) upgrade: Option<&'a HeaderValue>,
+}
+
+/// How one attempt on one connection failed.
+enum Attempt {
+    /// Before any byte of an answer arrived (the write failed, or the server closed or reset
+    /// the connection): the server did not answer, so the request may be sent again.
+    Unanswered(SendError),
+    /// Any other failure (a timeout, a broken head): not retried.
+    Failed(SendError),
 }
 
 impl Pool {
-    /// Sends a request and waits for its response head. `connect` bounds opening a new
-    /// connection (TCP and TLS); `first_byte` bounds the wait for the head once the request
-    /// is written.
+    /// Sends a request with its whole `body` and waits for the response head. `connect`
+    /// bounds opening a new connection (TCP and TLS); `first_byte` bounds writing the
+    /// request and waiting for the head.
+    ///
+    /// A reused connection that fails before any answer (the server closed it while it
+    /// idled, racing this request) is replaced by a fresh one once; only a fresh
+    /// connection's failure is returned.
     pub(crate) async fn send(
         self: &Arc<Self>,
         req: Outgoing<'_>,
-        mut body: UpstreamBody,
+        body: Bytes,
         connect: Duration,
         first_byte: Duration,
     ) -> Result<UpstreamResponse, SendError> {
-        let reused = self.checkout();
-        let fresh = reused.is_none();
-        let mut conn = match reused {
-            Some(conn) => conn,
-            None => self.open(connect).await?,
-        };
-        let chunked = body.size_hint().exact().is_none();
-        conn.out.clear();
-        self.write_head(&mut conn.out, &req, &body);
-        // Body frames that are ready go in the first write; `done` when that is all of it.
-        let mut done =
-            gather(&mut body, &mut conn.out, chunked, WRITE_BATCH).map_err(SendError::Body)?;
-        if let Err(error) = conn.write_out().await {
-            if fresh {
-                return Err(SendError::Io(error));
+        if let Some(conn) = self.checkout() {
+            match self.exchange(conn, &req, &body, first_byte).await {
+                Err(Attempt::Unanswered(error)) => {
+                    tracing::debug!(host = %self.host, %error,
+                        "reused upstream connection failed before answering; retrying on a fresh one");
+                }
+                Err(Attempt::Failed(error)) => return Err(error),
+                Ok(resp) => return Ok(resp),
             }
-            // Closed while idle: nothing was delivered, so a fresh connection may retry.
-            let mut again = self.open(connect).await?;
-            std::mem::swap(&mut again.out, &mut conn.out);
-            conn = again;
-            conn.write_out().await.map_err(SendError::Io)?;
         }
-        while !done {
-            conn.out.clear();
-            done = next_batch(&mut body, &mut conn.out, chunked, WRITE_BATCH)
-                .await
-                .map_err(SendError::Body)?;
-            conn.write_out().await.map_err(SendError::Io)?;
+        let conn = self.open(connect).await?;
+        match self.exchange(conn, &req, &body, first_byte).await {
+            Ok(resp) => Ok(resp),
+            Err(Attempt::Unanswered(error) | Attempt::Failed(error)) => Err(error),
         }
-        conn.set_deadline(first_byte);
-        self.read_response(conn, req.method).await
     }
 
-    fn write_head(&self, out: &mut Vec<u8>, req: &Outgoing<'_>, body: &UpstreamBody) {
+    /// One attempt on `conn`: write the request, read the answer's head.
+    async fn exchange(
+        self: &Arc<Self>,
+        mut conn: UpstreamConn,
+        req: &Outgoing<'_>,
+        body: &Bytes,
+        first_byte: Duration,
+    ) -> Result<UpstreamResponse, Attempt> {
+        conn.set_deadline(first_byte);
+        conn.out.clear();
+        self.write_head(&mut conn.out, req, body.len());
+        let small = body.len() <= INLINE_BODY;
+        if small {
+            conn.out.extend_from_slice(body);
+        }
+        // A server that does not take the request in time is as slow as one that does not
+        // answer; any other write error means the connection was dead: nothing was answered.
+        let unanswered = |e: io::Error| match e.kind() {
+            io::ErrorKind::TimedOut => Attempt::Failed(SendError::FirstByteTimeout),
+            _ => Attempt::Unanswered(SendError::Io(e)),
+        };
+        conn.write_out().await.map_err(unanswered)?;
+        if !small {
+            conn.write_by_deadline(body).await.map_err(unanswered)?;
+        }
+        self.read_response(conn, req).await
+    }
+
+    fn write_head(&self, out: &mut Vec<u8>, req: &Outgoing<'_>, length: usize) {
         out.extend_from_slice(req.method.as_str().as_bytes());
         out.push(b' ');
         for piece in req.target {
@@ -232,10 +254,13 @@ impl Pool {
             out.extend_from_slice(&self.host_header);
         }
         head::write_headers(out, req.headers);
-        match body.size_hint().exact() {
-            Some(0) if !matches!(*req.method, Method::POST | Method::PUT | Method::PATCH) => {}
-            Some(n) => head::write_content_length(out, n),
-            None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        if let Some(protocol) = req.upgrade {
+            out.extend_from_slice(b"connection: upgrade\r\nupgrade: ");
+            out.extend_from_slice(protocol.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if length > 0 || matches!(*req.method, Method::POST | Method::PUT | Method::PATCH) {
+            head::write_content_length(out, length as u64);
         }
         out.extend_from_slice(b"\r\n");
     }
@@ -244,21 +269,28 @@ impl Pool {
     async fn read_response(
         self: &Arc<Self>,
         mut conn: UpstreamConn,
-        method: &Method,
-    ) -> Result<UpstreamResponse, SendError> {
+        req: &Outgoing<'_>,
+    ) -> Result<UpstreamResponse, Attempt> {
+        let failed = |e| Attempt::Failed(e);
         loop {
             match head::parse_response(&mut conn.buf) {
-                Ok(Some(head)) if head.status.is_informational() => {
-                    if head.status == http::StatusCode::SWITCHING_PROTOCOLS {
-                        return Err(SendError::Head(HeadError::Malformed(
-                            "unexpected 101".into(),
-                        )));
+                Ok(Some(head)) if head.status == StatusCode::SWITCHING_PROTOCOLS => {
+                    if req.upgrade.is_none() {
+                        let unasked =
+                            HeadError::Malformed("a 101 to a request without upgrade".into());
+                        return Err(failed(SendError::Head(unasked)));
                     }
+                    return Ok(UpstreamResponse {
+                        status: head.status,
+                        headers: head.headers,
+                        body: ResponseBody::empty(),
+                        upgraded: Some(conn.upgraded()),
+                    });
                 }
+                Ok(Some(head)) if head.status.is_informational() => {}
                 Ok(Some(head)) => {
-                    let framing =
-                        head::response_framing(method, head.status, head.chunked, &head.headers)
-                            .map_err(SendError::Head)?;
+                    let framing = head::response_framing(&head, req.method)
+                        .map_err(|e| failed(SendError::Head(e)))?;
                     let reusable = head.keep_alive && framing != Framing::UntilClose;
                     let body = ResponseBody::new(
                         conn,
@@ -269,15 +301,23 @@ impl Pool {
                         status: head.status,
                         headers: head.headers,
                         body,
+                        upgraded: None,
                     });
                 }
-                Ok(None) => match conn.fill_by_deadline().await {
-                    Ok(Some(0)) => return Err(SendError::Closed),
-                    Ok(Some(_)) => {}
-                    Ok(None) => return Err(SendError::FirstByteTimeout),
-                    Err(e) => return Err(SendError::Io(e)),
-                },
-                Err(e) => return Err(SendError::Head(e)),
+                Ok(None) => {
+                    let nothing_yet = conn.buf.is_empty();
+                    let fail = |e| match nothing_yet {
+                        true => Attempt::Unanswered(e),
+                        false => Attempt::Failed(e),
+                    };
+                    match conn.fill_by_deadline().await {
+                        Ok(Some(0)) => return Err(fail(SendError::Closed)),
+                        Ok(Some(_)) => {}
+                        Ok(None) => return Err(failed(SendError::FirstByteTimeout)),
+                        Err(e) => return Err(fail(SendError::Io(e))),
+                    }
+                }
+                Err(e) => return Err(failed(SendError::Head(e))),
             }
         }
     }
@@ -338,7 +378,7 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::{BodyExt, Empty};
+    use http_body_util::BodyExt;
     use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -401,10 +441,10 @@ mod tests {
             method: &Method::GET,
             target: ["", "/v1/models", "", ""],
             headers: &headers,
+            upgrade: None,
         };
-        let body = Empty::new().map_err(|never| match never {}).boxed_unsync();
         let secs = Duration::from_secs(5);
-        let resp = pool.send(req, body, secs, secs).await?;
+        let resp = pool.send(req, Bytes::new(), secs, secs).await?;
         let status = resp.status.as_u16();
         let bytes = resp.body.collect().await.unwrap().to_bytes();
         Ok((status, bytes))
