@@ -201,6 +201,28 @@ impl Gateway {
         let Some(primary) = s.upstreams.get(route.provider) else {
             return (answers::unknown_provider(Some(route.provider)).into(), None);
         };
+        // Dropped before it ends (the client went away; the transport drops the request's
+        // future, and with it the upstream call): counted for the provider.
+        let mut leaving = Leaving(Some(&primary.metrics.disconnects));
+        let served = self.serve_routed(parts, body, route, primary, remote).await;
+        leaving.0 = None;
+        served
+    }
+
+    /// Serves a request routed to `primary`.
+    async fn serve_routed<B>(
+        &self,
+        parts: http::request::Parts,
+        body: B,
+        route: Route<'_>,
+        primary: &Upstream,
+        remote: SocketAddr,
+    ) -> (Reply, Option<RequestEvent>)
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let s = &*self.shared;
         let wants_event = self
             .telemetry
             .as_ref()
@@ -300,6 +322,17 @@ impl Gateway {
             .await;
         let state = breaker.map(|b| b.state().as_str());
         (reply, event(model, outcome, state))
+    }
+}
+
+/// Counts a client that left before its request was served, when dropped armed.
+struct Leaving<'a>(Option<&'a prometheus_client::metrics::counter::Counter>);
+
+impl Drop for Leaving<'_> {
+    fn drop(&mut self) {
+        if let Some(disconnects) = self.0 {
+            disconnects.inc();
+        }
     }
 }
 

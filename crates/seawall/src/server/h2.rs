@@ -30,6 +30,9 @@ use crate::http1::codec::head::MAX_HEAD_BYTES;
 use crate::http1::io::Deadline;
 use crate::message::{Body, BoxError, Reply, RequestBody};
 
+/// How long an idle connection's GOAWAY gets to go out before the connection is dropped.
+const IDLE_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 pub(super) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -85,8 +88,12 @@ pub(super) async fn serve<H, F>(
         }
         () = stopping.as_mut() => conn.as_mut().graceful_shutdown(),
         () = idle.as_mut() => {
+            // No stream is open, so nothing is lost: a GOAWAY, and the close does not wait
+            // for the peer (a graceful close waits for its PING acknowledgement).
             tracing::debug!(%remote, "h2c connection idle: closing");
             conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(IDLE_CLOSE_GRACE, conn).await;
+            return;
         }
     }
     if let Err(error) = conn.await {

@@ -1,5 +1,6 @@
 //! After a `101 Switching Protocols`: bytes flow both ways between the client and the
-//! upstream until either side closes, or neither sends anything for `keepalive_idle`.
+//! upstream until either side closes (what it sent is passed on first), or neither sends
+//! anything for `keepalive_idle`.
 
 use std::future::poll_fn;
 use std::io;
@@ -33,7 +34,8 @@ impl ClientConn<'_> {
                 (Poll::Ready(Ok(true)), _) | (_, Poll::Ready(Ok(true))) => deadline.arm(idle),
                 _ => {}
             }
-            if up.closed && down.closed {
+            // A protocol switched to over HTTP/1 has no use for a half-open connection.
+            if up.closed || down.closed {
                 return Poll::Ready(Ok(()));
             }
             if deadline.poll_expired(cx) {
