@@ -539,6 +539,7 @@ async fn echo_websocket() -> (String, mpsc::UnboundedReceiver<http::HeaderMap>) 
         while let Ok((stream, _)) = listener.accept().await {
             let tx = tx.clone();
             tokio::spawn(async move {
+                #[allow(clippy::result_large_err)] // tungstenite's own callback type
                 let callback = |req: &Request, resp: Response| {
                     let _ = tx.send(req.headers().clone());
                     Ok(resp)
