@@ -633,3 +633,70 @@ async fn a_refused_upgrade_is_passed_on_as_an_answer() {
     let reply = client.response("GET").await;
     assert_eq!(reply.head.status, 401);
 }
+
+/// Found: the breaker's permit was taken before the body was read, so a slow uploader held the
+/// only half-open probe (and an upstream timeout then counted against the provider). Now the
+/// body is read first: another client's request gets the probe and closes the breaker.
+#[tokio::test(start_paused = true)]
+async fn a_slow_uploader_does_not_hold_the_half_open_probe() {
+    let up = MockUpstream::start(Reply::ok()).await;
+    up.push(Reply::overloaded());
+    let yaml = format!(
+        "server: {{ listen: 127.0.0.1:0, workers: 0 }}
+admin: {{ listen: 127.0.0.1:0 }}
+providers:
+  - {{ name: up, kind: generic, base_url: '{}', circuit_breaker: {{ failure_threshold: 1, open_timeout: 1s, half_open_max_calls: 1, jitter: 0 }} }}
+",
+        up.url()
+    );
+    let app = Daemon::start(&yaml).await;
+    let mut trip = Wire::connect(app.gateway_addr()).await;
+    trip.send(b"GET /up/v1/x HTTP/1.1\r\nhost: gw\r\n\r\n")
+        .await;
+    assert_eq!(trip.response("GET").await.head.status, 503);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Half-open now, with room for one probe. A slow uploader starts first...
+    let mut slow = Wire::connect(app.gateway_addr()).await;
+    slow.send(b"POST /up/v1/x HTTP/1.1\r\nhost: gw\r\ncontent-length: 9\r\n\r\n{")
+        .await;
+    tokio::task::yield_now().await;
+    // ...and a whole request that arrives after it still gets the probe.
+    let mut quick = Wire::connect(app.gateway_addr()).await;
+    quick
+        .send(b"POST /up/v1/x HTTP/1.1\r\nhost: gw\r\ncontent-length: 2\r\n\r\n{}")
+        .await;
+    assert_eq!(quick.response("POST").await.head.status, 200);
+    assert_eq!(breaker(&app, "/v1/x").await["state"], "closed");
+    slow.send(b"\"a\": 1 }").await;
+    assert_eq!(slow.response("POST").await.head.status, 200);
+}
+
+/// The h2c path has the same body bound: a request body that pauses longer than
+/// `request_body_idle` fails with 408, and the upstream never sees it.
+#[tokio::test]
+async fn an_h2c_request_body_that_stalls_gets_408() {
+    use http_body_util::BodyExt;
+    let up = MockUpstream::start(Reply::ok()).await;
+    let app = daemon(&up.url(), ", timeouts: { request_body_idle: 200ms }").await;
+    let stream = TcpStream::connect(app.gateway_addr()).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let (mut tx, body) =
+        http_body_util::channel::Channel::<bytes::Bytes, std::convert::Infallible>::new(1);
+    let req = http::Request::post(format!("http://{}/up/v1/x", app.gateway_addr()))
+        .body(body)
+        .unwrap();
+    let answer = tokio::spawn(async move { send.send_request(req).await });
+    tx.send_data(bytes::Bytes::from_static(b"{")).await.unwrap();
+    let resp = within("the h2 answer", answer).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 408);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("request_timeout"));
+    assert_eq!(up.count(), 0);
+    drop(tx);
+}
