@@ -437,8 +437,9 @@ async fn an_invalid_upstream_content_length_on_head_is_a_502() {
         .is_none_or(|l| l != "12abc"));
 }
 
-/// Found: an upstream `101` (to a request that asked for no upgrade) became a breaker failure.
-/// Now it is a 502 and the provider is not blamed for our request.
+/// A `101` to an upgrade now opens a tunnel (see the WebSocket tests); a `101` to a request
+/// that asked for none is the upstream breaking the protocol: a 502, counted like any broken
+/// answer.
 #[tokio::test]
 async fn an_unasked_upstream_101_is_a_502() {
     let up = RawUpstream::start(|mut wire: Wire| async move {
@@ -452,6 +453,8 @@ async fn an_unasked_upstream_101_is_a_502() {
     let mut client = Wire::connect(app.gateway_addr()).await;
     client.send(b"GET /up/x HTTP/1.1\r\nhost: gw\r\n\r\n").await;
     assert_eq!(client.response("GET").await.head.status, 502);
+    let b = breaker(&app, "/x").await;
+    assert_eq!(b["counts"]["consecutive_failures"], 1, "{b}");
 }
 
 // ---------------------------------------------------------------------------------------
