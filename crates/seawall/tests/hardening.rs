@@ -454,7 +454,7 @@ async fn an_unasked_upstream_101_is_a_502() {
     client.send(b"GET /up/x HTTP/1.1\r\nhost: gw\r\n\r\n").await;
     assert_eq!(client.response("GET").await.head.status, 502);
     let b = breaker(&app, "/x").await;
-    assert_eq!(b["counts"]["consecutive_failures"], 1, "{b}");
+    assert_eq!(b["counts"]["trips"], 1, "{b}");
 }
 
 // ---------------------------------------------------------------------------------------
