@@ -5,9 +5,13 @@
 //! - `decode`: body framing (`content-length`, chunked, until close) and its decoder.
 //! - `encode`: body frames gathered for one write, chunk-encoded when the length is unknown.
 //! - `fields`: an upstream's fields kept as they arrived, without building a map.
+//! - `fuzz` (tests only): generated hostile heads and chunked bodies checked against reference
+//!   models of RFC 9112 (`bench/fuzz.sh` runs it at scale).
 
 pub(crate) mod decode;
 pub(crate) mod encode;
 pub(crate) mod fields;
+#[cfg(test)]
+mod fuzz;
 pub(crate) mod head;
 pub(crate) mod hop;
