@@ -202,6 +202,10 @@ impl Decoder {
                     self.state = State::Done;
                     return Ok(Some(Decoded::End));
                 }
+                // Trailers are dropped, but must still be fields (RFC 9112 §7.1.2).
+                if !is_field_line(&line) {
+                    return Err(FramingError::ChunkSize);
+                }
                 let seen = seen + line.len() + 2;
                 if seen > MAX_TRAILERS {
                     return Err(FramingError::TooLong);
@@ -213,10 +217,14 @@ impl Decoder {
     }
 }
 
-/// Removes one CRLF-terminated line from `buf` and returns it without the CRLF.
+/// Removes one CRLF-terminated line from `buf` and returns it without the CRLF. A line
+/// longer than [`MAX_LINE`] fails however the reads split it.
 fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, FramingError> {
     match buf.iter().position(|&b| b == b'\n') {
         Some(i) => {
+            if i > MAX_LINE {
+                return Err(FramingError::TooLong);
+            }
             if i == 0 || buf[i - 1] != b'\r' {
                 return Err(FramingError::ChunkSize);
             }
@@ -229,27 +237,89 @@ fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, FramingError> {
     }
 }
 
-/// A chunk-size line: hex digits, then optional `;extensions` (ignored).
+/// A chunk-size line (RFC 9112 §7.1): hex digits, then nothing, or extensions
+/// (`*( BWS ";" BWS name [ BWS "=" BWS value ] )`, checked, then ignored).
 fn parse_chunk_size(line: &[u8]) -> Result<u64, FramingError> {
-    let digits = line
-        .split(|&b| b == b';')
-        .next()
-        .unwrap_or_default()
-        .trim_ascii_end();
-    if digits.is_empty() || digits.len() > 15 {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 || digits > 15 {
+        return Err(FramingError::ChunkSize);
+    }
+    if !(line[digits..].is_empty() || extensions_ok(&line[digits..])) {
         return Err(FramingError::ChunkSize);
     }
     let mut size = 0u64;
-    for &d in digits {
-        let v = match d {
-            b'0'..=b'9' => d - b'0',
-            b'a'..=b'f' => d - b'a' + 10,
-            b'A'..=b'F' => d - b'A' + 10,
-            _ => return Err(FramingError::ChunkSize),
-        };
-        size = size * 16 + u64::from(v);
+    for &d in &line[..digits] {
+        // Hex digits only, at most 15: no overflow.
+        size = size * 16 + u64::from((d as char).to_digit(16).unwrap_or_default());
     }
     Ok(size)
+}
+
+/// Where a chunk extension's parts may stand.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ext {
+    /// Before the first `;`.
+    Gap,
+    /// After `;`, before the name.
+    Semicolon,
+    /// In the name.
+    Name,
+    /// Blanks after the name.
+    NameEnd,
+    /// After `=`, before the value.
+    Equals,
+    /// In a token value.
+    Token,
+    /// In a quoted value; `true` right after a backslash.
+    Quoted(bool),
+    /// Blanks after a value.
+    ValueEnd,
+}
+
+/// Whether `s` is a run of chunk extensions, each `;` with a token name and an optional token
+/// or quoted-string value, with optional blanks around `;` and `=`.
+fn extensions_ok(s: &[u8]) -> bool {
+    let blank = |b: u8| b == b' ' || b == b'\t';
+    // HTAB, SP, visible characters and obs-text (RFC 9110 §5.6.4).
+    let text = |b: u8| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80;
+    let mut at = Ext::Gap;
+    for &b in s {
+        at = match at {
+            Ext::Quoted(true) if text(b) => Ext::Quoted(false),
+            Ext::Quoted(false) if b == b'"' => Ext::ValueEnd,
+            Ext::Quoted(false) if b == b'\\' => Ext::Quoted(true),
+            Ext::Quoted(false) if text(b) => Ext::Quoted(false),
+            Ext::Quoted(_) => return false,
+            _ if b == b';' && at != Ext::Semicolon && at != Ext::Equals => Ext::Semicolon,
+            Ext::Gap | Ext::Semicolon | Ext::NameEnd | Ext::Equals | Ext::ValueEnd if blank(b) => {
+                at
+            }
+            Ext::Semicolon | Ext::Name if is_tchar(b) => Ext::Name,
+            Ext::Name if blank(b) => Ext::NameEnd,
+            Ext::Name | Ext::NameEnd if b == b'=' => Ext::Equals,
+            Ext::Equals if b == b'"' => Ext::Quoted(false),
+            Ext::Equals | Ext::Token if is_tchar(b) => Ext::Token,
+            Ext::Token if blank(b) => Ext::ValueEnd,
+            _ => return false,
+        };
+    }
+    matches!(at, Ext::Name | Ext::NameEnd | Ext::Token | Ext::ValueEnd)
+}
+
+/// A `tchar` (RFC 9110 §5.6.2).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Whether a trailer line is a field: a token name, `:`, and a value of visible characters,
+/// blanks and obs-text.
+fn is_field_line(line: &[u8]) -> bool {
+    let name = line.iter().take_while(|&&b| is_tchar(b)).count();
+    name > 0
+        && line.get(name) == Some(&b':')
+        && line[name + 1..]
+            .iter()
+            .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
 }
 
 #[cfg(test)]

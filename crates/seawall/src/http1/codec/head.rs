@@ -6,12 +6,13 @@ use std::mem::MaybeUninit;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, DATE, EXPECT};
+use http::header::{CONTENT_LENGTH, DATE, EXPECT, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 
 use super::decode::{Framing, FRAMING};
 use super::fields::{Span, WireHeaders};
 use super::hop::{self, Hop};
+use super::target;
 
 /// Most header fields accepted in one head (hyper's default).
 pub(crate) const MAX_HEADERS: usize = 100;
@@ -69,7 +70,8 @@ pub(crate) struct ResponseHead {
     pub(crate) keep_alive: bool,
     /// What its `transfer-encoding` said (framing is decided by [`response_framing`]).
     hop: Hop,
-    version: Version,
+    /// Its `content-length`, if any (every value agreeing).
+    length: Result<Option<u64>, HeadError>,
 }
 
 /// Parses a request head from the start of `buf`: `None` while incomplete. On success the
@@ -98,22 +100,30 @@ pub(crate) fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, H
     let path_at = (path.as_ptr() as usize - base, path.len());
     // Only as many spans as there are fields (a full-size array costs a 1.6 KiB memset).
     let fields: Vec<Span> = req.headers.iter().map(|h| span(h, base)).collect();
+    if !target::is_valid(&method, path.as_bytes()) {
+        return Err(HeadError::Malformed("invalid request target".into()));
+    }
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(path_at.0..path_at.0 + path_at.1))
         .map_err(|_| HeadError::Malformed("invalid request target".into()))?;
-    let (headers, hop, upgrade) = header_map(&head, &fields)?;
-    let framing = request_framing(&hop, &headers, version)?;
-    let keep_alive = hop.keep_alive(version);
-    let expects_continue = version == Version::HTTP_11
-        && headers
-            .get(EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let seen = read_fields(&head, &fields)?;
+    let framing = request_framing(&seen, version)?;
+    // RFC 9112 §3.2: an HTTP/1.1 request names its host exactly once.
+    if version == Version::HTTP_11 && seen.hosts != 1 {
+        return Err(HeadError::Malformed(
+            "an HTTP/1.1 request needs exactly one host".into(),
+        ));
+    }
+    let keep_alive = seen.hop.keep_alive(version);
+    let expects_continue = version == Version::HTTP_11 && seen.expects_continue;
     let mut parts = http::Request::new(()).into_parts().0;
     parts.method = method;
     parts.uri = uri;
     parts.version = version;
-    parts.headers = headers;
-    let upgrade = upgrade.filter(|_| hop.upgrade && version == Version::HTTP_11);
+    parts.headers = seen.headers;
+    let upgrade = seen
+        .upgrade
+        .filter(|_| seen.hop.upgrade && version == Version::HTTP_11);
     Ok(Some(RequestHead {
         parts,
         framing,
@@ -151,6 +161,13 @@ pub(crate) fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>,
             spans.push(span(h, base));
         }
     }
+    // Framed by the fields as they arrived, whatever a `connection` field names (RFC 9112 §6.3).
+    let length = content_length(
+        resp.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+            .map(|h| h.value),
+    );
     if hop.names_others {
         let connection = resp
             .headers
@@ -174,7 +191,7 @@ pub(crate) fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>,
         headers: WireHeaders::new(head, spans),
         keep_alive,
         hop,
-        version,
+        length,
     }))
 }
 
@@ -189,36 +206,67 @@ fn span(h: &httparse::Header<'_>, base: usize) -> Span {
     )
 }
 
-/// The header map of a head, values sharing the head's bytes, without its hop-by-hop fields
-/// (read into the returned [`Hop`], or dropped), and the value of its `upgrade` field.
-fn header_map(
-    head: &Bytes,
-    fields: &[Span],
-) -> Result<(HeaderMap, Hop, Option<HeaderValue>), HeadError> {
-    let mut headers = HeaderMap::with_capacity(fields.len());
-    let mut hop = Hop::default();
-    let mut upgrade = None;
+/// What a request head's fields say.
+struct Seen {
+    /// The fields passed on, values sharing the head's bytes: all but the hop-by-hop ones.
+    headers: HeaderMap,
+    /// The hop-by-hop fields the codec acts on.
+    hop: Hop,
+    /// The value of `upgrade`, if any.
+    upgrade: Option<HeaderValue>,
+    /// `content-length`, every value agreeing (read as the fields arrived: a `connection`
+    /// field naming it does not hide it from framing).
+    length: Result<Option<u64>, HeadError>,
+    /// How many `host` fields.
+    hosts: usize,
+    /// Some `expect` field lists `100-continue`.
+    expects_continue: bool,
+}
+
+/// Reads a request head's fields into a map, less the hop-by-hop ones.
+fn read_fields(head: &Bytes, fields: &[Span]) -> Result<Seen, HeadError> {
+    let mut seen = Seen {
+        headers: HeaderMap::with_capacity(fields.len()),
+        hop: Hop::default(),
+        upgrade: None,
+        length: Ok(None),
+        hosts: 0,
+        expects_continue: false,
+    };
     for &(name_at, name_len, value_at, value_len) in fields {
         let (name_at, value_at) = (name_at as usize, value_at as usize);
         let raw_name = &head[name_at..name_at + name_len as usize];
         let raw = &head[value_at..value_at + value_len as usize];
-        if hop.read(raw_name, raw) {
+        if seen.hop.read(raw_name, raw) {
             continue;
         }
         if hop::is_hop_by_hop(raw_name) {
             if raw_name.eq_ignore_ascii_case(b"upgrade") {
-                upgrade = HeaderValue::from_bytes(raw).ok();
+                seen.upgrade = HeaderValue::from_bytes(raw).ok();
             }
             continue;
         }
         let name = HeaderName::from_bytes(raw_name)
             .map_err(|_| HeadError::Malformed("invalid header name".into()))?;
+        if name == CONTENT_LENGTH {
+            seen.length = match (seen.length, content_length(std::iter::once(raw))) {
+                (Ok(None), this) => this,
+                (Ok(Some(a)), Ok(Some(b))) if a == b => Ok(Some(a)),
+                _ => Err(HeadError::ContentLength),
+            };
+        } else if name == HOST {
+            seen.hosts += 1;
+        } else if name == EXPECT {
+            seen.expects_continue |= raw
+                .split(|&b| b == b',')
+                .any(|m| m.trim_ascii().eq_ignore_ascii_case(b"100-continue"));
+        }
         let value =
             HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len as usize))
                 .map_err(|_| HeadError::Malformed("invalid header value".into()))?;
-        headers.append(name, value);
+        seen.headers.append(name, value);
     }
-    if hop.names_others {
+    if seen.hop.names_others {
         let connection = fields.iter().filter_map(|&(n, nl, v, vl)| {
             let (n, v) = (n as usize, v as usize);
             head[n..n + nl as usize]
@@ -227,22 +275,23 @@ fn header_map(
         });
         for name in hop::named_by_connection(connection) {
             if let Ok(name) = HeaderName::from_bytes(name) {
-                headers.remove(name);
+                seen.headers.remove(name);
             }
         }
     }
-    Ok((headers, hop, upgrade))
+    Ok(seen)
 }
 
 /// A request's body framing (RFC 9112 §6.3): chunked when `transfer-encoding` ends in it,
 /// else `content-length`, else no body. Ambiguous or unsupported framing is refused, since a
 /// proxy that guesses invites request smuggling.
-fn request_framing(hop: &Hop, headers: &HeaderMap, version: Version) -> Result<Framing, HeadError> {
+fn request_framing(seen: &Seen, version: Version) -> Result<Framing, HeadError> {
+    let hop = &seen.hop;
     if let Some(chunked) = hop.chunked {
         if version == Version::HTTP_10 {
             return Err(HeadError::TransferEncoding);
         }
-        if headers.contains_key(CONTENT_LENGTH) {
+        if seen.length != Ok(None) {
             return Err(HeadError::Ambiguous);
         }
         return if !chunked {
@@ -254,11 +303,7 @@ fn request_framing(hop: &Hop, headers: &HeaderMap, version: Version) -> Result<F
             Ok(Framing::Chunked)
         };
     }
-    let lengths = headers
-        .get_all(CONTENT_LENGTH)
-        .iter()
-        .map(HeaderValue::as_bytes);
-    Ok(Framing::Length(content_length(lengths)?.unwrap_or(0)))
+    Ok(Framing::Length(seen.length.clone()?.unwrap_or(0)))
 }
 
 /// The length every `content-length` value agrees on, if any.
@@ -271,17 +316,20 @@ fn content_length<'a>(values: impl Iterator<Item = &'a [u8]>) -> Result<Option<u
 /// `304`), since the gateway would pass it on.
 pub(crate) fn response_framing(head: &ResponseHead, method: &Method) -> Result<Framing, HeadError> {
     let status = head.status;
-    let length = content_length(head.headers.get_all("content-length"))?;
     if *method == Method::HEAD
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
     {
+        // No body follows, but the length is passed on as the one a GET would get.
+        head.length.clone()?;
         return Ok(Framing::Length(0));
     }
     if let Some(chunked) = head.hop.chunked {
-        return if head.version == Version::HTTP_10 || !chunked {
-            // Untrustworthy or not chunked at the end: the body runs until the close.
+        // A transfer coding overrides any length (RFC 9112 §6.3). (An HTTP/1.0 response with
+        // one is read by it, but its connection is not trusted after it: see `keep_alive`.)
+        return if !chunked {
+            // Not chunked at the end: the body runs until the close.
             Ok(Framing::UntilClose)
         } else if !head.hop.only_chunked() {
             Err(HeadError::UnsupportedCoding)
@@ -289,7 +337,7 @@ pub(crate) fn response_framing(head: &ResponseHead, method: &Method) -> Result<F
             Ok(Framing::Chunked)
         };
     }
-    Ok(match length {
+    Ok(match head.length.clone()? {
         Some(n) => Framing::Length(n),
         None => Framing::UntilClose,
     })
@@ -401,38 +449,39 @@ mod tests {
     fn incomplete_heads_wait_and_huge_ones_fail() {
         let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: h\r\n"[..]);
         assert!(parse_request(&mut buf).unwrap().is_none());
-        let mut big = BytesMut::from(&b"GET / HTTP/1.1\r\nx: "[..]);
+        let mut big = BytesMut::from(&b"GET / HTTP/1.1\r\nhost: h\r\nx: "[..]);
         big.extend_from_slice(&vec![b'a'; MAX_HEAD_BYTES + 1]);
         assert_eq!(parse_request(&mut big).err(), Some(HeadError::TooLarge));
     }
 
     #[test]
     fn smuggling_shapes_are_refused() {
-        let both = "POST / HTTP/1.1\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n";
+        let both =
+            "POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n";
         assert_eq!(request(both).err(), Some(HeadError::Ambiguous));
-        let differ = "POST / HTTP/1.1\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\n";
+        let differ = "POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\n";
         assert_eq!(request(differ).err(), Some(HeadError::ContentLength));
-        let signed = "POST / HTTP/1.1\r\ncontent-length: +3\r\n\r\n";
+        let signed = "POST / HTTP/1.1\r\nhost: h\r\ncontent-length: +3\r\n\r\n";
         assert_eq!(request(signed).err(), Some(HeadError::ContentLength));
-        let gzip = "POST / HTTP/1.1\r\ntransfer-encoding: chunked, gzip\r\n\r\n";
+        let gzip = "POST / HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked, gzip\r\n\r\n";
         assert_eq!(request(gzip).err(), Some(HeadError::TransferEncoding));
-        let coded = "POST / HTTP/1.1\r\ntransfer-encoding: gzip, chunked\r\n\r\n";
+        let coded = "POST / HTTP/1.1\r\nhost: h\r\ntransfer-encoding: gzip, chunked\r\n\r\n";
         assert_eq!(request(coded).err(), Some(HeadError::UnsupportedCoding));
         let twice =
-            "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n\r\n";
+            "POST / HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n\r\n";
         assert_eq!(request(twice).err(), Some(HeadError::UnsupportedCoding));
         let old = "POST / HTTP/1.0\r\ntransfer-encoding: chunked\r\n\r\n";
         assert_eq!(request(old).err(), Some(HeadError::TransferEncoding));
-        let same = "POST / HTTP/1.1\r\ncontent-length: 3, 3\r\n\r\n";
+        let same = "POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 3, 3\r\n\r\n";
         assert_eq!(request(same).unwrap().framing, Framing::Length(3));
-        let chunked = "POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n";
+        let chunked = "POST / HTTP/1.1\r\nhost: h\r\nTransfer-Encoding: Chunked\r\n\r\n";
         assert_eq!(request(chunked).unwrap().framing, Framing::Chunked);
     }
 
     #[test]
     fn keep_alive_follows_version_and_connection() {
         assert!(
-            !request("GET / HTTP/1.1\r\nconnection: Close\r\n\r\n")
+            !request("GET / HTTP/1.1\r\nhost: h\r\nconnection: Close\r\n\r\n")
                 .unwrap()
                 .keep_alive
         );
@@ -443,7 +492,7 @@ mod tests {
                 .keep_alive
         );
         assert!(
-            request("GET / HTTP/1.1\r\nexpect: 100-continue\r\n\r\n")
+            request("GET / HTTP/1.1\r\nhost: h\r\nexpect: 100-continue\r\n\r\n")
                 .unwrap()
                 .expects_continue
         );
@@ -483,9 +532,9 @@ mod tests {
             framing(bogus_head, &Method::HEAD),
             Err(HeadError::ContentLength)
         );
-        // HTTP/1.0 with a transfer coding: read until the close, never reuse.
+        // HTTP/1.0 with a transfer coding: read by it, but the connection is never reused.
         let old = "HTTP/1.0 200 OK\r\ntransfer-encoding: chunked\r\nconnection: keep-alive\r\n\r\n";
-        assert_eq!(get(old), Ok((Framing::UntilClose, false)));
+        assert_eq!(get(old), Ok((Framing::Chunked, false)));
         let coded = "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n";
         assert_eq!(get(coded), Err(HeadError::UnsupportedCoding));
         let chunked = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";

@@ -5,6 +5,7 @@
 //! - `decode`: body framing (`content-length`, chunked, until close) and its decoder.
 //! - `encode`: body frames gathered for one write, chunk-encoded when the length is unknown.
 //! - `fields`: an upstream's fields kept as they arrived, without building a map.
+//! - `target`: which request targets are accepted (RFC 9112 §3.2's four forms).
 //! - `fuzz` (tests only): generated hostile heads and chunked bodies checked against reference
 //!   models of RFC 9112 (`bench/fuzz.sh` runs it at scale).
 
@@ -15,3 +16,4 @@ pub(crate) mod fields;
 mod fuzz;
 pub(crate) mod head;
 pub(crate) mod hop;
+pub(crate) mod target;

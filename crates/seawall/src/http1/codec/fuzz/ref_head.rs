@@ -198,7 +198,12 @@ pub(super) fn response(input: &[u8], method: &str, rules: Rules) -> Head {
     let no_body =
         method == "HEAD" || (100..200).contains(&status) || status == 204 || status == 304;
     let framing = if no_body {
-        Ok(Framing::Length(0))
+        // A length that is not one fails even where no body follows: the gateway would pass
+        // it on to its client (issue 13).
+        match content_length(&cl) {
+            Some(_) => Ok(Framing::Length(0)),
+            None => Err(Class::ContentLength),
+        }
     } else if !te.is_empty() {
         match te_ends_chunked(&te, rules) {
             Some(true) => Ok(Framing::Chunked),

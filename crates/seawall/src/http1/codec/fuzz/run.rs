@@ -292,8 +292,7 @@ fn run_response(input: &[u8], cuts: &[usize], method: &str) -> Result<Head, Stri
     let method = Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
     run_head(input, cuts, |buf| {
         Ok(head::parse_response(buf)?.map(|h| {
-            let framing =
-                head::response_framing(&method, h.status, h.chunked, &h.headers).map_err(class);
+            let framing = head::response_framing(&h, &method).map_err(class);
             Head::Response(Response {
                 head_len: 0,
                 status: h.status.as_u16(),
@@ -348,7 +347,8 @@ fn class(e: HeadError) -> Class {
         HeadError::TooLarge => Class::TooLarge,
         HeadError::Version => Class::Version,
         HeadError::ContentLength => Class::ContentLength,
-        HeadError::TransferEncoding => Class::TransferEncoding,
+        // Both refuse the transfer coding (400 for a misplaced chunked, 501 for another one).
+        HeadError::TransferEncoding | HeadError::UnsupportedCoding => Class::TransferEncoding,
         HeadError::Ambiguous => Class::Ambiguous,
     }
 }
