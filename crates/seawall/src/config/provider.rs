@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::breaker::BreakerSettings;
 use super::duration;
+use super::endpoint::EndpointTemplate;
 
 /// The API family of a provider: decides failure classes, error body shape and key header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -67,11 +68,27 @@ pub struct ProviderConfig {
     /// Default: none.
     #[serde(default)]
     pub fallbacks: Vec<String>,
+    /// Endpoint templates (`/v1/threads/{id}/runs`), tried in order before the id heuristic
+    /// when a request path becomes a breaker key and metric label; no duplicates. Default: none.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointTemplate>,
+    /// How long a closed breaker may go unused before it and every metric series of its
+    /// endpoint are removed. Default `10m`; at least `circuit_breaker.window`, at most
+    /// [`MAX_IDLE_EVICT`].
+    #[serde(default = "default_idle_evict", with = "duration")]
+    pub idle_evict: Duration,
 }
 
 fn default_max_keys() -> usize {
     1000
 }
+
+fn default_idle_evict() -> Duration {
+    Duration::from_secs(600)
+}
+
+/// Longest `providers[].idle_evict`: a day.
+pub const MAX_IDLE_EVICT: Duration = Duration::from_secs(24 * 3600);
 
 /// Upstream timeouts of a provider; each must be > 0.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
