@@ -63,6 +63,11 @@ struct EvictionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedPathLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FlagFetchLabels {
     host: String,
     result: String,
@@ -77,6 +82,7 @@ pub struct Metrics {
     breaker_evictions: Family<EvictionLabels, Counter>,
     upstream_requests: Family<UpstreamLabels, Counter>,
     upstream_duration: Family<RouteLabels, Histogram>,
+    refused_paths: Family<RefusedPathLabels, Counter>,
     flag_fetches: Family<FlagFetchLabels, Counter>,
     /// Handles into the two upstream families by provider, then endpoint, so a request
     /// records without building label sets (the endpoints are bounded by the breakers').
@@ -104,6 +110,7 @@ impl Metrics {
         let upstream_duration = Family::<RouteLabels, Histogram>::new_with_constructor(
             duration_histogram as fn() -> Histogram,
         );
+        let refused_paths = Family::<RefusedPathLabels, Counter>::default();
         let flag_fetches = Family::<FlagFetchLabels, Counter>::default();
         registry.register(
             "circuit_breaker_state",
@@ -136,6 +143,11 @@ impl Metrics {
             upstream_duration.clone(),
         );
         registry.register(
+            "refused_paths",
+            "Gateway requests refused with 400 because of their path, by reason",
+            refused_paths.clone(),
+        );
+        registry.register(
             "feature_flag_fetches",
             "Feature-flag fetches, by host and result",
             flag_fetches.clone(),
@@ -148,6 +160,7 @@ impl Metrics {
             breaker_evictions,
             upstream_requests,
             upstream_duration,
+            refused_paths,
             flag_fetches,
             routes: RwLock::new(HashMap::default()),
             timeline: Timeline::new(),
@@ -229,6 +242,14 @@ impl Metrics {
                 code: code.to_string(),
             });
         }
+    }
+
+    /// Counts a gateway request refused because of its path (`reason` as
+    /// `gateway::path::PathError` names it).
+    pub(crate) fn count_refused_path(&self, reason: &'static str) {
+        self.refused_paths
+            .get_or_create(&RefusedPathLabels { reason })
+            .inc();
     }
 
     /// Counts a forwarded request and its latency to response headers. `code` is the status
@@ -452,6 +473,7 @@ mod tests {
         m.observe_upstream("anthropic", "/v1/messages", "529", 0.2);
         m.count_flag_fetch("api.example.com", "ok");
         m.count_eviction(&b);
+        m.count_refused_path("escapes_provider");
         let text = m.encode();
         for needle in [
             r#"seawall_circuit_breaker_state{kind="provider",name="anthropic",endpoint="/v1/messages",model=""} 0.5"#,
@@ -461,6 +483,7 @@ mod tests {
             r#"seawall_upstream_request_duration_seconds_count{provider="anthropic",endpoint="/v1/messages"} 1"#,
             r#"seawall_feature_flag_fetches_total{host="api.example.com",result="ok"} 1"#,
             r#"seawall_circuit_breaker_evictions_total{kind="provider",name="anthropic"} 1"#,
+            r#"seawall_refused_paths_total{reason="escapes_provider"} 1"#,
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

@@ -12,14 +12,14 @@ pub const MAX_ENDPOINT_LEN: usize = 128;
 
 /// RFC 3986 `unreserved` (`A-Z a-z 0-9 - . _ ~`): percent-encoding one changes nothing, so a
 /// normalised path decodes it.
-fn is_unreserved(b: u8) -> bool {
+pub(crate) fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
 /// A byte a normalised path segment carries as itself (RFC 3986 `pchar` less `%`):
 /// unreserved, sub-delims (`! $ & ' ( ) * + , ; =`), `:` and `@`. Every other byte is
 /// percent-encoded.
-fn stands_for_itself(b: u8) -> bool {
+pub(crate) fn stands_for_itself(b: u8) -> bool {
     is_unreserved(b)
         || matches!(
             b,

@@ -36,6 +36,7 @@ mod validate;
 mod tests;
 
 pub use breaker::{BreakerSettings, DEFAULT_OPEN_TIMEOUT_MAX};
+pub(crate) use endpoint::{is_unreserved, stands_for_itself};
 pub use endpoint::{EndpointTemplate, TemplateSegment, MAX_ENDPOINT_LEN};
 pub use error::{ConfigError, Location, Position};
 pub use load::{load, parse};

@@ -39,7 +39,7 @@ impl Forwarder<'_> {
         call: Admitted<'_>,
         mut parts: request::Parts,
         body: UpstreamBody,
-        route: Route<'_>,
+        route: &Route<'_>,
         client_ip: IpAddr,
     ) -> Reply {
         let Admitted {
@@ -48,10 +48,11 @@ impl Forwarder<'_> {
             endpoint,
             fallback,
         } = call;
+        let endpoint = &*endpoint;
         headers::to_upstream(&mut parts.headers, upstream, client_ip, self.auth_on);
         let outgoing = Outgoing {
             method: &parts.method,
-            target: upstream.target(route.endpoint, route.query),
+            target: upstream.target(route.path(), route.query),
             headers: &parts.headers,
         };
         let started = Instant::now();
