@@ -309,7 +309,7 @@ impl ProviderBreakers {
         };
         let registry = Registry::new(template.clone())
             .max_keys(provider.max_keys)
-            .idle_after(provider.idle_evict)
+            .idle_after(provider.effective_idle_evict())
             .on_state_change(on_change)
             .on_create(on_create)
             .on_evict(on_evict);

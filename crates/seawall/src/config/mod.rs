@@ -48,5 +48,7 @@ pub use pipeline::{
     BatchConfig, FallbackConfig, OutputConfig, OutputType, PipelineConfig, QueueConfig,
     RerouteConfig, ResilienceConfig, SamplingConfig,
 };
-pub use provider::{ProviderConfig, ProviderKind, ProviderTimeouts, MAX_IDLE_EVICT};
+pub use provider::{
+    ProviderConfig, ProviderKind, ProviderTimeouts, DEFAULT_IDLE_EVICT, MAX_IDLE_EVICT,
+};
 pub use secrets::{Secret, Secrets};

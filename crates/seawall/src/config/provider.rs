@@ -73,19 +73,27 @@ pub struct ProviderConfig {
     #[serde(default)]
     pub endpoints: Vec<EndpointTemplate>,
     /// How long a closed breaker may go unused before it and every metric series of its
-    /// endpoint are removed. Default `10m`; at least `circuit_breaker.window`, at most
-    /// [`MAX_IDLE_EVICT`].
-    #[serde(default = "default_idle_evict", with = "duration")]
-    pub idle_evict: Duration,
+    /// endpoint are removed. When set: at least `circuit_breaker.window`, at most
+    /// [`MAX_IDLE_EVICT`]. Default: see [`ProviderConfig::effective_idle_evict`].
+    #[serde(default, with = "duration::option")]
+    pub idle_evict: Option<Duration>,
+}
+
+impl ProviderConfig {
+    /// `idle_evict` if set, else [`DEFAULT_IDLE_EVICT`] or `circuit_breaker.window`, whichever
+    /// is longer (eviction must not forget failures the window still counts).
+    pub fn effective_idle_evict(&self) -> Duration {
+        self.idle_evict
+            .unwrap_or(DEFAULT_IDLE_EVICT.max(self.circuit_breaker.window))
+    }
 }
 
 fn default_max_keys() -> usize {
     1000
 }
 
-fn default_idle_evict() -> Duration {
-    Duration::from_secs(600)
-}
+/// `providers[].idle_evict` when unset (and the window is shorter): ten minutes.
+pub const DEFAULT_IDLE_EVICT: Duration = Duration::from_secs(600);
 
 /// Longest `providers[].idle_evict`: a day.
 pub const MAX_IDLE_EVICT: Duration = Duration::from_secs(24 * 3600);

@@ -104,7 +104,7 @@ fn full_fixture_loads_every_key() {
         .map(|t| t.as_str())
         .collect();
     assert_eq!(templates, ["/v1/threads/{id}/runs", "/v1/models/{model}"]);
-    assert_eq!(c.providers[2].idle_evict, Duration::from_secs(900));
+    assert_eq!(c.providers[2].idle_evict, Some(Duration::from_secs(900)));
 
     let f = c.feature_flags.as_ref().unwrap();
     assert_eq!(
@@ -201,7 +201,8 @@ fn minimal_fixture_gets_documented_defaults() {
         (1000, false, None)
     );
     assert!(p.endpoints.is_empty());
-    assert_eq!(p.idle_evict, Duration::from_secs(600));
+    assert_eq!(p.idle_evict, None);
+    assert_eq!(p.effective_idle_evict(), Duration::from_secs(600));
     assert_eq!(p.circuit_breaker, BreakerSettings::default());
     assert_eq!(p.circuit_breaker.failure_rate_threshold, None);
     assert_eq!(
@@ -660,10 +661,15 @@ fn idle_evict_is_bounded_by_the_window_and_a_day() {
     let provider = |extra: &str| {
         format!("providers:\n  - {{ name: o, kind: openai, base_url: 'https://api.openai.com', {extra} }}\n")
     };
-    let c = parse(&provider("")).unwrap();
-    assert_eq!(c.providers[0].idle_evict, Duration::from_secs(600));
-    let c = parse(&provider("idle_evict: 1h")).unwrap();
-    assert_eq!(c.providers[0].idle_evict, Duration::from_secs(3600));
+    let effective =
+        |extra: &str| parse(&provider(extra)).unwrap().providers[0].effective_idle_evict();
+    assert_eq!(effective(""), Duration::from_secs(600));
+    assert_eq!(effective("idle_evict: 1h"), Duration::from_secs(3600));
+    assert_eq!(
+        effective("circuit_breaker: { window: 15m }"),
+        Duration::from_secs(900),
+        "unset, it follows a window longer than ten minutes"
+    );
     let err = parse_err(&provider("idle_evict: 0s"));
     assert_error(
         &err,

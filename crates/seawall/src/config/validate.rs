@@ -283,26 +283,29 @@ impl Validator<'_> {
                 );
             }
         }
+        let Some(idle_evict) = p.idle_evict else {
+            return Ok(());
+        };
         let path = key(at, "idle_evict");
-        self.positive(&path, p.idle_evict)?;
+        self.positive(&path, idle_evict)?;
         let window = p.circuit_breaker.window;
-        if p.idle_evict < window {
+        if idle_evict < window {
             return self.fail(
                 &path,
                 format!(
                     "{} is shorter than circuit_breaker.window ({}): an endpoint evicted between \
                      two calls would forget failures its window still counts",
-                    humantime::format_duration(p.idle_evict),
+                    humantime::format_duration(idle_evict),
                     humantime::format_duration(window)
                 ),
             );
         }
-        if p.idle_evict > MAX_IDLE_EVICT {
+        if idle_evict > MAX_IDLE_EVICT {
             return self.fail(
                 &path,
                 format!(
                     "{} is longer than {}",
-                    humantime::format_duration(p.idle_evict),
+                    humantime::format_duration(idle_evict),
                     humantime::format_duration(MAX_IDLE_EVICT)
                 ),
             );
