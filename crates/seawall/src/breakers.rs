@@ -2,10 +2,11 @@
 //! endpoint (× model), a log line and metrics on every transition, and views for the admin API.
 
 use std::borrow::Borrow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
+use std::mem;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use foldhash::HashMap;
@@ -56,6 +57,8 @@ pub fn tokio_clock() -> Clock {
 /// A provider's breakers: one per endpoint (× model when `per_model`), bounded by `max_keys`.
 /// When the bound is reached and nothing is idle, further endpoints share one overflow
 /// breaker (endpoint `*`), so a flood of distinct paths cannot grow memory or metrics.
+/// A closed breaker unused for `idle_evict` is evicted with every metric series of its own,
+/// and its endpoint's upstream series once no breaker of that endpoint is left.
 pub struct ProviderBreakers {
     name: String,
     per_model: bool,
@@ -64,7 +67,9 @@ pub struct ProviderBreakers {
     /// Whether any request has fallen back to the overflow breaker (then it is listed).
     overflow_used: AtomicBool,
     /// Rejection counters by breaker key, so a rejection builds no labels.
-    reject_counters: RwLock<HashMap<BreakerKey, Counter>>,
+    reject_counters: Arc<RwLock<HashMap<BreakerKey, Counter>>>,
+    /// Endpoints of breakers evicted since the last tick, whose upstream series may go.
+    evicted: Arc<Mutex<Vec<String>>>,
     /// Set from the `seawall.circuit_breaker.enabled` flag: observe, never reject.
     metrics_only: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
@@ -73,7 +78,8 @@ pub struct ProviderBreakers {
 /// What a provider breaker is keyed by.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct BreakerKey {
-    /// Request path without the query (e.g. `/v1/messages`).
+    /// The endpoint label of the request path (e.g. `/v1/messages`, `/v1/threads/{id}/runs`;
+    /// see the README's "Paths").
     pub endpoint: String,
     /// The model, when breakers are per model; else empty.
     pub model: String,
@@ -270,9 +276,11 @@ impl ProviderBreakers {
                 model: k.model.clone(),
             }
         };
-        let (on_change, on_create, on_evict) = {
-            let (m1, m2, m3) = (metrics.clone(), metrics.clone(), metrics.clone());
-            let (l1, l2, l3) = (labels_of.clone(), labels_of.clone(), labels_of.clone());
+        let reject_counters = Arc::new(RwLock::new(HashMap::default()));
+        let evicted = Arc::new(Mutex::new(Vec::new()));
+        let (on_change, on_create) = {
+            let (m1, m2) = (metrics.clone(), metrics.clone());
+            let (l1, l2) = (labels_of.clone(), labels_of.clone());
             let mo = metrics_only.clone();
             (
                 move |k: &BreakerKey, t: &Transition| record_transition(&m1, &l1(k), t),
@@ -280,11 +288,28 @@ impl ProviderBreakers {
                     apply_mode(b, disabled, mo.load(Ordering::Relaxed));
                     m2.set_breaker_state(&l2(k), b.state());
                 },
-                move |k: &BreakerKey, _: &CircuitBreaker| m3.forget_breaker(&l3(k)),
             )
+        };
+        let on_evict = {
+            let (metrics, counters, evicted) =
+                (metrics.clone(), reject_counters.clone(), evicted.clone());
+            let labels_of = labels_of.clone();
+            move |k: &BreakerKey, _: &CircuitBreaker| {
+                let labels = labels_of(k);
+                tracing::debug!(kind = labels.kind, name = %labels.name,
+                    endpoint = %labels.endpoint, model = %labels.model,
+                    "idle circuit breaker evicted");
+                metrics.forget_breaker(&labels);
+                metrics.count_eviction(&labels);
+                let mut counters = counters.write().unwrap_or_else(PoisonError::into_inner);
+                counters.remove(k);
+                let mut evicted = evicted.lock().unwrap_or_else(PoisonError::into_inner);
+                evicted.push(k.endpoint.clone());
+            }
         };
         let registry = Registry::new(template.clone())
             .max_keys(provider.max_keys)
+            .idle_after(provider.effective_idle_evict())
             .on_state_change(on_change)
             .on_create(on_create)
             .on_evict(on_evict);
@@ -304,7 +329,8 @@ impl ProviderBreakers {
             registry,
             overflow,
             overflow_used: AtomicBool::new(false),
-            reject_counters: RwLock::new(HashMap::default()),
+            reject_counters,
+            evicted,
             metrics_only,
             metrics,
         })
@@ -411,6 +437,26 @@ impl ProviderBreakers {
         self.registry.tick();
         self.overflow.tick();
         self.registry.evict_idle();
+        self.forget_evicted_endpoints();
+    }
+
+    /// Drops the upstream series of the endpoints evicted since the last tick that no breaker
+    /// uses any more (with `per_model`, another model's breaker may still).
+    fn forget_evicted_endpoints(&self) {
+        let evicted = mem::take(&mut *self.evicted.lock().unwrap_or_else(PoisonError::into_inner));
+        if evicted.is_empty() {
+            return;
+        }
+        let live: BTreeSet<String> = self
+            .registry
+            .entries()
+            .into_iter()
+            .map(|(k, _)| k.endpoint)
+            .collect();
+        let gone: BTreeSet<String> = evicted.into_iter().filter(|e| !live.contains(e)).collect();
+        for endpoint in gone {
+            self.metrics.forget_route(&self.name, &endpoint);
+        }
     }
 
     /// Every breaker with its labels, sorted by endpoint and model.

@@ -57,6 +57,17 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EvictionLabels {
+    kind: &'static str,
+    name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedPathLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FlagFetchLabels {
     host: String,
     result: String,
@@ -68,8 +79,10 @@ pub struct Metrics {
     breaker_state: Family<BreakerLabels, Gauge<f64, AtomicU64>>,
     breaker_trips: Family<TripLabels, Counter>,
     breaker_rejects: Family<BreakerLabels, Counter>,
+    breaker_evictions: Family<EvictionLabels, Counter>,
     upstream_requests: Family<UpstreamLabels, Counter>,
     upstream_duration: Family<RouteLabels, Histogram>,
+    refused_paths: Family<RefusedPathLabels, Counter>,
     flag_fetches: Family<FlagFetchLabels, Counter>,
     /// Handles into the two upstream families by provider, then endpoint, so a request
     /// records without building label sets (the endpoints are bounded by the breakers').
@@ -92,10 +105,12 @@ impl Metrics {
         let breaker_state = Family::<BreakerLabels, Gauge<f64, AtomicU64>>::default();
         let breaker_trips = Family::<TripLabels, Counter>::default();
         let breaker_rejects = Family::<BreakerLabels, Counter>::default();
+        let breaker_evictions = Family::<EvictionLabels, Counter>::default();
         let upstream_requests = Family::<UpstreamLabels, Counter>::default();
         let upstream_duration = Family::<RouteLabels, Histogram>::new_with_constructor(
             duration_histogram as fn() -> Histogram,
         );
+        let refused_paths = Family::<RefusedPathLabels, Counter>::default();
         let flag_fetches = Family::<FlagFetchLabels, Counter>::default();
         registry.register(
             "circuit_breaker_state",
@@ -113,6 +128,11 @@ impl Metrics {
             breaker_rejects.clone(),
         );
         registry.register(
+            "circuit_breaker_evictions",
+            "Breakers evicted as idle, every series of theirs removed",
+            breaker_evictions.clone(),
+        );
+        registry.register(
             "upstream_requests",
             "Requests forwarded upstream, by response status (or `error` for transport failures)",
             upstream_requests.clone(),
@@ -121,6 +141,11 @@ impl Metrics {
             "upstream_request_duration_seconds",
             "Time from forwarding a request to the upstream's response headers",
             upstream_duration.clone(),
+        );
+        registry.register(
+            "refused_paths",
+            "Gateway requests refused with 400 because of their path, by reason",
+            refused_paths.clone(),
         );
         registry.register(
             "feature_flag_fetches",
@@ -132,8 +157,10 @@ impl Metrics {
             breaker_state,
             breaker_trips,
             breaker_rejects,
+            breaker_evictions,
             upstream_requests,
             upstream_duration,
+            refused_paths,
             flag_fetches,
             routes: RwLock::new(HashMap::default()),
             timeline: Timeline::new(),
@@ -152,14 +179,9 @@ impl Metrics {
 
     /// Counts a trip of a breaker.
     pub fn count_trip(&self, labels: &BreakerLabels, reason: Reason) {
-        let l = TripLabels {
-            kind: labels.kind,
-            name: labels.name.clone(),
-            endpoint: labels.endpoint.clone(),
-            model: labels.model.clone(),
-            reason: reason.as_str(),
-        };
-        self.breaker_trips.get_or_create(&l).inc();
+        self.breaker_trips
+            .get_or_create(&trip_labels(labels, reason))
+            .inc();
     }
 
     /// Counts a rejected call.
@@ -172,10 +194,62 @@ impl Metrics {
         self.breaker_rejects.get_or_create(labels).clone()
     }
 
-    /// Drops the gauge series of a breaker that no longer exists (counters stay: they are
-    /// cumulative).
+    /// Drops every series of a breaker that no longer exists: its state gauge, its rejection
+    /// counter and its trip counters. A handle kept from [`Metrics::reject_counter`] no longer
+    /// counts into `/metrics`: drop it too.
     pub fn forget_breaker(&self, labels: &BreakerLabels) {
         self.breaker_state.remove(labels);
+        self.breaker_rejects.remove(labels);
+        for reason in REASONS {
+            self.breaker_trips.remove(&trip_labels(labels, reason));
+        }
+    }
+
+    /// Counts a breaker evicted as idle.
+    pub fn count_eviction(&self, labels: &BreakerLabels) {
+        let l = EvictionLabels {
+            kind: labels.kind,
+            name: labels.name.clone(),
+        };
+        self.breaker_evictions.get_or_create(&l).inc();
+    }
+
+    /// Drops the upstream series of `provider`'s `endpoint` (request counters of every code,
+    /// the duration histogram) and their cached handles.
+    pub fn forget_route(&self, provider: &str, endpoint: &str) {
+        let route = {
+            let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+            let endpoints = routes.get_mut(provider);
+            let route = endpoints.and_then(|e| e.remove(endpoint));
+            if routes.get(provider).is_some_and(HashMap::is_empty) {
+                routes.remove(provider);
+            }
+            route
+        };
+        self.upstream_duration.remove(&RouteLabels {
+            provider: provider.to_owned(),
+            endpoint: endpoint.to_owned(),
+        });
+        let Some(route) = route else { return };
+        let codes = route
+            .requests
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (code, _) in codes.iter() {
+            self.upstream_requests.remove(&UpstreamLabels {
+                provider: provider.to_owned(),
+                endpoint: endpoint.to_owned(),
+                code: code.to_string(),
+            });
+        }
+    }
+
+    /// Counts a gateway request refused because of its path (`reason` as
+    /// `gateway::path::PathError` names it).
+    pub(crate) fn count_refused_path(&self, reason: &'static str) {
+        self.refused_paths
+            .get_or_create(&RefusedPathLabels { reason })
+            .inc();
     }
 
     /// Counts a forwarded request and its latency to response headers. `code` is the status
@@ -297,6 +371,30 @@ impl Default for Metrics {
     }
 }
 
+/// Every transition reason, to remove all trip series of a breaker (a test keeps it complete).
+const REASONS: [Reason; 10] = [
+    Reason::ConsecutiveFailures,
+    Reason::FailureRate,
+    Reason::SlowCallRate,
+    Reason::RetryAfter,
+    Reason::GlobalHealth,
+    Reason::Manual,
+    Reason::HalfOpenFailure,
+    Reason::HalfOpenTimeout,
+    Reason::OpenTimeoutElapsed,
+    Reason::ProbesSucceeded,
+];
+
+fn trip_labels(labels: &BreakerLabels, reason: Reason) -> TripLabels {
+    TripLabels {
+        kind: labels.kind,
+        name: labels.name.clone(),
+        endpoint: labels.endpoint.clone(),
+        model: labels.model.clone(),
+        reason: reason.as_str(),
+    }
+}
+
 fn duration_histogram() -> Histogram {
     // 5 ms … ~82 s: LLM calls range from fast errors to minute-long generations.
     Histogram::new(exponential_buckets(0.005, 2.0, 15))
@@ -305,6 +403,60 @@ fn duration_histogram() -> Histogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_lists_every_reason() {
+        for reason in REASONS {
+            // Adding a `Reason` breaks this match until it is listed in `REASONS` too.
+            let index = match reason {
+                Reason::ConsecutiveFailures => 0,
+                Reason::FailureRate => 1,
+                Reason::SlowCallRate => 2,
+                Reason::RetryAfter => 3,
+                Reason::GlobalHealth => 4,
+                Reason::Manual => 5,
+                Reason::HalfOpenFailure => 6,
+                Reason::HalfOpenTimeout => 7,
+                Reason::OpenTimeoutElapsed => 8,
+                Reason::ProbesSucceeded => 9,
+            };
+            assert_eq!(REASONS[index], reason);
+        }
+    }
+
+    #[test]
+    fn forgetting_a_breaker_and_its_route_removes_every_series() {
+        let m = Metrics::new();
+        let labels = |endpoint: &str| BreakerLabels {
+            kind: "provider",
+            name: "p".into(),
+            endpoint: endpoint.into(),
+            model: String::new(),
+        };
+        for endpoint in ["/gone", "/kept"] {
+            let b = labels(endpoint);
+            m.set_breaker_state(&b, State::Closed);
+            m.count_trip(&b, Reason::ConsecutiveFailures);
+            m.count_trip(&b, Reason::HalfOpenFailure);
+            m.reject_counter(&b).inc();
+            m.observe_upstream("p", endpoint, "200", 0.1);
+            m.observe_upstream("p", endpoint, "503", 0.1);
+            m.observe_upstream("p", endpoint, "error", 0.1);
+        }
+        let kept = |text: &str| text.matches(r#"endpoint="/kept""#).count();
+        let before = m.encode();
+        assert_eq!(kept(&before), before.matches(r#"endpoint="/gone""#).count());
+        m.forget_breaker(&labels("/gone"));
+        m.forget_route("p", "/gone");
+        let text = m.encode();
+        assert!(!text.contains(r#"endpoint="/gone""#), "{text}");
+        assert_eq!(kept(&text), kept(&before), "{text}");
+        m.observe_upstream("p", "/gone", "200", 0.1);
+        let again = m.encode();
+        assert!(again.contains(
+            r#"seawall_upstream_requests_total{provider="p",endpoint="/gone",code="200"} 1"#
+        ));
+    }
 
     #[test]
     fn exposition_uses_the_design_names() {
@@ -320,6 +472,8 @@ mod tests {
         m.count_reject(&b);
         m.observe_upstream("anthropic", "/v1/messages", "529", 0.2);
         m.count_flag_fetch("api.example.com", "ok");
+        m.count_eviction(&b);
+        m.count_refused_path("escapes_provider");
         let text = m.encode();
         for needle in [
             r#"seawall_circuit_breaker_state{kind="provider",name="anthropic",endpoint="/v1/messages",model=""} 0.5"#,
@@ -328,6 +482,8 @@ mod tests {
             r#"seawall_upstream_requests_total{provider="anthropic",endpoint="/v1/messages",code="529"} 1"#,
             r#"seawall_upstream_request_duration_seconds_count{provider="anthropic",endpoint="/v1/messages"} 1"#,
             r#"seawall_feature_flag_fetches_total{host="api.example.com",result="ok"} 1"#,
+            r#"seawall_circuit_breaker_evictions_total{kind="provider",name="anthropic"} 1"#,
+            r#"seawall_refused_paths_total{reason="escapes_provider"} 1"#,
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

@@ -4,7 +4,7 @@
 //! # Layout
 //! - [`load`]/[`parse`] (`load.rs`): YAML → validated [`Config`].
 //! - `model.rs`, `provider.rs`, `pipeline.rs`, `breaker.rs`: the schema, with each field's
-//!   default in its doc comment.
+//!   default in its doc comment; `endpoint.rs`: `providers[].endpoints` templates.
 //! - [`duration`] and [`size`]: `30s`-style durations and `10MB`-style sizes (binary units).
 //! - `spans.rs`: field path → position map built from the YAML events, so checks run after
 //!   deserialisation (`validate.rs`) still report `line:column`.
@@ -21,6 +21,7 @@
 
 mod breaker;
 pub mod duration;
+mod endpoint;
 mod error;
 mod load;
 mod model;
@@ -35,6 +36,8 @@ mod validate;
 mod tests;
 
 pub use breaker::{BreakerSettings, DEFAULT_OPEN_TIMEOUT_MAX};
+pub(crate) use endpoint::{is_unreserved, stands_for_itself};
+pub use endpoint::{EndpointTemplate, TemplateSegment, MAX_ENDPOINT_LEN};
 pub use error::{ConfigError, Location, Position};
 pub use load::{load, parse};
 pub use model::{
@@ -45,5 +48,7 @@ pub use pipeline::{
     BatchConfig, FallbackConfig, OutputConfig, OutputType, PipelineConfig, QueueConfig,
     RerouteConfig, ResilienceConfig, SamplingConfig,
 };
-pub use provider::{ProviderConfig, ProviderKind, ProviderTimeouts};
+pub use provider::{
+    ProviderConfig, ProviderKind, ProviderTimeouts, DEFAULT_IDLE_EVICT, MAX_IDLE_EVICT,
+};
 pub use secrets::{Secret, Secrets};

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::breaker::BreakerSettings;
 use super::duration;
+use super::endpoint::EndpointTemplate;
 
 /// The API family of a provider: decides failure classes, error body shape and key header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -67,11 +68,35 @@ pub struct ProviderConfig {
     /// Default: none.
     #[serde(default)]
     pub fallbacks: Vec<String>,
+    /// Endpoint templates (`/v1/threads/{id}/runs`), tried in order before the id heuristic
+    /// when a request path becomes a breaker key and metric label; no duplicates. Default: none.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointTemplate>,
+    /// How long a closed breaker may go unused before it and every metric series of its
+    /// endpoint are removed. When set: at least `circuit_breaker.window`, at most
+    /// [`MAX_IDLE_EVICT`]. Default: see [`ProviderConfig::effective_idle_evict`].
+    #[serde(default, with = "duration::option")]
+    pub idle_evict: Option<Duration>,
+}
+
+impl ProviderConfig {
+    /// `idle_evict` if set, else [`DEFAULT_IDLE_EVICT`] or `circuit_breaker.window`, whichever
+    /// is longer (eviction must not forget failures the window still counts).
+    pub fn effective_idle_evict(&self) -> Duration {
+        self.idle_evict
+            .unwrap_or(DEFAULT_IDLE_EVICT.max(self.circuit_breaker.window))
+    }
 }
 
 fn default_max_keys() -> usize {
     1000
 }
+
+/// `providers[].idle_evict` when unset (and the window is shorter): ten minutes.
+pub const DEFAULT_IDLE_EVICT: Duration = Duration::from_secs(600);
+
+/// Longest `providers[].idle_evict`: a day.
+pub const MAX_IDLE_EVICT: Duration = Duration::from_secs(24 * 3600);
 
 /// Upstream timeouts of a provider; each must be > 0.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

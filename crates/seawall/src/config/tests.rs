@@ -98,6 +98,13 @@ fn full_fixture_loads_every_key() {
     assert_eq!(p.fallbacks, ["anthropic-backup"]);
     assert!(c.providers[1].per_model);
     assert_eq!(c.providers[2].kind, ProviderKind::Openai);
+    let templates: Vec<&str> = c.providers[2]
+        .endpoints
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
+    assert_eq!(templates, ["/v1/threads/{id}/runs", "/v1/models/{model}"]);
+    assert_eq!(c.providers[2].idle_evict, Some(Duration::from_secs(900)));
 
     let f = c.feature_flags.as_ref().unwrap();
     assert_eq!(
@@ -193,6 +200,9 @@ fn minimal_fixture_gets_documented_defaults() {
         (p.max_keys, p.per_model, p.failure_status.clone()),
         (1000, false, None)
     );
+    assert!(p.endpoints.is_empty());
+    assert_eq!(p.idle_evict, None);
+    assert_eq!(p.effective_idle_evict(), Duration::from_secs(600));
     assert_eq!(p.circuit_breaker, BreakerSettings::default());
     assert_eq!(p.circuit_breaker.failure_rate_threshold, None);
     assert_eq!(
@@ -620,4 +630,74 @@ fn empty_document_is_rejected() {
 fn sizes_accept_plain_byte_counts() {
     let c = parse("server: { max_body: 4096 }").unwrap();
     assert_eq!(c.server.max_body, 4096);
+}
+
+#[test]
+fn endpoint_templates_are_checked_where_they_are_written() {
+    let err = parse_err(
+        "providers:\n  - { name: o, kind: openai, base_url: 'https://api.openai.com',\n      endpoints: ['/v1/x', '/v1//y'] }\n",
+    );
+    assert_error(
+        &err,
+        "providers[0].endpoints[1]",
+        3,
+        28,
+        "invalid endpoint template \"/v1//y\": it has an empty segment (`//`)",
+    );
+    let err = parse_err(
+        "providers:\n  - { name: o, kind: openai, base_url: 'https://api.openai.com',\n      endpoints: ['/v1/{id}', '/v1/{id}'] }\n",
+    );
+    assert_error(
+        &err,
+        "providers[0].endpoints[1]",
+        3,
+        31,
+        "`/v1/{id}` is listed twice",
+    );
+}
+
+#[test]
+fn idle_evict_is_bounded_by_the_window_and_a_day() {
+    let provider = |extra: &str| {
+        format!("providers:\n  - {{ name: o, kind: openai, base_url: 'https://api.openai.com', {extra} }}\n")
+    };
+    let effective =
+        |extra: &str| parse(&provider(extra)).unwrap().providers[0].effective_idle_evict();
+    assert_eq!(effective(""), Duration::from_secs(600));
+    assert_eq!(effective("idle_evict: 1h"), Duration::from_secs(3600));
+    assert_eq!(
+        effective("circuit_breaker: { window: 15m }"),
+        Duration::from_secs(900),
+        "unset, it follows a window longer than ten minutes"
+    );
+    let err = parse_err(&provider("idle_evict: 0s"));
+    assert_error(
+        &err,
+        "providers[0].idle_evict",
+        2,
+        78,
+        "must be greater than zero",
+    );
+    let err = parse_err(&provider("idle_evict: 5s"));
+    assert_error(
+        &err,
+        "providers[0].idle_evict",
+        2,
+        78,
+        "5s is shorter than circuit_breaker.window (10s): an endpoint evicted between two calls would forget failures its window still counts",
+    );
+    let err = parse_err(&provider("idle_evict: 2days"));
+    assert_error(
+        &err,
+        "providers[0].idle_evict",
+        2,
+        78,
+        "2days is longer than 1day",
+    );
+    let err = parse_err(&provider("idle_evict: soon"));
+    assert_eq!(err.path(), Some("providers[0].idle_evict"));
+    assert!(
+        err.message().starts_with("invalid duration \"soon\""),
+        "{err}"
+    );
 }

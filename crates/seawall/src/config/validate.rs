@@ -8,7 +8,7 @@ use super::breaker::BreakerSettings;
 use super::error::{ConfigError, Location};
 use super::model::{AuthMode, Config};
 use super::pipeline::{OutputConfig, OutputType, PipelineConfig};
-use super::provider::ProviderConfig;
+use super::provider::{ProviderConfig, MAX_IDLE_EVICT};
 use super::spans::{join_index, join_key as key, SpanMap};
 
 /// Provider names that would shadow the gateway's own routes.
@@ -245,6 +245,7 @@ impl Validator<'_> {
             self.positive(&key(&t, "first_byte"), p.timeouts.first_byte)?;
             self.positive(&key(&t, "idle"), p.timeouts.idle)?;
             self.breaker(&key(&at, "circuit_breaker"), &p.circuit_breaker)?;
+            self.endpoints(&at, p)?;
         }
         // Fallbacks are checked once every name is known.
         let by_name: HashMap<&str, &ProviderConfig> =
@@ -276,6 +277,47 @@ impl Validator<'_> {
                     return self.fail(&path, format!("`{target}` is listed twice"));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// `endpoints` (each template was checked when read) and `idle_evict` of provider `p` at `at`.
+    fn endpoints(&self, at: &str, p: &ProviderConfig) -> Checked {
+        let list = key(at, "endpoints");
+        for (j, template) in p.endpoints.iter().enumerate() {
+            if p.endpoints[..j].contains(template) {
+                return self.fail(
+                    &join_index(&list, j),
+                    format!("`{template}` is listed twice"),
+                );
+            }
+        }
+        let Some(idle_evict) = p.idle_evict else {
+            return Ok(());
+        };
+        let path = key(at, "idle_evict");
+        self.positive(&path, idle_evict)?;
+        let window = p.circuit_breaker.window;
+        if idle_evict < window {
+            return self.fail(
+                &path,
+                format!(
+                    "{} is shorter than circuit_breaker.window ({}): an endpoint evicted between \
+                     two calls would forget failures its window still counts",
+                    humantime::format_duration(idle_evict),
+                    humantime::format_duration(window)
+                ),
+            );
+        }
+        if idle_evict > MAX_IDLE_EVICT {
+            return self.fail(
+                &path,
+                format!(
+                    "{} is longer than {}",
+                    humantime::format_duration(idle_evict),
+                    humantime::format_duration(MAX_IDLE_EVICT)
+                ),
+            );
         }
         Ok(())
     }

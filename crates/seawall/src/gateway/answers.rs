@@ -1,11 +1,12 @@
 //! What the gateway answers itself: breaker rejections and global-health shedding
-//! in each provider's own error shape, and JSON errors for auth, routing, size, connect and timeout problems.
+//! in each provider's own error shape, and JSON errors for auth, routing, paths, size, connect and timeout problems.
 
 use http::header::RETRY_AFTER;
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use seawall_breaker::Rejected;
 use serde::Serialize;
 
+use super::path::PathError;
 use crate::config::ProviderKind;
 use crate::health::Check;
 use crate::message::{json, json_error, Body};
@@ -163,6 +164,17 @@ pub(crate) fn body_timeout() -> Response<Body> {
         "request_timeout",
         "the request body stalled longer than server.timeouts.request_body_idle",
     )
+}
+
+/// `400`: the request path is refused by the path rules:
+/// `{"error":{"type":"invalid_path","reason":…,"message":…}}`, `reason` as in
+/// `seawall_refused_paths_total`.
+pub(crate) fn invalid_path(why: PathError) -> Response<Body> {
+    let message = format!("seawall: {why}; see the README's \"Paths\"");
+    let body = serde_json::json!({
+        "error": { "type": "invalid_path", "reason": why.reason(), "message": message }
+    });
+    json(StatusCode::BAD_REQUEST, &body)
 }
 
 /// `400`: the request could not be read or forwarded as given.

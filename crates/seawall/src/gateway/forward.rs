@@ -38,7 +38,7 @@ impl Forwarder<'_> {
         call: Admitted<'_>,
         mut parts: request::Parts,
         body: Bytes,
-        route: Route<'_>,
+        route: &Route<'_>,
         client_ip: IpAddr,
     ) -> Reply {
         let Admitted {
@@ -47,11 +47,12 @@ impl Forwarder<'_> {
             endpoint,
             fallback,
         } = call;
+        let endpoint = &*endpoint;
         headers::to_upstream(&mut parts.headers, upstream, client_ip, self.auth_on);
         let upgrade = parts.extensions.remove::<UpgradeRequest>().map(|u| u.0);
         let outgoing = Outgoing {
             method: &parts.method,
-            target: upstream.target(route.endpoint, route.query),
+            target: upstream.target(route.path(), route.query),
             headers: &parts.headers,
             upgrade: upgrade.as_ref(),
         };

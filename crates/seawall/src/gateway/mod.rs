@@ -1,7 +1,8 @@
 //! The HTTP gateway: `/{provider}/{rest}` → `{base_url}/{rest}` behind a circuit
 //! breaker per provider × endpoint (× model), with client auth, fallbacks and streamed bodies.
 //!
-//! A request is authenticated (`auth.rs`), routed (`route.rs`), its body bounded or buffered
+//! A request is authenticated (`auth.rs`), routed with its path in normal form (`route.rs`,
+//! `path.rs`, which also makes the bounded endpoint label), its body bounded or buffered
 //! (`request.rs`), admitted by a breaker or a fallback's (`admit.rs`), sent with the provider's
 //! timeouts through the daemon's pooled client (`crate::http1::outbound`, `forward.rs`), given
 //! the breaker's verdict in one place (`verdict.rs`, with `quota.rs` for OpenAI's
@@ -18,6 +19,7 @@ mod error;
 mod forward;
 mod headers;
 mod metrics;
+mod path;
 mod quota;
 mod request;
 mod route;
@@ -195,11 +197,15 @@ impl Gateway {
         }
         let (parts, body) = req.into_parts();
         let uri = parts.uri.clone();
-        let Some(route) = Route::parse(&uri) else {
-            return (answers::unknown_provider(None).into(), None);
+        let route = match Route::parse(&uri) {
+            Ok(route) => route,
+            Err(unrouted) => return (unrouted.answer(&uri, &s.metrics).into(), None),
         };
-        let Some(primary) = s.upstreams.get(route.provider) else {
-            return (answers::unknown_provider(Some(route.provider)).into(), None);
+        let Some(primary) = s.upstreams.get(route.provider()) else {
+            return (
+                answers::unknown_provider(Some(route.provider())).into(),
+                None,
+            );
         };
         // Dropped before it ends (the client went away; the transport drops the request's
         // future, and with it the upstream call): counted for the provider.
@@ -223,6 +229,7 @@ impl Gateway {
         B::Error: Into<BoxError>,
     {
         let s = &*self.shared;
+        let endpoint = primary.endpoint(route.path());
         let wants_event = self
             .telemetry
             .as_ref()
@@ -232,7 +239,7 @@ impl Gateway {
                 model,
                 outcome: Some(outcome),
                 breaker_state,
-                ..RequestEvent::new(&primary.name, route.endpoint)
+                ..RequestEvent::new(&primary.name, &endpoint)
             })
         };
         if let Some(health) = &self.health {
@@ -250,17 +257,20 @@ impl Gateway {
         // client is never invited to upload); the refusal itself goes through `admit`, which
         // counts it (and admits it after all if a breaker recovered meanwhile).
         let mut early = None;
-        if !wants_model && admit::would_refuse(&s.upstreams, &s.breakers, primary, route.endpoint) {
+        let path = route.path();
+        if !wants_model && admit::would_refuse(&s.upstreams, &s.breakers, primary, path, &endpoint)
+        {
             early = Some(admit::admit(
                 &s.upstreams,
                 &s.breakers,
                 primary,
-                route.endpoint,
+                path,
+                &endpoint,
                 None,
             ));
         }
         if let Some(Err(Refused::Rejected(rejected, state))) = &early {
-            let reply = answers::rejection(primary.kind, &primary.name, route.endpoint, rejected);
+            let reply = answers::rejection(primary.kind, &primary.name, &endpoint, rejected);
             return (
                 reply.into(),
                 event(None, Outcome::Rejected, Some(state.as_str())),
@@ -288,22 +298,25 @@ impl Gateway {
                 &s.upstreams,
                 &s.breakers,
                 primary,
-                route.endpoint,
+                path,
+                &endpoint,
                 model.as_deref(),
             ),
         };
         let call = match call {
             Ok(call) => call,
             Err(Refused::Rejected(rejected, state)) => {
-                let reply =
-                    answers::rejection(primary.kind, &primary.name, route.endpoint, &rejected);
+                let reply = answers::rejection(primary.kind, &primary.name, &endpoint, &rejected);
                 return (
                     reply.into(),
                     event(model, Outcome::Rejected, Some(state.as_str())),
                 );
             }
             Err(Refused::NoBreakers) => {
-                return (answers::unknown_provider(Some(route.provider)).into(), None)
+                return (
+                    answers::unknown_provider(Some(route.provider())).into(),
+                    None,
+                )
             }
         };
         let forwarder = Forwarder {
@@ -318,7 +331,7 @@ impl Gateway {
             Outcome::Forwarded
         };
         let reply = forwarder
-            .forward(call, parts, body, route, remote.ip())
+            .forward(call, parts, body, &route, remote.ip())
             .await;
         let state = breaker.map(|b| b.state().as_str());
         (reply, event(model, outcome, state))

@@ -1,6 +1,7 @@
 //! One provider as the gateway uses it: where to send requests, which statuses are failures,
 //! which key to inject, where to fall back.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::header::{HeaderName, AUTHORIZATION};
@@ -8,8 +9,8 @@ use http::uri::Scheme;
 use http::{HeaderValue, StatusCode, Uri};
 
 use super::metrics::{Families, ProviderMetrics};
-use super::GatewayError;
-use crate::config::{ProviderConfig, ProviderKind, ProviderTimeouts, Secret};
+use super::{path, GatewayError};
+use crate::config::{EndpointTemplate, ProviderConfig, ProviderKind, ProviderTimeouts, Secret};
 use crate::http1::outbound::{Pool, Pools};
 
 /// `x-api-key`, Anthropic's key header (and an accepted client credential header).
@@ -32,6 +33,8 @@ pub(crate) struct Upstream {
     pub(crate) fallbacks: Vec<String>,
     /// Client disconnects and WebSocket tunnels of this provider.
     pub(crate) metrics: ProviderMetrics,
+    /// `endpoints`: templates tried before the id heuristic when labelling an endpoint.
+    endpoints: Vec<EndpointTemplate>,
 }
 
 impl Upstream {
@@ -87,16 +90,23 @@ impl Upstream {
             per_model: config.per_model,
             fallbacks: config.fallbacks.clone(),
             metrics: families.of(&config.name),
+            endpoints: config.endpoints.clone(),
         })
     }
 
-    /// The request target for `endpoint` (with its leading `/`) and `query`, in pieces to
-    /// write one after the other: the base URL's path, the endpoint, `?` and the query.
-    pub(crate) fn target<'a>(&'a self, endpoint: &'a str, query: Option<&'a str>) -> [&'a str; 4] {
+    /// The request target for the normal `path` (with its leading `/`) and `query`, in pieces
+    /// to write one after the other: the base URL's path, the path, `?` and the query.
+    pub(crate) fn target<'a>(&'a self, path: &'a str, query: Option<&'a str>) -> [&'a str; 4] {
         match query {
-            Some(q) => [&self.prefix, endpoint, "?", q],
-            None => [&self.prefix, endpoint, "", ""],
+            Some(q) => [&self.prefix, path, "?", q],
+            None => [&self.prefix, path, "", ""],
         }
+    }
+
+    /// The endpoint label of the normal request `path`: this provider's breaker key and the
+    /// `endpoint` of its metric series (see [`path::endpoint`]).
+    pub(crate) fn endpoint<'a>(&'a self, path: &'a str) -> Cow<'a, str> {
+        path::endpoint(path, &self.endpoints)
     }
 
     /// Whether a response with `status` counts as a breaker failure.
@@ -135,6 +145,21 @@ mod tests {
         );
         let u = upstream("http://127.0.0.1:8000", "generic");
         assert_eq!(u.target("/x", None).concat(), "/x");
+    }
+
+    #[test]
+    fn endpoints_follow_the_providers_own_templates() {
+        let yaml = "providers: [{ name: p, kind: generic, base_url: 'http://127.0.0.1:1', \
+                    endpoints: ['/v1/items/{item}'] }]";
+        let pools = Pools::new().unwrap();
+        let families = Families::register(&crate::metrics::Metrics::new());
+        let u = Upstream::new(&parse(yaml).unwrap().providers[0], None, &pools, &families).unwrap();
+        assert_eq!(u.endpoint("/v1/items/short/"), "/v1/items/{item}");
+        assert_eq!(u.endpoint("/v1/other/123"), "/v1/other/{id}");
+        assert_eq!(
+            upstream("http://127.0.0.1:1", "generic").endpoint("/v1/items/short"),
+            "/v1/items/short"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use seawall::breakers::Breakers;
+use seawall::breakers::{BreakerView, Breakers};
 use seawall::config::Config;
 use seawall::gateway::Gateway;
 use seawall::metrics::Metrics;
@@ -30,6 +30,7 @@ pub struct TestGateway {
     /// Breaker time: advance it to end open periods.
     pub clock: ManualClock,
     metrics: Arc<Metrics>,
+    breakers: Arc<Breakers>,
     client: Client,
 }
 
@@ -46,7 +47,7 @@ impl TestGateway {
         let breakers = Arc::new(
             Breakers::new(&config.providers, Clock::manual(&clock), metrics.clone()).unwrap(),
         );
-        let gateway = Gateway::new(&config, &secrets, breakers, metrics.clone()).unwrap();
+        let gateway = Gateway::new(&config, &secrets, breakers.clone(), metrics.clone()).unwrap();
         let addr = serve_in_process(move |req, remote| {
             let gateway = gateway.clone();
             async move { gateway.handle(req, remote).await.into_http() }
@@ -57,8 +58,21 @@ impl TestGateway {
             config,
             clock,
             metrics,
+            breakers,
             client: Client::new(),
         }
+    }
+
+    /// Moves breaker time on by `by` and runs what the daemon's breaker tick runs (timed
+    /// transitions, idle eviction).
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+        self.breakers.tick();
+    }
+
+    /// Every breaker as `GET /v1/breakers` shows it.
+    pub fn breaker_views(&self) -> Vec<BreakerView> {
+        self.breakers.views()
     }
 
     /// A request builder for `path` on this gateway.
