@@ -38,6 +38,7 @@ pub mod flags;
 pub mod gateway;
 pub mod health;
 mod http1;
+mod labels;
 pub mod message;
 pub mod metrics;
 pub mod pipeline;

@@ -14,20 +14,8 @@ use prometheus_client::registry::Registry;
 use seawall_breaker::{Reason, State};
 use std::sync::atomic::AtomicU64;
 
+pub use crate::labels::BreakerLabels;
 use crate::timeline::Timeline;
-
-/// Identifies one breaker in metrics and in the admin API.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct BreakerLabels {
-    /// `provider` or `output`.
-    pub kind: &'static str,
-    /// The provider's or output's name.
-    pub name: String,
-    /// The endpoint: a request path for providers, a URL for outputs.
-    pub endpoint: String,
-    /// The model when breakers are per model, else empty.
-    pub model: String,
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TripLabels {

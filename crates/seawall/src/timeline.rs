@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use seawall_breaker::Transition;
 use serde::Serialize;
 
-use crate::metrics::BreakerLabels;
+use crate::labels::BreakerLabels;
 
 /// How many transitions the ring keeps; older ones are forgotten.
 pub const CAPACITY: usize = 200;

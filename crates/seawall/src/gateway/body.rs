@@ -17,7 +17,7 @@ use tokio::time::{Instant, Sleep};
 use super::metrics::ProviderMetrics;
 use super::sse::SseScanner;
 use super::verdict::{judge, Happened};
-use crate::http1::BoxError;
+use crate::message::BoxError;
 
 /// The upstream sent nothing for longer than the provider's `timeouts.idle`.
 #[derive(Debug, thiserror::Error)]

@@ -48,7 +48,7 @@ use crate::breakers::Breakers;
 use crate::config::{Config, Secrets};
 use crate::health::{Edge, Health};
 use crate::http1::outbound::Pools;
-use crate::http1::BoxError;
+use crate::message::BoxError;
 use crate::message::Reply;
 use crate::metrics::Metrics;
 use crate::telemetry::{Outcome, RequestEvent, Telemetry};

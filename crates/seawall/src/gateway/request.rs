@@ -9,7 +9,7 @@ use hyper::body::Body;
 use seawall_http::ReadError;
 use serde::Deserialize;
 
-use crate::http1::BoxError;
+use crate::message::BoxError;
 use crate::message::RequestBodyError;
 
 /// Why a request body could not be read.

@@ -17,6 +17,3 @@ pub(crate) mod codec;
 pub(crate) mod inbound;
 pub(crate) mod io;
 pub(crate) mod outbound;
-
-/// Errors a body may fail with.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,7 +1,9 @@
 //! What handlers receive and answer, whatever the protocol: a request whose body is a
-//! [`RequestBody`], and a [`Reply`]. Every error the daemon answers itself is JSON with a
+//! [`RequestBody`], and a [`Reply`], which carries an upstream's fields as they arrived
+//! (`fields`). The transports (`crate::http1`, `crate::server`) build on this module. Every error the daemon answers itself is JSON with a
 //! reason ([`json_error`]).
 
+pub(crate) mod fields;
 mod pipe;
 mod reply;
 mod request;
@@ -13,4 +15,5 @@ pub use request::{RequestBody, RequestBodyError};
 pub(crate) use upgrade::Tunnel;
 pub use upgrade::UpgradeRequest;
 
-pub use crate::http1::BoxError;
+/// Errors a body may fail with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

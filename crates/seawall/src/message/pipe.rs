@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 
-use crate::http1::BoxError;
+use crate::message::BoxError;
 
 /// A new pipe for a body of `length` bytes (`None`: unknown, chunked).
 pub(crate) fn pipe(length: Option<u64>) -> (PipeSender, PipeReceiver) {

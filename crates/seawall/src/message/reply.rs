@@ -8,8 +8,8 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use serde::Serialize;
 
 use super::Tunnel;
-use crate::http1::codec::fields::WireHeaders;
-use crate::http1::BoxError;
+use crate::message::fields::WireHeaders;
+use crate::message::BoxError;
 
 /// The body of every reply: a fixed buffer or a stream from upstream.
 pub type Body = BoxBody<Bytes, BoxError>;

@@ -12,7 +12,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::Sleep;
 
 use super::pipe::PipeReceiver;
-use crate::http1::BoxError;
+use crate::message::BoxError;
 
 /// Why a request body could not be read to its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -289,7 +289,7 @@ mod tests {
     }
 
     /// Fields as an upstream sent them (`X-Upstream` in its own case, a stale length).
-    fn upstream_fields() -> crate::http1::codec::fields::WireHeaders {
+    fn upstream_fields() -> crate::message::fields::WireHeaders {
         let mut head =
             BytesMut::from(&b"HTTP/1.1 200 OK\r\nX-Upstream: 1\r\nContent-Length: 99\r\n\r\n"[..]);
         crate::http1::codec::head::parse_response(&mut head)

@@ -2,12 +2,6 @@
 //! the connection closes) and a decoder that cuts body bytes out of a read buffer.
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::HeaderName;
-
-/// The fields that frame a message, which the codec writes itself whatever a message's own
-/// fields say.
-pub(crate) const FRAMING: [HeaderName; 3] = [CONTENT_LENGTH, TRANSFER_ENCODING, CONNECTION];
 
 /// Longest chunk-size line (size, extensions, CRLF) or trailer line accepted.
 const MAX_LINE: usize = 4096;

@@ -8,7 +8,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use hyper::body::Body;
 
-use crate::http1::BoxError;
+use crate::message::BoxError;
 
 /// The last chunk of a chunked body (no trailers).
 pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";

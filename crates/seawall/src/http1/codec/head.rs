@@ -9,10 +9,10 @@ use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, DATE, EXPECT, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 
-use super::decode::{Framing, FRAMING};
-use super::fields::{Span, WireHeaders};
+use super::decode::Framing;
 use super::hop::{self, Hop};
 use super::target;
+use crate::message::fields::{Span, WireHeaders, FRAMING};
 
 /// Most header fields accepted in one head (hyper's default).
 pub(crate) const MAX_HEADERS: usize = 100;

@@ -4,14 +4,12 @@
 //! - `hop`: the hop-by-hop fields a proxy consumes or drops (RFC 9110 §7.6.1), in one place.
 //! - `decode`: body framing (`content-length`, chunked, until close) and its decoder.
 //! - `encode`: body frames gathered for one write, chunk-encoded when the length is unknown.
-//! - `fields`: an upstream's fields kept as they arrived, without building a map.
 //! - `target`: which request targets are accepted (RFC 9112 §3.2's four forms).
 //! - `fuzz` (tests only): generated hostile heads and chunked bodies checked against reference
 //!   models of RFC 9112 (`bench/fuzz.sh` runs it at scale).
 
 pub(crate) mod decode;
 pub(crate) mod encode;
-pub(crate) mod fields;
 #[cfg(test)]
 mod fuzz;
 pub(crate) mod head;

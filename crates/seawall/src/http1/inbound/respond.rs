@@ -16,7 +16,7 @@ use hyper::body::Body as _;
 use super::conn::ClientConn;
 use crate::http1::codec::encode::{gather, next_batch};
 use crate::http1::codec::head;
-use crate::http1::BoxError;
+use crate::message::BoxError;
 use crate::message::{Body, Reply};
 
 /// Response bytes gathered before a write.

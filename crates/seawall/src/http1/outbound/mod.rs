@@ -31,8 +31,8 @@ pub(crate) use self::body::ResponseBody;
 pub(crate) use self::conn::Upgraded;
 use self::conn::UpstreamConn;
 use crate::http1::codec::decode::{Decoder, Framing};
-use crate::http1::codec::fields::WireHeaders;
 use crate::http1::codec::head::{self, HeadError};
+use crate::message::fields::WireHeaders;
 
 /// Idle pooled connections older than this are closed instead of reused.
 const POOL_IDLE: Duration = Duration::from_secs(90);

@@ -3,9 +3,12 @@
 //! (a response from an LLM API carries dozens of fields the gateway never looks at).
 
 use bytes::Bytes;
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::decode::FRAMING;
+/// The fields that frame a message, which a transport writes itself whatever a message's own
+/// fields say.
+pub(crate) const FRAMING: [HeaderName; 3] = [CONTENT_LENGTH, TRANSFER_ENCODING, CONNECTION];
 
 /// Where one field's name and value sit in the head: (name start, name length, value start,
 /// value length). Heads are far shorter than `u32::MAX`.
