@@ -21,9 +21,10 @@ pub enum Window {
 
 /// A breaker's policy. Build one with [`Config::builder`] or start from [`Config::default`].
 ///
-/// Defaults: trip after 5 consecutive failures; no rate-based tripping; open for 30 s, doubling
-/// on consecutive trips up to 5 min with up to 10 % extra jitter; 3 half-open probes that must
-/// resolve within 60 s; `Retry-After` hints honoured up to 10 min.
+/// Defaults: trip after 5 consecutive failures, or at once on a failure carrying a
+/// `Retry-After` hint; no rate-based tripping; open for 30 s, doubling on consecutive trips up
+/// to 5 min with up to 10 % extra jitter; open for exactly the hint (up to 10 min) when a trip
+/// carries one; 3 half-open probes that must resolve within 60 s.
 ///
 /// ```
 /// use seawall_breaker::{Config, Window};
@@ -54,6 +55,7 @@ pub struct Config {
     pub(crate) half_open_max_calls: u32,
     pub(crate) half_open_timeout: Duration,
     pub(crate) retry_after_max: Duration,
+    pub(crate) trip_on_retry_after: bool,
     pub(crate) seed: Option<u64>,
     pub(crate) clock: Clock,
 }
@@ -76,6 +78,7 @@ impl Default for Config {
             half_open_max_calls: 3,
             half_open_timeout: Duration::from_secs(60),
             retry_after_max: Duration::from_secs(600),
+            trip_on_retry_after: true,
             seed: None,
             clock: Clock::system(),
         }
@@ -135,6 +138,10 @@ impl Config {
     /// The cap on an upstream `Retry-After` hint.
     pub fn retry_after_max(&self) -> Duration {
         self.retry_after_max
+    }
+    /// Whether one failure with a `Retry-After` hint trips the breaker at once.
+    pub fn trip_on_retry_after(&self) -> bool {
+        self.trip_on_retry_after
     }
     /// The time source.
     pub fn clock(&self) -> &Clock {
@@ -277,6 +284,14 @@ impl ConfigBuilder {
     /// Cap on upstream `Retry-After` hints. Default 10 min.
     pub fn retry_after_max(mut self, d: Duration) -> Self {
         self.0.retry_after_max = d;
+        self
+    }
+    /// Whether one failure carrying a `Retry-After` hint trips the breaker at once (the
+    /// upstream said "stop", as a 429 does), whatever the thresholds say. Default `true`.
+    /// With `false`, such a failure counts like any other, and the hint only sets how long
+    /// the breaker stays open once it trips.
+    pub fn trip_on_retry_after(mut self, trip: bool) -> Self {
+        self.0.trip_on_retry_after = trip;
         self
     }
     /// Seed for the jitter, for reproducible open periods.

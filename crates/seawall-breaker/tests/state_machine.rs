@@ -187,7 +187,7 @@ fn unresolved_probes_time_out_back_to_open() {
 }
 
 #[test]
-fn retry_after_opens_at_least_that_long_capped() {
+fn retry_after_sets_the_open_period_capped() {
     let clock = ManualClock::new();
     let cb = breaker(
         builder(&clock)
@@ -212,10 +212,49 @@ fn retry_after_opens_at_least_that_long_capped() {
         .failure_with_retry_after(3600 * SEC);
     assert_eq!(cb.snapshot().open_remaining, Some(120 * SEC));
 
-    // A hint shorter than the open period does not shorten it.
+    // A hint shorter than the open period is the open period: the provider said when.
     let cb = breaker(builder(&clock).failure_threshold(100));
-    cb.try_acquire().unwrap().failure_with_retry_after(SEC);
-    assert_eq!(cb.snapshot().open_remaining, Some(30 * SEC));
+    cb.try_acquire().unwrap().failure_with_retry_after(2 * SEC);
+    assert_eq!(cb.snapshot().open_remaining, Some(2 * SEC));
+}
+
+#[test]
+fn a_failed_probe_with_a_hint_reopens_for_the_hint_not_the_doubled_backoff() {
+    let clock = ManualClock::new();
+    let cb = breaker(builder(&clock).failure_threshold(1).open_timeout(5 * SEC));
+    cb.try_acquire().unwrap().failure_with_retry_after(5 * SEC);
+    clock.advance(5 * SEC);
+    cb.try_acquire().unwrap().failure_with_retry_after(5 * SEC);
+    assert_eq!(cb.snapshot().open_remaining, Some(5 * SEC));
+    // Without a hint the backoff applies: the third trip in a row stays open 4 × 5 s.
+    clock.advance(5 * SEC);
+    fail(&cb, 1);
+    assert_eq!(cb.snapshot().open_remaining, Some(20 * SEC));
+}
+
+#[test]
+fn without_trip_on_retry_after_a_hinted_failure_counts_like_any_other() {
+    let clock = ManualClock::new();
+    let cb = breaker(
+        builder(&clock)
+            .failure_threshold(3)
+            .trip_on_retry_after(false),
+    );
+    for _ in 0..2 {
+        cb.try_acquire().unwrap().failure_with_retry_after(7 * SEC);
+    }
+    assert_eq!(cb.state(), State::Closed, "two failures of three");
+    cb.try_acquire().unwrap().failure_with_retry_after(7 * SEC);
+    let snap = cb.snapshot();
+    assert_eq!(
+        (snap.state, snap.reason),
+        (State::Open, Some(Reason::ConsecutiveFailures))
+    );
+    assert_eq!(
+        snap.open_remaining,
+        Some(7 * SEC),
+        "the trip's hint sets the period"
+    );
 }
 
 #[test]

@@ -66,7 +66,7 @@ impl Inner {
             }
             _ => false,
         };
-        let reason = if hint.is_some() {
+        let reason = if hint.is_some() && cfg.trip_on_retry_after {
             Some(Reason::RetryAfter)
         } else if streak >= cfg.failure_threshold {
             Some(Reason::ConsecutiveFailures)

@@ -27,8 +27,15 @@ impl Inner {
         }
     }
 
+    /// How long a trip keeps the breaker open: the upstream's hint when the trip carries one
+    /// (capped by `retry_after_max`: the provider knows when it recovers, so neither the
+    /// backoff nor `open_timeout` lengthens it), else `open_timeout` doubled per trip in a row
+    /// (capped by `open_timeout_max`), plus jitter.
     pub(super) fn open_period(&self, ctl: &mut Control, hint: Option<Duration>) -> Duration {
         let cfg = &self.config;
+        if let Some(hint) = hint {
+            return hint.min(cfg.retry_after_max);
+        }
         let factor = 1u32 << ctl.trips_in_a_row.min(31);
         let base = cfg
             .open_timeout
@@ -40,8 +47,7 @@ impl Inner {
         } else {
             base
         };
-        let floor = hint.map_or(Duration::ZERO, |h| h.min(cfg.retry_after_max));
-        jittered.max(floor)
+        jittered
     }
 
     /// Opens the breaker if it is still in `from` at `generation`.

@@ -55,9 +55,13 @@ pub struct BreakerSettings {
     /// Period of the timer that moves open breakers to half-open. Default `1s`; must be > 0.
     #[serde(with = "duration")]
     pub check_interval: Duration,
-    /// Upper bound on an upstream `Retry-After` hint. Default `10m`; must be > 0.
+    /// Upper bound on an upstream `Retry-After` hint, which sets how long a trip carrying one
+    /// stays open. Default `10m`; must be > 0.
     #[serde(with = "duration")]
     pub retry_after_max: Duration,
+    /// Whether one failure carrying `Retry-After` (a 429 usually does) trips the breaker at
+    /// once, whatever `failure_threshold` says. Default `true`.
+    pub trip_on_retry_after: bool,
 }
 
 impl Default for BreakerSettings {
@@ -78,6 +82,7 @@ impl Default for BreakerSettings {
             half_open_timeout: Duration::from_secs(90),
             check_interval: Duration::from_secs(1),
             retry_after_max: Duration::from_secs(10 * 60),
+            trip_on_retry_after: true,
         }
     }
 }
