@@ -6,14 +6,13 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::client;
 use common::collector::{Collector, Mode};
 use common::ports::free_port;
-use common::process::{seawall, wait_ready};
-use common::temp::temp_path;
+use common::process::{run, wait_ready};
 use common::wait::eventually;
 
 const MIB: u64 = 1 << 20;
@@ -33,10 +32,8 @@ fn a_burst_is_shed_at_admission_within_the_threshold_and_shedding_ends_after_the
     let collector = runtime.block_on(Collector::start(Mode::Status(503)));
     let gateway = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let config = temp_path("memory.yaml");
-    std::fs::write(
-        &config,
-        format!(
+    let (mut child, config) = run(
+        &format!(
             "server: {{ listen: '{gateway}', shutdown_grace: 0s }}
 admin: {{ listen: '{admin}' }}
 pipelines:
@@ -53,16 +50,8 @@ global_health: {{ memory_check_enabled: true, memory_threshold: {THRESHOLD},
 ",
             collector.url
         ),
-    )
-    .unwrap();
-    let mut child = seawall()
-        .args(["run", "-c"])
-        .arg(&config)
-        .env("SEAWALL_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        "error",
+    );
     wait_ready(&mut child, admin, Duration::from_secs(20));
     let ingest = format!("http://{gateway}/ingest/p");
     let post = |body: &str| runtime.block_on(client::post(&ingest, "application/x-ndjson", body));

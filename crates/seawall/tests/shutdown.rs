@@ -5,14 +5,13 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::client;
 use common::exposition::Exposition;
 use common::ports::free_port;
-use common::process::{read_all, seawall, wait_exit, wait_ready};
-use common::temp::temp_path;
+use common::process::{read_all, run, wait_exit, wait_ready};
 use common::wait::eventually;
 use common::wire::Wire;
 use serde_json::Value;
@@ -35,10 +34,8 @@ async fn output_view(admin: SocketAddr, output: &str) -> Value {
 #[test]
 fn sigterm_answers_ingest_503_shutting_down_keeps_metrics_up_and_logs_final_accounting() {
     let (gateway, admin, dead) = (local(free_port()), local(free_port()), free_port());
-    let config = temp_path("shutdown.yaml");
-    std::fs::write(
-        &config,
-        format!(
+    let (mut child, config) = run(
+        &format!(
             "server: {{ listen: '{gateway}', shutdown_grace: 3s }}
 admin: {{ listen: '{admin}' }}
 pipelines:
@@ -49,17 +46,8 @@ pipelines:
       - {{ name: sink, type: blackhole, batch: {{ linger: 0s }} }}
 "
         ),
-    )
-    .unwrap();
-    let mut child = seawall()
-        .args(["run", "--log-format", "json", "-c"])
-        .arg(&config)
-        .env_remove("RUST_LOG")
-        .env("SEAWALL_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        "info",
+    );
     wait_ready(&mut child, admin, Duration::from_secs(20));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let ingest = format!("http://{gateway}/ingest/p");
