@@ -5,6 +5,11 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::state::MAX_PROBES;
 
+/// The longest period a policy may set (`open_timeout_max`, `half_open_timeout`,
+/// `retry_after_max`, `slow_call_duration`, a time window): 365 days. Within it an open period,
+/// doubled by the largest jitter, still fits a [`Duration`], so no trip can overflow.
+pub(crate) const MAX_PERIOD: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// The span over which failure and slow-call rates are measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Window {
@@ -187,6 +192,9 @@ impl Config {
                         "must give each bucket at least 1 ms",
                     ));
                 }
+                if duration > MAX_PERIOD {
+                    return Err(ConfigError::new("window", "must be at most 365 days"));
+                }
             }
             Window::Count(_) => {}
         }
@@ -201,6 +209,15 @@ impl Config {
                 "open_timeout_max",
                 "must not be shorter than open_timeout",
             ));
+        }
+        let periods = [
+            ("open_timeout_max", self.open_timeout_max),
+            ("half_open_timeout", self.half_open_timeout),
+            ("retry_after_max", self.retry_after_max),
+            ("slow_call_duration", self.slow_call_duration),
+        ];
+        if let Some((field, _)) = periods.iter().find(|(_, d)| *d > MAX_PERIOD) {
+            return Err(ConfigError::new(field, "must be at most 365 days"));
         }
         if !(0.0..=1.0).contains(&self.jitter) {
             return Err(ConfigError::new("jitter", "must be in [0, 1]"));
@@ -340,6 +357,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_longest_periods_survive_a_jittered_trip() {
+        let cb = crate::CircuitBreaker::new(
+            Config::builder()
+                .failure_threshold(1)
+                .open_timeout(MAX_PERIOD)
+                .open_timeout_max(MAX_PERIOD)
+                .jitter(1.0)
+                .retry_after_max(MAX_PERIOD)
+                .half_open_timeout(MAX_PERIOD)
+                .build()
+                .unwrap(),
+        );
+        cb.try_acquire().unwrap().failure();
+        assert_eq!(cb.state(), crate::State::Open);
+        let wait = cb.try_acquire().unwrap_err().retry_after();
+        assert!(wait >= MAX_PERIOD && wait <= MAX_PERIOD * 2, "{wait:?}");
+    }
+
+    #[test]
     fn default_config_is_valid() {
         assert!(Config::default().validate().is_ok());
     }
@@ -374,6 +410,31 @@ mod tests {
                 "open_timeout_max",
             ),
             (Config::builder().jitter(-0.1), "jitter"),
+            (
+                Config::builder()
+                    .open_timeout(MAX_PERIOD * 2)
+                    .open_timeout_max(MAX_PERIOD * 2),
+                "open_timeout_max",
+            ),
+            (
+                Config::builder().half_open_timeout(Duration::MAX),
+                "half_open_timeout",
+            ),
+            (
+                Config::builder().retry_after_max(MAX_PERIOD + Duration::from_secs(1)),
+                "retry_after_max",
+            ),
+            (
+                Config::builder().slow_call_duration(Duration::MAX),
+                "slow_call_duration",
+            ),
+            (
+                Config::builder().window(Window::Time {
+                    duration: Duration::MAX,
+                    buckets: 10,
+                }),
+                "window",
+            ),
         ];
         for (builder, field) in cases {
             assert_eq!(builder.build().unwrap_err().field(), field);

@@ -30,7 +30,7 @@ use crate::breakers::{tokio_clock, Breakers};
 use crate::config::{AuthMode, Config, Position, Secrets};
 use crate::flags::{self, Flags, FlagsError};
 use crate::gateway::{Gateway, GatewayError};
-use crate::health::{Health, MemoryProbe, Probes, ProcMemory, QueueProbe};
+use crate::health::{Health, MemoryProbe, Probes, ProcessMemory, QueueProbe};
 use crate::http1::outbound::{self, Pools};
 use crate::message::Reply;
 use crate::metrics::Metrics;
@@ -175,6 +175,9 @@ impl App {
             .then(|| Health::new(&config.global_health, &metrics));
         if let Some(health) = &health {
             gateway = gateway.with_health(health.clone());
+            if let Some(pipelines) = &pipelines {
+                pipelines.set_health(health.clone());
+            }
         }
         if let (Some(t), Some(p)) = (&config.telemetry, &pipelines) {
             let sink = p.clone();
@@ -260,6 +263,7 @@ impl App {
             check_interval(&config),
         ));
         let grace = config.server.shutdown_grace;
+        let stopping = pipelines.clone();
         let mut shutdown_started = stop.subscribe();
         let done = tokio::spawn(async move {
             let mut gateway_server = gateway_server;
@@ -311,6 +315,7 @@ impl App {
         Ok(RunningApp {
             gateway_addr,
             admin_addr,
+            pipelines: stopping,
             stop,
             readiness,
             done,
@@ -320,9 +325,24 @@ impl App {
 
 /// `probes`, with the process's memory and the pipelines' queue fill where none is given.
 fn health_probes(probes: Probes, pipelines: &Option<Arc<Pipelines>>) -> Probes {
-    let memory = probes
+    let read = probes
         .memory
-        .unwrap_or_else(|| Arc::new(ProcMemory) as Arc<dyn MemoryProbe>);
+        .unwrap_or_else(|| Arc::new(ProcessMemory) as Arc<dyn MemoryProbe>);
+    // Each reading also tells the pipelines' memory budget what the process holds outside it.
+    let memory = match pipelines {
+        Some(p) => {
+            let budget = p.memory().clone();
+            let observed = move || {
+                let bytes = read.resident_bytes();
+                if let Some(bytes) = bytes {
+                    budget.observe_process(bytes);
+                }
+                bytes
+            };
+            Arc::new(observed) as Arc<dyn MemoryProbe>
+        }
+        None => read,
+    };
     let queue = probes.queue.or_else(|| {
         pipelines.clone().map(|p| {
             let fill = move || Some(p.queue_fill());
@@ -342,6 +362,8 @@ pub struct RunningApp {
     gateway_addr: SocketAddr,
     /// Where the admin API actually listens.
     admin_addr: SocketAddr,
+    /// Told to stop accepting events at the first shutdown signal.
+    pipelines: Option<Arc<Pipelines>>,
     /// Sending stops the gateway listener (the rest follows once it has drained).
     stop: broadcast::Sender<()>,
     /// Set to draining on shutdown, for `/readyz`.
@@ -361,14 +383,19 @@ impl RunningApp {
         self.admin_addr
     }
 
-    /// Starts a graceful shutdown: `/readyz` turns 503, the gateway stops accepting and lets
-    /// in-flight requests finish within `server.shutdown_grace`, then the admin listener
-    /// stops. Idempotent; returns at once (see [`RunningApp::wait`]).
+    /// Starts a graceful shutdown: `/readyz` turns 503, ingest answers `503 shutting_down`
+    /// from now on (in-flight and kept-alive requests included), the gateway stops accepting
+    /// and lets in-flight requests finish within `server.shutdown_grace`, the outputs deliver
+    /// what they hold within what is left of it and log their final accounting, then the
+    /// admin listener stops. Idempotent; returns at once (see [`RunningApp::wait`]).
     pub fn shutdown(&self) {
         if !self.readiness.is_draining() {
             tracing::info!("shutdown requested");
         }
         self.readiness.set_draining();
+        if let Some(pipelines) = &self.pipelines {
+            pipelines.stop_accepting();
+        }
         let _ = self.stop.send(());
     }
 

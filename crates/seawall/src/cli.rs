@@ -113,6 +113,7 @@ impl Cli {
 fn check(args: &CheckArgs) -> Result<(), CliError> {
     let config = config::load(&args.config)?;
     config.resolve_secrets_from_env()?;
+    config.check_files()?;
     println!(
         "ok: {} providers, {} pipelines",
         config.providers.len(),
@@ -124,6 +125,7 @@ fn check(args: &CheckArgs) -> Result<(), CliError> {
 async fn run(args: RunArgs) -> Result<(), CliError> {
     let config = config::load(&args.config)?;
     let secrets = config.resolve_secrets_from_env()?;
+    config.check_files()?;
     init_tracing(args.log_format);
     // Installed before the listeners open, so no signal finds the default (fatal) action.
     let mut signals = Termination::new()?;

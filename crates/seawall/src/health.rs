@@ -20,7 +20,7 @@
 //! ```
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::header::RETRY_AFTER;
@@ -117,6 +117,33 @@ impl MemoryProbe for ProcMemory {
     }
 }
 
+/// Reads how many resident bytes the global allocator keeps without using them (freed memory
+/// not yet returned to the OS), when the program registered such a reader.
+static ALLOCATOR_IDLE: OnceLock<fn() -> Option<u64>> = OnceLock::new();
+
+/// Registers how to read the resident bytes the global allocator keeps unused. The `seawall`
+/// binary runs on jemalloc and registers `stats.resident - stats.allocated`, so the memory check
+/// sees memory in use, which falls as soon as buffers are freed (glibc's malloc keeps freed
+/// memory resident, so a check of `VmRSS` alone never recovered after a burst). The first
+/// registration wins.
+pub fn use_allocator_idle_bytes(read: fn() -> Option<u64>) {
+    let _ = ALLOCATOR_IDLE.set(read);
+}
+
+/// The process's memory as the memory check reads it: resident memory ([`ProcMemory`]) less
+/// what the allocator keeps resident unused, when the program registered a reader
+/// ([`use_allocator_idle_bytes`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessMemory;
+
+impl MemoryProbe for ProcessMemory {
+    fn resident_bytes(&self) -> Option<u64> {
+        let resident = ProcMemory.resident_bytes()?;
+        let idle = ALLOCATOR_IDLE.get().and_then(|read| read()).unwrap_or(0);
+        Some(resident.saturating_sub(idle))
+    }
+}
+
 /// The `VmRSS:   1234 kB` line of a `/proc/*/status` file, in bytes.
 fn parse_vm_rss(status: &str) -> Option<u64> {
     let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
@@ -127,7 +154,7 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
 /// The probes the monitor reads; a missing probe skips its check.
 #[derive(Clone, Default)]
 pub struct Probes {
-    /// Resident memory (the daemon uses [`ProcMemory`] when none is given).
+    /// Process memory (the daemon uses [`ProcessMemory`] when none is given).
     pub memory: Option<Arc<dyn MemoryProbe>>,
     /// Output queue fill (the daemon reads its pipelines when none is given).
     pub queue: Option<Arc<dyn QueueProbe>>,
@@ -214,6 +241,8 @@ pub struct Health {
     retry_after_secs: u64,
     /// `seawall_shed_requests_total{edge,check}`, indexed by [`Edge`] then [`Check`].
     shed: [[Counter; 2]; 2],
+    /// `memory_threshold` when the memory check is on: also enforced at ingest admission.
+    memory_threshold: Option<u64>,
 }
 
 impl Health {
@@ -262,6 +291,9 @@ impl Health {
             interval: config.check_interval,
             retry_after_secs: whole_secs(config.check_interval),
             shed: [per_edge(Edge::Gateway), per_edge(Edge::Ingest)],
+            memory_threshold: config
+                .memory_check_enabled
+                .then_some(config.memory_threshold),
         })
     }
 
@@ -294,6 +326,17 @@ impl Health {
         let check = self.failing()?;
         self.shed[edge as usize][check as usize].inc();
         Some(check)
+    }
+
+    /// Counts a request at `edge` shed because of `check` outside [`Health::shed`] (ingest
+    /// refuses a body at admission when it would pass the memory threshold).
+    pub fn count_shed(&self, edge: Edge, check: Check) {
+        self.shed[edge as usize][check as usize].inc();
+    }
+
+    /// `memory_threshold`, when the memory check is on.
+    pub fn memory_threshold(&self) -> Option<u64> {
+        self.memory_threshold
     }
 
     /// The `retry-after` of shed responses, in seconds (≥ 1).

@@ -17,6 +17,7 @@
 //! - [`pipeline`]: event ingest, fan-out to outputs, per-endpoint breakers, fallback chain.
 //! - [`flags`]: feature flags per upstream host (breaker enforcement, request events on/off).
 //! - [`health`]: the global health monitor (memory, queue fill) that sheds new work.
+//! - [`memory`]: the exact count of bytes held in queues, buffers and bodies being read.
 //! - [`telemetry`]: the gateway's request events, sent to a pipeline.
 //! - [`demo`]: the self-contained `seawall demo`.
 //! - [`server`]: the listeners' accept loop (HTTP/1.1 + h2c, connection bound, graceful
@@ -39,6 +40,7 @@ pub mod gateway;
 pub mod health;
 mod http1;
 mod labels;
+pub mod memory;
 pub mod message;
 pub mod metrics;
 pub mod pipeline;

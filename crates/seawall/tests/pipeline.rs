@@ -1,5 +1,6 @@
 //! End-to-end tests of the event pipeline over loopback sockets: ingest, fan-out, the fallback
-//! chain (reroute → sampling → drop), recovery, shutdown, and exact accounting throughout.
+//! chain (reroute → buffer → sampling → drop), recovery, shutdown, and exact accounting
+//! throughout.
 
 mod common;
 
@@ -88,7 +89,11 @@ async fn accounting_adds_up_on_every_snapshot_while_an_endpoint_fails_in_bursts(
         collector.lines().len() as u64,
         "delivered = what arrived"
     );
-    assert!(o.sampled_out > 0 && o.delivered > 0, "{o:?}");
+    assert_eq!(
+        (o.delivered, o.sampled_out, o.dropped.total),
+        (sent, 0, 0),
+        "buffered through every failure, nothing lost: {o:?}"
+    );
     let text = h.metrics();
     let metric = |name: &str| -> u64 { text.value(name) };
     let accepted = metric(r#"seawall_pipeline_events_accepted_total{pipeline="p"}"#);
@@ -188,61 +193,63 @@ async fn a_connect_error_reroutes_but_a_timeout_does_not() {
 }
 
 #[tokio::test]
-async fn sampling_keeps_the_healthy_share_exactly_for_a_seed() {
-    let a = Collector::start(Mode::Status(500)).await;
-    let b = Collector::start(Mode::Status(500)).await;
-    let yaml = http_yaml(
-        &[&a.url, &b.url],
-        "failure_threshold: 1",
-        "reroute: { max_attempts: 0 }, sampling: { min_rate: 0.1, seed: 42 }, retry_buffer: 1000",
-        "",
+async fn sampling_starts_past_start_percent_at_a_rate_set_by_health_and_fill() {
+    let (dead, _reserved) = closed_port();
+    let yaml = format!(
+        "pipelines:
+  - name: p
+    queue: {{ capacity: 100 }}
+    outputs:
+      - {{ name: o, type: http, endpoint: 'http://{dead}/ingest',
+          batch: {{ max_events: 10, linger: 0s }},
+          resilience: {{ circuit_breaker: {{ failure_threshold: 1, open_timeout: 1h }} }} }}
+    fallback: {{ sampling: {{ start_percent: 50, min_rate: 0.2, seed: 42 }}, retry_buffer: 100 }}
+"
     );
     let h = TestPipelines::start(&yaml).await;
-    let n = 400;
-    h.ingest("p", events(0, n)).await;
-    eventually("all sampled", || async {
+    // The first batch fails and opens the only breaker: healthy share 0, nothing delivers.
+    assert_eq!(h.ingest("p", events(0, 100)).await, 100);
+    eventually("held in the retry buffer", || async {
         let o = h.output("p", "o");
-        o.queue.length == 0 && o.pending == o.retry_buffer.length
+        (o.endpoints[0].state, o.queue.length, o.retry_buffer.length) == ("open", 0, 100)
     })
     .await;
-    // One endpoint open, one closed: rate 1/2. The rule: keep when the next draw < rate.
-    let mut rng = fastrand::Rng::with_seed(42);
-    let kept = (0..n).filter(|_| rng.f64() < 0.5).count() as u64;
+    // Holding 100 of 200 = start_percent: still every event kept.
+    h.ingest("p", events(100, 50)).await;
     let o = h.output("p", "o");
-    assert_eq!(o.sampling_rate, 0.5);
-    assert_eq!(o.retry_buffer.length, kept);
-    assert_eq!(o.sampled_out, n as u64 - kept);
-    assert!((150..250).contains(&kept), "about half: {kept}");
-    assert_eq!(
-        (a.requests(), b.requests()),
-        (1, 0),
-        "no reroute, no retry while open"
-    );
+    assert_eq!((o.pending, o.sampled_out, o.dropped.total), (150, 0, 0));
+    // At 75%, halfway from the start to full: keep 1 - (1 - 0.2) × 0.5 = 0.6.
+    assert_eq!(o.sampling_rate, 0.6);
+    h.ingest("p", events(150, 40)).await;
+    let mut rng = fastrand::Rng::with_seed(42);
+    let kept = (0..40).filter(|_| rng.f64() < 0.6).count() as u64;
+    let o = h.output("p", "o");
+    assert_balanced(&o);
+    assert_eq!((o.pending, o.sampled_out), (150 + kept, 40 - kept), "{o:?}");
+    assert!((15..=32).contains(&kept), "about 60%: {kept}");
     assert!(h
         .metrics()
-        .contains(r#"seawall_sampling_rate{pipeline="p",output="o"} 0.5"#));
+        .contains(r#"seawall_sampling_rate{pipeline="p",output="o"} 0.6"#));
 }
 
 #[tokio::test]
-async fn a_full_retry_buffer_drops_the_rest_as_buffer_full() {
+async fn a_failed_batch_larger_than_the_retry_buffer_keeps_what_fits() {
     let (dead, _reserved) = closed_port();
     let dead = format!("http://{dead}/ingest");
-    let yaml = http_yaml(
-        &[&dead],
-        "failure_threshold: 1",
-        "sampling: { min_rate: 1.0 }, retry_buffer: 5",
-        "",
-    );
+    let yaml = http_yaml(&[&dead], "failure_threshold: 1", "retry_buffer: 5", "");
     let h = TestPipelines::start(&yaml).await;
     h.ingest("p", events(0, 20)).await;
-    eventually("queue emptied", || async {
-        let o = h.output("p", "o");
-        o.queue.length == 0 && o.pending == 5
+    eventually("first batch failed", || async {
+        h.output("p", "o").retry_buffer.length == 5
     })
     .await;
     let o = h.output("p", "o");
     assert_balanced(&o);
-    assert_eq!((o.retry_buffer.length, o.dropped.buffer_full), (5, 15));
+    // A batch of 10 failed: 5 held, 5 dropped; the other 10 wait in the queue.
+    assert_eq!(
+        (o.dropped.buffer_full, o.queue.length, o.pending),
+        (5, 10, 15)
+    );
     assert_eq!(o.sampled_out, 0);
 }
 
@@ -422,7 +429,7 @@ async fn json_arrays_and_ndjson_land_in_the_file_as_exact_ndjson() {
         file.display()
     );
     let h = TestPipelines::start(&yaml).await;
-    let array = "[\n  {\"a\": 1,\n   \"b\": [1, 2]},\n  \"x,y\",\n  3\n]";
+    let array = "[\n  {\"a\": 1,\n   \"b\": [1, 2]},\n  {\"s\": \"x,y\"},\n  {}\n]";
     let (status, json) = h
         .request("POST", "/ingest/p", Some("application/json"), array)
         .await;
@@ -430,7 +437,7 @@ async fn json_arrays_and_ndjson_land_in_the_file_as_exact_ndjson() {
         (status, json["accepted"].as_u64()),
         (StatusCode::ACCEPTED, Some(3))
     );
-    let (status, json) = h.request("POST", "/ingest/p", None, "[true]").await;
+    let (status, json) = h.request("POST", "/ingest/p", None, "[{\"t\":true}]").await;
     assert_eq!(
         (status, json["accepted"].as_u64()),
         (StatusCode::ACCEPTED, Some(1))
@@ -442,7 +449,7 @@ async fn json_arrays_and_ndjson_land_in_the_file_as_exact_ndjson() {
     .await;
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
-        "{\"a\": 1,   \"b\": [1, 2]}\n\"x,y\"\n3\ntrue\n{\"n\":1}\n{\"n\":2}\n"
+        "{\"a\": 1,   \"b\": [1, 2]}\n{\"s\": \"x,y\"}\n{}\n{\"t\":true}\n{\"n\":1}\n{\"n\":2}\n"
     );
     let _ = std::fs::remove_dir_all(dir);
 }

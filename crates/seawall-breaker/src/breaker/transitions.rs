@@ -42,12 +42,11 @@ impl Inner {
             .checked_mul(factor)
             .unwrap_or(Duration::MAX)
             .min(cfg.open_timeout_max);
-        let jittered = if cfg.jitter > 0.0 {
+        if cfg.jitter > 0.0 {
             base.mul_f64(1.0 + cfg.jitter * ctl.rng.f64())
         } else {
             base
-        };
-        jittered
+        }
     }
 
     /// Opens the breaker if it is still in `from` at `generation`.

@@ -5,7 +5,8 @@
 //! - [`load`]/[`parse`] (`load.rs`): YAML → validated [`Config`].
 //! - `model.rs`, `provider.rs`, `pipeline.rs`, `breaker.rs`: the schema, with each field's
 //!   default in its doc comment; `endpoint.rs`: `providers[].endpoints` templates.
-//! - [`duration`] and [`size`]: `30s`-style durations and `10MB`-style sizes (binary units).
+//! - [`duration`] and [`size`]: `30s`-style durations and `10MB`-style sizes (binary units);
+//!   [`bounds`]: the upper bound of each of them and of every count.
 //! - `spans.rs`: field path → position map built from the YAML events, so checks run after
 //!   deserialisation (`validate.rs`) still report `line:column`.
 //! - `secrets.rs`: [`Config::resolve_secrets`]; `error.rs`: [`ConfigError`].
@@ -19,6 +20,7 @@
 //! );
 //! ```
 
+pub mod bounds;
 mod breaker;
 pub mod duration;
 mod endpoint;

@@ -17,9 +17,13 @@ pub struct PipelineConfig {
     /// Per-output queue settings.
     #[serde(default)]
     pub queue: QueueConfig,
-    /// Largest accepted ingest request body, in bytes. Default `10MB` (10 MiB).
+    /// Largest accepted ingest request body, in bytes. Default `10MB` (10 MiB); at most 1 GiB.
     #[serde(default = "default_max_body", with = "size")]
     pub max_body: u64,
+    /// Deepest nesting of arrays and objects an ingested event may have (the event object
+    /// itself is depth 1). Default 64; in 1..=100.
+    #[serde(default = "default_max_depth")]
+    pub max_depth: u32,
     /// Destinations; at least one, names unique within the pipeline.
     pub outputs: Vec<OutputConfig>,
     /// What happens when an output's endpoint is open or a send fails.
@@ -29,6 +33,10 @@ pub struct PipelineConfig {
 
 pub(crate) fn default_max_body() -> u64 {
     10 << 20
+}
+
+fn default_max_depth() -> u32 {
+    64
 }
 
 /// Bounded queue in front of each output.
@@ -183,10 +191,15 @@ impl Default for RerouteConfig {
     }
 }
 
-/// Health-based sampling settings.
+/// Health-based sampling settings: it applies only once an output that cannot deliver holds
+/// more than `start_percent` of what it can hold.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SamplingConfig {
+    /// Fill of the output's queue and retry buffer, in percent of their joint capacity, from
+    /// which events arriving for an output that cannot deliver are sampled. Default 80; in
+    /// 0..=100 (100: never sample, only drop when full).
+    pub start_percent: u32,
     /// Floor of the kept share, in [0, 1]. Default 0.1.
     pub min_rate: f64,
     /// Seed of the sampling RNG, for reproducible runs. Default: none (random).
@@ -196,6 +209,7 @@ pub struct SamplingConfig {
 impl Default for SamplingConfig {
     fn default() -> Self {
         Self {
+            start_percent: 80,
             min_rate: 0.1,
             seed: None,
         }

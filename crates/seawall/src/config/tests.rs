@@ -165,7 +165,7 @@ fn full_fixture_loads_every_key() {
     assert_eq!(ob.window, BreakerSettings::default().window);
     assert_eq!(
         pl.outputs[1].path,
-        Some(PathBuf::from("/var/lib/seawall/requests.ndjson"))
+        Some(PathBuf::from("/tmp/seawall-fixture-requests.ndjson"))
     );
     assert_eq!(pl.fallback.reroute.max_attempts, 3);
     assert_eq!(
@@ -700,4 +700,97 @@ fn idle_evict_is_bounded_by_the_window_and_a_day() {
         err.message().starts_with("invalid duration \"soon\""),
         "{err}"
     );
+}
+
+#[test]
+fn durations_past_their_bound_are_rejected_with_field_and_position() {
+    let err = parse_err("server: { shutdown_grace: 550000000000y }");
+    assert_eq!(err.path(), Some("server.shutdown_grace"), "{err}");
+    assert_eq!((err.line(), err.column()), (Some(1), Some(27)), "{err}");
+    assert!(
+        err.message().ends_with("is too long: must be at most 1h"),
+        "{err}"
+    );
+    let linger = parse_err(
+        "pipelines:\n  - name: p\n    outputs: [{ name: s, type: blackhole, batch: { linger: 550000000000y } }]\n",
+    );
+    assert_eq!(linger.path(), Some("pipelines[0].outputs[0].batch.linger"));
+    assert_eq!((linger.line(), linger.column()), (Some(3), Some(60)));
+    assert!(linger.message().ends_with("must be at most 1h"), "{linger}");
+    let open = parse_err(&format!(
+        "providers:\n  - {}\n",
+        OPENAI.replace(" }", ", circuit_breaker: { open_timeout: 550000000000y } }")
+    ));
+    assert_eq!(
+        open.path(),
+        Some("providers[0].circuit_breaker.open_timeout")
+    );
+    assert!(open.message().ends_with("must be at most 1day"), "{open}");
+    // The bound itself is accepted.
+    assert!(parse("server: { shutdown_grace: 1h }").is_ok());
+}
+
+#[test]
+fn sizes_and_counts_past_their_bound_are_rejected() {
+    let cases = [
+        ("server: { max_body: 2GB }", "server.max_body", "2147483648 bytes is too large: must be at most 1.0 GiB (1073741824 bytes)"),
+        ("server: { workers: 5000 }", "server.workers", "5000 is too large: must be at most 1024"),
+        ("global_health: { memory_threshold: 2TB }", "global_health.memory_threshold", "2199023255552 bytes is too large: must be at most 1.0 TiB (1099511627776 bytes)"),
+        (
+            "pipelines:\n  - { name: p, max_depth: 101, outputs: [{ name: s, type: blackhole }] }\n",
+            "pipelines[0].max_depth",
+            "101 is too large: must be at most 100",
+        ),
+        (
+            "pipelines:\n  - { name: p, fallback: { sampling: { start_percent: 101 } }, outputs: [{ name: s, type: blackhole }] }\n",
+            "pipelines[0].fallback.sampling.start_percent",
+            "101 is too large: must be at most 100",
+        ),
+        (
+            "pipelines:\n  - { name: p, outputs: [{ name: s, type: blackhole, resilience: { circuit_breaker: { half_open_max_calls: 5000 } } }] }\n",
+            "pipelines[0].outputs[0].resilience.circuit_breaker.half_open_max_calls",
+            "5000 is too large: must be at most 4095",
+        ),
+    ];
+    for (yaml, path, message) in cases {
+        let err = parse_err(yaml);
+        assert_eq!(err.path(), Some(path), "{err}");
+        assert!(err.position().is_some(), "{err}");
+        assert_eq!(err.message(), message, "{err}");
+    }
+}
+
+#[test]
+fn new_pipeline_keys_have_documented_defaults() {
+    let c = parse("pipelines: [{ name: p, outputs: [{ name: s, type: blackhole }] }]").unwrap();
+    assert_eq!(c.pipelines[0].max_depth, 64);
+    assert_eq!(c.pipelines[0].fallback.sampling.start_percent, 80);
+    let c = parse("pipelines: [{ name: p, max_depth: 100, fallback: { sampling: { start_percent: 0 } }, outputs: [{ name: s, type: blackhole }] }]").unwrap();
+    assert_eq!(c.pipelines[0].max_depth, 100);
+    assert_eq!(c.pipelines[0].fallback.sampling.start_percent, 0);
+}
+
+#[test]
+fn check_files_names_the_path_of_a_file_output_in_a_missing_directory() {
+    let yaml = "pipelines:\n  - name: p\n    outputs:\n      - { name: f, type: file, path: /nonexistent-seawall-dir/x.ndjson }\n";
+    let err = parse(yaml).unwrap().check_files().unwrap_err();
+    assert_error(
+        &err,
+        "pipelines[0].outputs[0].path",
+        4,
+        38,
+        "directory /nonexistent-seawall-dir does not exist",
+    );
+    let dir = std::env::temp_dir();
+    let yaml = format!(
+        "pipelines: [{{ name: p, outputs: [{{ name: f, type: file, path: '{}' }}] }}]",
+        dir.display()
+    );
+    let err = parse(&yaml).unwrap().check_files().unwrap_err();
+    assert!(err.message().ends_with("is a directory"), "{err}");
+    let ok = format!(
+        "pipelines: [{{ name: p, outputs: [{{ name: f, type: file, path: '{}' }}] }}]",
+        dir.join("seawall-check-files.ndjson").display()
+    );
+    parse(&ok).unwrap().check_files().unwrap();
 }

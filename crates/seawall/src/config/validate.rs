@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::bounds;
 use super::breaker::BreakerSettings;
 use super::error::{ConfigError, Location};
 use super::model::{AuthMode, Config};
@@ -70,6 +71,53 @@ impl Validator<'_> {
     fn at_least_one(&self, path: &str, n: u64) -> Checked {
         if n == 0 {
             return self.fail(path, "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// A duration no longer than `max`.
+    fn at_most(&self, path: &str, d: Duration, max: Duration) -> Checked {
+        if d > max {
+            return self.fail(
+                path,
+                format!(
+                    "{} is too long: must be at most {}",
+                    humantime::format_duration(d),
+                    humantime::format_duration(max)
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// A duration in (0, `max`].
+    fn period(&self, path: &str, d: Duration, max: Duration) -> Checked {
+        self.positive(path, d)?;
+        self.at_most(path, d, max)
+    }
+
+    /// A count in `min..=max`.
+    fn count(&self, path: &str, n: u64, min: u64, max: u64) -> Checked {
+        if n < min {
+            return self.fail(path, format!("must be at least {min}"));
+        }
+        if n > max {
+            return self.fail(path, format!("{n} is too large: must be at most {max}"));
+        }
+        Ok(())
+    }
+
+    /// A byte size in 1..=`max`.
+    fn size(&self, path: &str, n: u64, max: u64) -> Checked {
+        self.at_least_one(path, n)?;
+        if n > max {
+            return self.fail(
+                path,
+                format!(
+                    "{n} bytes is too large: must be at most {} ({max} bytes)",
+                    bytesize::ByteSize::b(max).display().iec()
+                ),
+            );
         }
         Ok(())
     }
@@ -155,16 +203,39 @@ impl Validator<'_> {
     }
 
     fn server(&self, c: &Config) -> Checked {
-        self.at_least_one("server.max_body", c.server.max_body)?;
-        self.at_least_one("server.max_connections", c.server.max_connections as u64)?;
+        self.size("server.max_body", c.server.max_body, bounds::MAX_BODY)?;
+        self.count(
+            "server.max_connections",
+            c.server.max_connections as u64,
+            1,
+            bounds::MAX_CONNECTIONS,
+        )?;
+        self.count(
+            "server.workers",
+            c.server.workers as u64,
+            0,
+            bounds::WORKERS,
+        )?;
+        self.at_most(
+            "server.shutdown_grace",
+            c.server.shutdown_grace,
+            bounds::SHUTDOWN_GRACE,
+        )?;
         let t = &c.server.timeouts;
-        self.positive("server.timeouts.request_head", t.request_head)?;
-        self.positive("server.timeouts.request_body_idle", t.request_body_idle)?;
-        self.positive("server.timeouts.response_write_idle", t.response_write_idle)?;
-        self.positive("server.timeouts.keepalive_idle", t.keepalive_idle)?;
-        self.at_least_one(
+        let timeouts = [
+            ("server.timeouts.request_head", t.request_head),
+            ("server.timeouts.request_body_idle", t.request_body_idle),
+            ("server.timeouts.response_write_idle", t.response_write_idle),
+            ("server.timeouts.keepalive_idle", t.keepalive_idle),
+        ];
+        for (path, d) in timeouts {
+            self.period(path, d, bounds::REQUEST_TIMEOUT)?;
+        }
+        self.count(
             "server.h2.max_concurrent_streams",
             c.server.h2.max_concurrent_streams.into(),
+            1,
+            bounds::H2_STREAMS,
         )?;
         if c.auth.is_none() && !c.server.listen.ip().is_loopback() {
             return self.fail(
@@ -231,7 +302,12 @@ impl Validator<'_> {
             if let Some(var) = &p.api_key_env {
                 self.env_name(&key(&at, "api_key_env"), var)?;
             }
-            self.at_least_one(&key(&at, "max_keys"), p.max_keys as u64)?;
+            self.count(
+                &key(&at, "max_keys"),
+                p.max_keys as u64,
+                1,
+                bounds::MAX_KEYS,
+            )?;
             for (j, code) in p.failure_status.iter().flatten().enumerate() {
                 if !(100..=599).contains(code) {
                     return self.fail(
@@ -241,9 +317,17 @@ impl Validator<'_> {
                 }
             }
             let t = key(&at, "timeouts");
-            self.positive(&key(&t, "connect"), p.timeouts.connect)?;
-            self.positive(&key(&t, "first_byte"), p.timeouts.first_byte)?;
-            self.positive(&key(&t, "idle"), p.timeouts.idle)?;
+            self.period(
+                &key(&t, "connect"),
+                p.timeouts.connect,
+                bounds::CONNECT_TIMEOUT,
+            )?;
+            self.period(
+                &key(&t, "first_byte"),
+                p.timeouts.first_byte,
+                bounds::REQUEST_TIMEOUT,
+            )?;
+            self.period(&key(&t, "idle"), p.timeouts.idle, bounds::REQUEST_TIMEOUT)?;
             self.breaker(&key(&at, "circuit_breaker"), &p.circuit_breaker)?;
             self.endpoints(&at, p)?;
         }
@@ -327,8 +411,13 @@ impl Validator<'_> {
         if let Some(rate) = b.failure_rate_threshold {
             self.fraction(&key(at, "failure_rate_threshold"), rate, false)?;
         }
-        self.positive(&key(at, "window"), b.window)?;
-        self.at_least_one(&key(at, "window_buckets"), b.window_buckets.into())?;
+        self.period(&key(at, "window"), b.window, bounds::MEASUREMENT)?;
+        self.count(
+            &key(at, "window_buckets"),
+            b.window_buckets.into(),
+            1,
+            bounds::WINDOW_BUCKETS,
+        )?;
         if b.window < Duration::from_millis(b.window_buckets.into()) {
             return self.fail_any(
                 &[&key(at, "window_buckets"), &key(at, "window")],
@@ -342,28 +431,46 @@ impl Validator<'_> {
         if let Some(rate) = b.slow_call_rate_threshold {
             self.fraction(&key(at, "slow_call_rate_threshold"), rate, false)?;
         }
-        self.positive(&key(at, "slow_call_duration"), b.slow_call_duration)?;
-        self.positive(&key(at, "open_timeout"), b.open_timeout)?;
-        if let Some(max) = b.open_timeout_max {
-            if max < b.open_timeout {
-                return self.fail(
-                    &key(at, "open_timeout_max"),
-                    format!(
-                        "{} is shorter than open_timeout ({})",
-                        humantime::format_duration(max),
-                        humantime::format_duration(b.open_timeout)
-                    ),
-                );
-            }
-        }
         self.fraction(&key(at, "jitter"), b.jitter, true)?;
-        self.at_least_one(
+        self.count(
             &key(at, "half_open_max_calls"),
             b.half_open_max_calls.into(),
+            1,
+            bounds::HALF_OPEN_CALLS,
         )?;
-        self.positive(&key(at, "half_open_timeout"), b.half_open_timeout)?;
-        self.positive(&key(at, "check_interval"), b.check_interval)?;
-        self.positive(&key(at, "retry_after_max"), b.retry_after_max)
+        let periods = [
+            (
+                "slow_call_duration",
+                b.slow_call_duration,
+                bounds::MEASUREMENT,
+            ),
+            ("open_timeout", b.open_timeout, bounds::BREAKER_PERIOD),
+            (
+                "half_open_timeout",
+                b.half_open_timeout,
+                bounds::BREAKER_PERIOD,
+            ),
+            ("check_interval", b.check_interval, bounds::MEASUREMENT),
+            ("retry_after_max", b.retry_after_max, bounds::BREAKER_PERIOD),
+        ];
+        for (name, d, max) in periods {
+            self.period(&key(at, name), d, max)?;
+        }
+        let Some(max) = b.open_timeout_max else {
+            return Ok(());
+        };
+        self.at_most(&key(at, "open_timeout_max"), max, bounds::BREAKER_PERIOD)?;
+        if max < b.open_timeout {
+            return self.fail(
+                &key(at, "open_timeout_max"),
+                format!(
+                    "{} is shorter than open_timeout ({})",
+                    humantime::format_duration(max),
+                    humantime::format_duration(b.open_timeout)
+                ),
+            );
+        }
+        Ok(())
     }
 
     fn feature_flags(&self, c: &Config) -> Checked {
@@ -374,8 +481,16 @@ impl Validator<'_> {
             "feature_flags.url",
             &f.url.replace("{host}", "flags.invalid"),
         )?;
-        self.positive("feature_flags.min_ttl", f.min_ttl)?;
-        self.positive("feature_flags.fetch_timeout", f.fetch_timeout)?;
+        self.period("feature_flags.min_ttl", f.min_ttl, bounds::FLAG_TTL)?;
+        self.at_most("feature_flags.max_ttl", f.max_ttl, bounds::FLAG_TTL)?;
+        if let Some(grace) = f.idle_grace {
+            self.at_most("feature_flags.idle_grace", grace, bounds::FLAG_TTL)?;
+        }
+        self.period(
+            "feature_flags.fetch_timeout",
+            f.fetch_timeout,
+            bounds::CONNECT_TIMEOUT,
+        )?;
         if f.min_ttl > f.max_ttl {
             return self.fail_any(
                 &["feature_flags.min_ttl", "feature_flags.max_ttl"],
@@ -424,8 +539,19 @@ impl Validator<'_> {
             let name_path = key(&at, "name");
             self.name(&name_path, &p.name)?;
             self.unique(&mut seen, "pipeline", &p.name, name_path)?;
-            self.at_least_one(&key(&at, "queue.capacity"), p.queue.capacity as u64)?;
-            self.at_least_one(&key(&at, "max_body"), p.max_body)?;
+            self.count(
+                &key(&at, "queue.capacity"),
+                p.queue.capacity as u64,
+                1,
+                bounds::EVENTS_HELD,
+            )?;
+            self.size(&key(&at, "max_body"), p.max_body, bounds::MAX_BODY)?;
+            self.count(
+                &key(&at, "max_depth"),
+                p.max_depth.into(),
+                1,
+                bounds::MAX_DEPTH,
+            )?;
             if p.outputs.is_empty() {
                 return self.fail(&key(&at, "outputs"), "a pipeline needs at least one output");
             }
@@ -442,6 +568,18 @@ impl Validator<'_> {
                 &key(&f, "sampling.min_rate"),
                 p.fallback.sampling.min_rate,
                 true,
+            )?;
+            self.count(
+                &key(&f, "sampling.start_percent"),
+                p.fallback.sampling.start_percent.into(),
+                0,
+                100,
+            )?;
+            self.count(
+                &key(&f, "retry_buffer"),
+                p.fallback.retry_buffer as u64,
+                0,
+                bounds::EVENTS_HELD,
             )?;
         }
         Ok(())
@@ -499,9 +637,19 @@ impl Validator<'_> {
             }
             _ => {}
         }
-        self.positive(&key(at, "timeout"), o.timeout)?;
-        self.at_least_one(&key(at, "batch.max_events"), o.batch.max_events as u64)?;
-        self.at_least_one(&key(at, "batch.max_bytes"), o.batch.max_bytes)?;
+        self.period(&key(at, "timeout"), o.timeout, bounds::REQUEST_TIMEOUT)?;
+        self.count(
+            &key(at, "batch.max_events"),
+            o.batch.max_events as u64,
+            1,
+            bounds::BATCH_EVENTS,
+        )?;
+        self.size(
+            &key(at, "batch.max_bytes"),
+            o.batch.max_bytes,
+            bounds::BATCH_BYTES,
+        )?;
+        self.at_most(&key(at, "batch.linger"), o.batch.linger, bounds::LINGER)?;
         self.breaker(
             &key(at, "resilience.circuit_breaker"),
             &o.resilience.circuit_breaker,
@@ -510,14 +658,68 @@ impl Validator<'_> {
 
     fn global_health(&self, c: &Config) -> Checked {
         let g = &c.global_health;
-        self.at_least_one("global_health.memory_threshold", g.memory_threshold)?;
+        self.size(
+            "global_health.memory_threshold",
+            g.memory_threshold,
+            bounds::MEMORY_THRESHOLD,
+        )?;
         self.percent(
             "global_health.queue_threshold_percent",
             g.queue_threshold_percent,
         )?;
-        self.positive("global_health.check_interval", g.check_interval)?;
+        self.period(
+            "global_health.check_interval",
+            g.check_interval,
+            bounds::MEASUREMENT,
+        )?;
         self.percent("global_health.recover_percent", g.recover_percent)
     }
+}
+
+impl Config {
+    /// Checks what the configuration names on this host, which [`parse`](super::parse)
+    /// leaves alone: the directory of each `file` output exists (the file itself is created
+    /// at start-up), and the path is not a directory. `seawall check` and `seawall run` call it.
+    ///
+    /// ```
+    /// let yaml = "pipelines: [{ name: p, outputs: [{ name: f, type: file, path: /no-such-dir/x.ndjson }] }]";
+    /// let err = seawall::config::parse(yaml).unwrap().check_files().unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "config error: pipelines[0].outputs[0].path at 1:63: directory /no-such-dir does not exist"
+    /// );
+    /// ```
+    pub fn check_files(&self) -> Result<(), ConfigError> {
+        for (i, p) in self.pipelines.iter().enumerate() {
+            for (j, o) in p.outputs.iter().enumerate() {
+                let Some(path) = o.path.as_deref() else {
+                    continue;
+                };
+                let at = key(
+                    &join_index(&key(&join_index("pipelines", i), "outputs"), j),
+                    "path",
+                );
+                if let Err(problem) = check_file_path(path) {
+                    return Err(invalid_at(&self.spans, &at, problem));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a `file` output can append to `path`: its directory exists and it is not itself a
+/// directory.
+fn check_file_path(path: &std::path::Path) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(format!("directory {} does not exist", dir.display()));
+        }
+    }
+    if path.is_dir() {
+        return Err(format!("{} is a directory", path.display()));
+    }
+    Ok(())
 }
 
 /// Checks that `url` is an absolute `http`/`https` URL with a host and no query or fragment.

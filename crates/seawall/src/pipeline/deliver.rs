@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::HeaderValue;
 use seawall_breaker::Permit;
 
 use super::output::Output;
@@ -17,7 +18,7 @@ pub(crate) enum Delivery {
     Delivered,
     /// An endpoint refused it for good.
     Refused,
-    /// No endpoint has it: fall back to sampling.
+    /// No endpoint is known to have it: hold it for a retry.
     Undelivered,
 }
 
@@ -30,13 +31,14 @@ pub(crate) struct Route {
 }
 
 impl Route {
-    /// Walks the endpoints in order for `payload`.
+    /// Walks the endpoints in order for `payload`, named `id` on every endpoint.
     pub(crate) async fn deliver(
         &self,
         output: &Output,
         sinks: &mut [Sink],
         pipeline: &str,
         payload: &Bytes,
+        id: &HeaderValue,
     ) -> Delivery {
         let mut reroutes = 0;
         for (i, (endpoint, sink)) in output.endpoints.iter().zip(sinks.iter_mut()).enumerate() {
@@ -54,7 +56,7 @@ impl Route {
                 reroutes += 1;
                 output.ledger.metrics().reroutes.inc();
             }
-            let sent = match tokio::time::timeout(self.timeout, sink.send(payload)).await {
+            let sent = match tokio::time::timeout(self.timeout, sink.send(payload, id)).await {
                 Ok(sent) => sent,
                 Err(_) => Sent::Failed {
                     known_undelivered: false,

@@ -1,27 +1,33 @@
-//! `POST /ingest/{pipeline}`: method and path checks, the body size limit (announced and
-//! streamed), parsing, and all-or-nothing acceptance → `202 {"accepted":N}`.
+//! `POST /ingest/{pipeline}`: method, path and content-type checks, the body size limit
+//! (announced and streamed), the memory threshold (reserved before the body is read, frame by
+//! frame when it is not announced), strict parsing, and all-or-nothing acceptance →
+//! `202 {"accepted":N}`.
 
-use std::sync::atomic::Ordering;
-
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 
+use super::events::Chunk;
 use super::parse::{self, Format};
 use super::Pipelines;
+use crate::health::{Check, Edge};
+use crate::memory::{Lease, OverBudget};
 use crate::message::{json, json_error, Body, BoxError};
 
 /// Why a body could not be read.
 enum ReadError {
     TooLarge,
+    OverBudget(OverBudget),
     Broken(BoxError),
 }
 
 impl Pipelines {
     /// `POST /ingest/{pipeline}` handler; pass the whole request. Answers `202
     /// {"accepted":N}`; `400` naming the bad line (and then accepts nothing from the request);
-    /// `413` over the pipeline's `max_body`; `404` unknown pipeline; `405` other methods;
-    /// `503` once shutting down. Never panics.
+    /// `413` over the pipeline's `max_body`; `415` for a content type other than JSON or
+    /// NDJSON; `503 overloaded` when the body would pass the memory threshold; `503
+    /// shutting_down` once shutdown began; `404` unknown pipeline; `405` other methods.
+    /// Never panics.
     pub async fn ingest<B>(&self, req: Request<B>) -> Response<Body>
     where
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
@@ -46,16 +52,23 @@ impl Pipelines {
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return resp;
         }
-        if !self.accepting.load(Ordering::Acquire) {
-            let mut resp = json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
-                "shutting down",
-            );
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return resp;
+        if !self.accepting() {
+            return shutting_down();
         }
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or("(not visible ASCII)").to_owned());
+        let format = match Format::from_content_type(content_type.as_deref()) {
+            Ok(format) => format,
+            Err(unsupported) => {
+                return json_error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    &unsupported.0,
+                )
+            }
+        };
         let limit = pipeline.max_body;
         let announced = req
             .headers()
@@ -65,30 +78,62 @@ impl Pipelines {
         if announced.is_some_and(|n| n > limit) {
             return too_large(limit);
         }
-        let format = Format::from_content_type(
-            req.headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok()),
-        );
-        let body = match read(req.into_body(), limit).await {
+        // The body's bytes count from before it is read: refused at once if they do not fit.
+        let lease = match self.budget.try_reserve(announced.unwrap_or(0)) {
+            Ok(lease) => lease,
+            Err(over) => return self.over_budget(over),
+        };
+        let body = match read(req.into_body(), limit, announced, lease).await {
             Ok(body) => body,
             Err(ReadError::TooLarge) => return too_large(limit),
+            Err(ReadError::OverBudget(over)) => return self.over_budget(over),
             Err(ReadError::Broken(e)) => {
                 let message = format!("reading the body failed: {e}");
                 return json_error(StatusCode::BAD_REQUEST, "bad_body", &message);
             }
         };
-        match parse::events(&body, format) {
-            Ok(events) => {
-                pipeline.accept(&events);
-                json(
-                    StatusCode::ACCEPTED,
-                    &serde_json::json!({ "accepted": events.len() }),
-                )
+        let (text, lease) = body;
+        let events = match parse::events(text, format, pipeline.max_depth) {
+            Ok(events) => events,
+            Err(bad) => return json_error(StatusCode::BAD_REQUEST, "bad_event", &bad.0),
+        };
+        // A body that arrived while shutdown began is refused whole, as a later one would be.
+        if !self.accepting() {
+            return shutting_down();
+        }
+        let count = events.count;
+        pipeline.accept(&Chunk::new(lease.hold(events.text), count));
+        json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({ "accepted": count }),
+        )
+    }
+
+    /// The `503` for a body that would pass the memory threshold, counted as shed.
+    fn over_budget(&self, over: OverBudget) -> Response<Body> {
+        match self.health.get() {
+            Some(health) => {
+                health.count_shed(Edge::Ingest, Check::Memory);
+                health.ingest_rejection(Check::Memory)
             }
-            Err(bad) => json_error(StatusCode::BAD_REQUEST, "bad_event", &bad.0),
+            None => {
+                let message = format!("seawall: {over}");
+                json_error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", &message)
+            }
         }
     }
+}
+
+fn shutting_down() -> Response<Body> {
+    let mut resp = json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "shutting_down",
+        "seawall is shutting down and accepts no new events; retry after 1s (another instance, \
+         or this one once restarted)",
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
 }
 
 fn too_large(limit: u64) -> Response<Body> {
@@ -96,36 +141,44 @@ fn too_large(limit: u64) -> Response<Body> {
     json_error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", &message)
 }
 
-/// The whole body, failing as soon as it passes `limit` bytes. One chunk is kept as is;
-/// several are joined once.
-async fn read<B>(body: B, limit: u64) -> Result<Bytes, ReadError>
+/// The whole body in one buffer of our own (never a slice pinning a connection's read buffer),
+/// failing as soon as it passes `limit` bytes or the memory threshold. `lease` counts the
+/// buffer: it grows with it. One spare byte is kept for a final line break.
+async fn read<B>(
+    body: B,
+    limit: u64,
+    announced: Option<u64>,
+    mut lease: Lease,
+) -> Result<(Vec<u8>, Lease), ReadError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
     let mut body = std::pin::pin!(body);
-    let mut first: Option<Bytes> = None;
-    let mut joined: Option<BytesMut> = None;
-    let mut total: u64 = 0;
+    let capacity = announced.map_or(0, |n| n + 1);
+    let mut buf: Vec<u8> = Vec::new();
+    buf.try_reserve_exact(usize::try_from(capacity).unwrap_or(usize::MAX))
+        .map_err(|_| {
+            ReadError::OverBudget(OverBudget {
+                wanted: capacity,
+                limit: 0,
+            })
+        })?;
+    let mut counted = lease.bytes();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ReadError::Broken(e.into()))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        total += data.len() as u64;
-        if total > limit {
+        if (buf.len() + data.len()) as u64 > limit {
             return Err(ReadError::TooLarge);
         }
-        match (&mut joined, first.take()) {
-            (Some(buf), _) => buf.extend_from_slice(&data),
-            (None, None) => first = Some(data),
-            (None, Some(prev)) => {
-                let mut buf = BytesMut::with_capacity(prev.len() + data.len());
-                buf.extend_from_slice(&prev);
-                buf.extend_from_slice(&data);
-                joined = Some(buf);
-            }
+        buf.extend_from_slice(&data);
+        let now = buf.capacity() as u64;
+        if now > counted {
+            lease.grow(now - counted).map_err(ReadError::OverBudget)?;
+            counted = now;
         }
     }
-    Ok(joined.map(BytesMut::freeze).or(first).unwrap_or_default())
+    Ok((buf, lease))
 }

@@ -1,26 +1,35 @@
-//! One output's events and their accounting: the bounded queue, the retry buffer and the
-//! counters, kept under one small mutex so that `accepted = delivered + sampled_out + dropped +
-//! pending` holds in every snapshot.
+//! One output's events and their accounting: the bounded queue (events not yet sent), the
+//! retry buffer (batches the output could not deliver yet) and the counters, under one small
+//! mutex so that `accepted = delivered + sampled_out + dropped + pending` holds in every
+//! snapshot.
+//!
+//! Buffer first: an admitted event leaves only by delivery (or, at the end, shutdown). While
+//! the output cannot deliver, its events wait in the queue and the retry buffer; only once the
+//! two together are fuller than `fallback.sampling.start_percent` are arriving events sampled,
+//! at a rate that falls with the fill towards the healthy share of endpoints (floored at
+//! `min_rate`); a full queue drops what arrives as `queue_full`.
 //!
 //! Why a mutex and not independent atomics: an event moves between two counters (say pending →
 //! delivered) and a reader of two separate atomics could see it in neither or both. Every move
-//! here is one critical section per request or per batch (never per event), so the lock is
-//! uncontended in practice and costs far less than the work it guards.
+//! here is one critical section per request or per batch (never per event, except while
+//! sampling), so the lock is uncontended in practice and costs far less than the work it guards.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
 
+use super::events::Chunk;
 use super::metrics::OutputMetrics;
+use crate::memory::Budget;
 
 /// Why events were dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum DropReason {
     /// The output's queue was full at ingest.
     QueueFull = 0,
-    /// Undeliverable, kept by sampling, but the retry buffer was full.
+    /// A failed batch did not fit in the retry buffer (smaller than a batch).
     BufferFull = 1,
     /// The destination refused the batch (a 4xx other than 429).
     Rejected = 2,
@@ -76,38 +85,92 @@ impl Counts {
     }
 }
 
+/// Events sent together, with an id that stays the same however often they are sent.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    /// Unique within the output for this process (`x-seawall-batch-id` adds a random prefix).
+    pub(crate) id: u64,
+    pub(crate) events: usize,
+    /// The NDJSON text, in one or more pieces: slices of the request bodies it came in, held
+    /// as they are (no copy) while the batch waits in the retry buffer.
+    parts: Vec<Chunk>,
+}
+
+impl Batch {
+    /// The NDJSON text in one buffer: the piece itself when there is one.
+    pub(crate) fn payload(&self, budget: &Arc<Budget>) -> Bytes {
+        match &self.parts[..] {
+            [one] => one.text().clone(),
+            parts => {
+                let mut text = Vec::with_capacity(parts.iter().map(Chunk::len).sum());
+                for part in parts {
+                    text.extend_from_slice(part.text());
+                }
+                budget.hold(text)
+            }
+        }
+    }
+
+    /// Cuts the batch to its first `n` events (it keeps its id: a resend is what it was).
+    fn truncate(&mut self, n: usize) {
+        let mut left = n;
+        self.parts.retain_mut(|part| {
+            let keep = part.events().min(left);
+            if keep < part.events() {
+                *part = part.split_front(keep, usize::MAX);
+            }
+            left -= keep;
+            keep > 0
+        });
+        self.events = n;
+    }
+}
+
 struct State {
     counts: Counts,
-    queue: VecDeque<Bytes>,
-    /// Encoded size of the queued events (for `batch.max_bytes`).
+    queue: VecDeque<Chunk>,
+    /// Bytes of the queued events (for `batch.max_bytes`).
     queued_bytes: usize,
-    buffer: VecDeque<Bytes>,
+    /// Batches not delivered yet, oldest first.
+    buffer: VecDeque<Batch>,
+    next_id: u64,
+    /// Draws one number per sampled event (seeded for reproducible runs).
+    rng: fastrand::Rng,
+    /// Whether arriving events were sampled last time (for the log on a change).
+    sampling: bool,
     /// Set once shutdown has counted what was left: later offers are dropped `shutdown`.
     closed: bool,
 }
 
-/// Where a batch came from, so that a failed retry goes back where it was.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Origin {
-    Queue,
-    Buffer,
+/// The sizes of an output's stores.
+pub(crate) struct Capacity {
+    /// `queue.capacity`, in events.
+    pub(crate) queue: usize,
+    /// `fallback.retry_buffer`, in events.
+    pub(crate) buffer: usize,
+    /// `fallback.sampling.start_percent` as a fraction of `queue + buffer`.
+    pub(crate) start: f64,
 }
 
 /// An output's queue, retry buffer and counters.
 pub(crate) struct Ledger {
     state: Mutex<State>,
-    queue_capacity: usize,
-    buffer_capacity: usize,
+    capacity: Capacity,
     metrics: OutputMetrics,
+    budget: Arc<Budget>,
+    /// For the log lines.
+    pub(crate) labels: (String, String),
     /// Wakes the output's worker when events arrive.
     pub(crate) arrived: Notify,
 }
 
 impl Ledger {
     pub(crate) fn new(
-        queue_capacity: usize,
-        buffer_capacity: usize,
+        capacity: Capacity,
+        rng: fastrand::Rng,
         metrics: OutputMetrics,
+        budget: Arc<Budget>,
+        labels: (String, String),
     ) -> Self {
         Ledger {
             state: Mutex::new(State {
@@ -115,11 +178,15 @@ impl Ledger {
                 queue: VecDeque::new(),
                 queued_bytes: 0,
                 buffer: VecDeque::new(),
+                next_id: 0,
+                rng,
+                sampling: false,
                 closed: false,
             }),
-            queue_capacity,
-            buffer_capacity,
+            capacity,
             metrics,
+            budget,
+            labels,
             arrived: Notify::new(),
         }
     }
@@ -132,146 +199,203 @@ impl Ledger {
         &self.metrics
     }
 
+    pub(crate) fn budget(&self) -> &Arc<Budget> {
+        &self.budget
+    }
+
     pub(crate) fn queue_capacity(&self) -> usize {
-        self.queue_capacity
+        self.capacity.queue
     }
 
     pub(crate) fn buffer_capacity(&self) -> usize {
-        self.buffer_capacity
+        self.capacity.buffer
     }
 
-    /// Accepts `events`: queues what fits, drops the rest as `queue_full`. After shutdown
-    /// every event is accepted and dropped as `shutdown`, so none is silent.
-    pub(crate) fn offer(&self, events: &[Bytes]) {
+    /// `fallback.sampling.start_percent`.
+    pub(crate) fn start_percent(&self) -> u32 {
+        (self.capacity.start * 100.0).round() as u32
+    }
+
+    /// The share of arriving events kept right now, given `base` (the healthy share of
+    /// endpoints, floored at `min_rate`): 1 up to the start fill, then falling linearly with the
+    /// fill to `base` when full.
+    pub(crate) fn rate(&self, base: f64) -> f64 {
+        self.rate_at(&self.lock().counts, base)
+    }
+
+    fn rate_at(&self, counts: &Counts, base: f64) -> f64 {
+        let holds = (self.capacity.queue + self.capacity.buffer).max(1) as f64;
+        let fill = counts.pending() as f64 / holds;
+        let start = self.capacity.start;
+        if base >= 1.0 || fill < start || start >= 1.0 {
+            return 1.0;
+        }
+        let past = ((fill - start) / (1.0 - start)).clamp(0.0, 1.0);
+        1.0 - (1.0 - base) * past
+    }
+
+    /// Admits `events`: each is kept at the current sampling rate (see [`Ledger::rate`]),
+    /// the kept ones are queued while the queue has room and the rest are dropped
+    /// `queue_full`. After shutdown every event is dropped `shutdown`, so none is silent.
+    pub(crate) fn offer(&self, events: &Chunk, base: f64) {
+        let n = events.events();
         let mut s = self.lock();
-        s.counts.accepted += events.len() as u64;
-        let closed = s.closed;
-        let room = if closed {
-            0
+        s.counts.accepted += n as u64;
+        if s.closed {
+            self.drop_counted(&mut s, n as u64, DropReason::Shutdown);
+            self.publish(&s);
+            return;
+        }
+        let rate = self.rate_at(&s.counts, base);
+        self.metrics.sampling_rate.set(rate);
+        let sampling = rate < 1.0;
+        if sampling != s.sampling {
+            s.sampling = sampling;
+            self.log_sampling(sampling, rate, &s.counts);
+        }
+        let room = self.capacity.queue - s.queue_len_events();
+        let (kept, sampled) = if sampling {
+            self.sample(&mut s, events, rate, room)
         } else {
-            self.queue_capacity.saturating_sub(s.queue.len())
+            let mut all = events.clone();
+            (all.split_front(room, usize::MAX), 0)
         };
-        let fits = room.min(events.len());
-        for e in &events[..fits] {
-            s.queued_bytes += e.len() + 1;
-            s.queue.push_back(e.clone());
+        let fits = kept.events();
+        if fits > 0 {
+            s.queued_bytes += kept.len();
+            s.queue.push_back(kept);
+            s.counts.queued += fits as u64;
         }
-        s.counts.queued += fits as u64;
-        let rest = (events.len() - fits) as u64;
-        if rest > 0 {
-            let reason = if closed {
-                DropReason::Shutdown
-            } else {
-                DropReason::QueueFull
-            };
-            self.drop_counted(&mut s, rest, reason);
-        }
-        self.publish_pending(&s);
+        s.counts.sampled_out += sampled;
+        self.metrics.sampled_out.inc_by(sampled);
+        self.drop_counted(&mut s, (n - fits) as u64 - sampled, DropReason::QueueFull);
+        self.publish(&s);
         drop(s);
         if fits > 0 {
             self.arrived.notify_one();
         }
     }
 
-    /// Queue length and queued bytes.
-    pub(crate) fn queue_len(&self) -> (usize, usize) {
-        let s = self.lock();
-        (s.queue.len(), s.queued_bytes)
-    }
-
-    /// Events in the retry buffer.
-    pub(crate) fn buffered(&self) -> usize {
-        self.lock().buffer.len()
-    }
-
-    /// Moves up to `max_events` events (at most `max_bytes` encoded, at least one) from the
-    /// queue or the retry buffer into the batch in flight.
-    pub(crate) fn take(&self, from: Origin, max_events: usize, max_bytes: usize) -> Vec<Bytes> {
-        let mut s = self.lock();
-        let st = &mut *s;
-        let source = match from {
-            Origin::Queue => &mut st.queue,
-            Origin::Buffer => &mut st.buffer,
-        };
-        let mut batch = Vec::with_capacity(max_events.min(source.len()));
-        let mut bytes = 0;
-        while batch.len() < max_events {
-            let Some(next) = source.front() else { break };
-            let size = next.len() + 1;
-            if !batch.is_empty() && bytes + size > max_bytes {
-                break;
-            }
-            bytes += size;
-            batch.extend(source.pop_front());
-        }
-        let n = batch.len() as u64;
-        match from {
-            Origin::Queue => {
-                st.counts.queued -= n;
-                st.queued_bytes -= bytes;
-            }
-            Origin::Buffer => st.counts.buffered -= n,
-        }
-        st.counts.in_flight += n;
-        batch
-    }
-
-    /// The batch in flight (`n` events) was delivered.
-    pub(crate) fn delivered(&self, n: usize) {
-        let mut s = self.lock();
-        s.counts.in_flight -= n as u64;
-        s.counts.delivered += n as u64;
-        self.metrics.delivered.inc_by(n as u64);
-        self.publish_pending(&s);
-    }
-
-    /// The batch in flight (`n` events) is dropped for `reason`.
-    pub(crate) fn dropped(&self, n: usize, reason: DropReason) {
-        let mut s = self.lock();
-        s.counts.in_flight -= n as u64;
-        self.drop_counted(&mut s, n as u64, reason);
-        self.publish_pending(&s);
-    }
-
-    /// The batch in flight could not be delivered: each event the sampler keeps goes to the
-    /// retry buffer (or is dropped `buffer_full` when it is full), the rest is `sampled_out`.
-    pub(crate) fn sample(&self, batch: Vec<Bytes>, mut keep: impl FnMut() -> bool) {
-        let mut s = self.lock();
-        let n = batch.len() as u64;
-        let (mut sampled, mut full) = (0, 0);
-        for event in batch {
-            if !keep() {
+    /// Keeps each event with probability `rate`, the kept ones (at most `room`) copied into
+    /// one buffer; returns them and how many were sampled out.
+    fn sample(&self, s: &mut State, events: &Chunk, rate: f64, room: usize) -> (Chunk, u64) {
+        let (mut text, mut kept, mut sampled) = (Vec::new(), 0, 0);
+        for line in events.lines() {
+            if s.rng.f64() >= rate {
                 sampled += 1;
-            } else if s.buffer.len() < self.buffer_capacity {
-                // A copy, so a long-held event does not pin the whole request body it came in.
-                s.buffer.push_back(Bytes::copy_from_slice(&event));
-            } else {
-                full += 1;
+            } else if kept < room {
+                text.extend_from_slice(line);
+                text.push(b'\n');
+                kept += 1;
             }
         }
-        s.counts.in_flight -= n;
-        s.counts.buffered += n - sampled - full;
-        s.counts.sampled_out += sampled;
-        self.metrics.sampled_out.inc_by(sampled);
-        self.drop_counted(&mut s, full, DropReason::BufferFull);
-        self.publish_pending(&s);
+        text.shrink_to_fit();
+        (Chunk::new(self.budget.hold(text), kept), sampled)
     }
 
-    /// A batch taken from the retry buffer failed again: it goes back to the buffer's front.
-    pub(crate) fn restore(&self, batch: Vec<Bytes>) {
-        let mut s = self.lock();
-        let n = batch.len() as u64;
-        for event in batch.into_iter().rev() {
-            s.buffer.push_front(event);
+    fn log_sampling(&self, on: bool, rate: f64, c: &Counts) {
+        let (pipeline, output) = (&self.labels.0, &self.labels.1);
+        let (pending, holds) = (c.pending(), self.capacity.queue + self.capacity.buffer);
+        if on {
+            tracing::warn!(
+                pipeline,
+                output,
+                pending,
+                holds,
+                rate,
+                "output buffer past fallback.sampling.start_percent: sampling arriving events"
+            );
+        } else {
+            tracing::info!(pipeline, output, pending, holds, "output sampling stopped");
         }
+    }
+
+    /// Queue length and queued bytes, and events in the retry buffer.
+    pub(crate) fn levels(&self) -> (usize, usize, usize) {
+        let s = self.lock();
+        (
+            s.queue_len_events(),
+            s.queued_bytes,
+            s.counts.buffered as usize,
+        )
+    }
+
+    /// Moves up to `max_events` events (at most `max_bytes`, at least one) from the queue into
+    /// a new batch in flight.
+    pub(crate) fn take_queue(&self, max_events: usize, max_bytes: usize) -> Option<Batch> {
+        let mut s = self.lock();
+        let batch = s.cut(max_events, max_bytes)?;
+        s.counts.queued -= batch.events as u64;
+        s.counts.in_flight += batch.events as u64;
+        Some(batch)
+    }
+
+    /// The oldest batch of the retry buffer, in flight again (with its id).
+    pub(crate) fn take_buffer(&self) -> Option<Batch> {
+        let mut s = self.lock();
+        let batch = s.buffer.pop_front()?;
+        s.counts.buffered -= batch.events as u64;
+        s.counts.in_flight += batch.events as u64;
+        self.publish(&s);
+        Some(batch)
+    }
+
+    /// While the output cannot deliver: moves one batch from the queue to the retry buffer
+    /// (as much as it has room for), so the queue keeps accepting. False if nothing moved.
+    pub(crate) fn spill(&self, max_events: usize, max_bytes: usize) -> bool {
+        let mut s = self.lock();
+        let room = self.capacity.buffer - s.counts.buffered as usize;
+        let Some(batch) = s.cut(max_events.min(room), max_bytes) else {
+            return false;
+        };
+        s.counts.queued -= batch.events as u64;
+        s.counts.buffered += batch.events as u64;
+        s.buffer.push_back(batch);
+        self.publish(&s);
+        true
+    }
+
+    /// The batch in flight was delivered.
+    pub(crate) fn delivered(&self, batch: Batch) {
+        let mut s = self.lock();
+        let n = batch.events as u64;
         s.counts.in_flight -= n;
-        s.counts.buffered += n;
+        s.counts.delivered += n;
+        self.metrics.delivered.inc_by(n);
+        self.publish(&s);
+    }
+
+    /// The batch in flight is dropped for `reason`.
+    pub(crate) fn dropped(&self, batch: Batch, reason: DropReason) {
+        let mut s = self.lock();
+        s.counts.in_flight -= batch.events as u64;
+        self.drop_counted(&mut s, batch.events as u64, reason);
+        self.publish(&s);
+    }
+
+    /// The batch in flight was not delivered: it goes to the front of the retry buffer (it is
+    /// the oldest); what does not fit is dropped `buffer_full`.
+    pub(crate) fn hold(&self, mut batch: Batch) {
+        let mut s = self.lock();
+        let n = batch.events;
+        let room = self.capacity.buffer - s.counts.buffered as usize;
+        s.counts.in_flight -= n as u64;
+        if n > room {
+            self.drop_counted(&mut s, (n - room) as u64, DropReason::BufferFull);
+            batch.truncate(room);
+        }
+        if batch.events > 0 {
+            s.counts.buffered += batch.events as u64;
+            s.buffer.push_front(batch);
+        }
+        self.publish(&s);
     }
 
     /// Drops everything still pending (queue, batch in flight, retry buffer) as `shutdown`,
-    /// and every later offer too.
-    pub(crate) fn drop_all_pending(&self) {
+    /// and every later offer too; returns the figures just before, for the final log line.
+    pub(crate) fn drop_all_pending(&self) -> Counts {
         let mut s = self.lock();
+        let before = s.counts;
         let n = s.counts.pending();
         s.closed = true;
         s.queue.clear();
@@ -281,7 +405,8 @@ impl Ledger {
         s.counts.in_flight = 0;
         s.counts.buffered = 0;
         self.drop_counted(&mut s, n, DropReason::Shutdown);
-        self.publish_pending(&s);
+        self.publish(&s);
+        before
     }
 
     /// A consistent copy of the counters.
@@ -298,9 +423,42 @@ impl Ledger {
         self.metrics.dropped_by[reason as usize].inc_by(n);
     }
 
-    fn publish_pending(&self, s: &State) {
-        self.metrics
-            .pending
-            .set(i64::try_from(s.counts.pending()).unwrap_or(i64::MAX));
+    fn publish(&self, s: &State) {
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.metrics.pending.set(gauge(s.counts.pending()));
+        self.metrics.queued.set(gauge(s.counts.queued));
+        self.metrics.buffered.set(gauge(s.counts.buffered));
+    }
+}
+
+impl State {
+    fn queue_len_events(&self) -> usize {
+        self.counts.queued as usize
+    }
+
+    /// Cuts a batch off the front of the queue (no counter moves): at most `max_events` and
+    /// `max_bytes`, at least one event.
+    fn cut(&mut self, max_events: usize, max_bytes: usize) -> Option<Batch> {
+        if max_events == 0 || self.queue.is_empty() {
+            return None;
+        }
+        let (mut parts, mut events, mut bytes) = (Vec::new(), 0, 0);
+        while let Some(front) = self.queue.front_mut() {
+            let left = max_bytes.saturating_sub(bytes);
+            if events == max_events || (events > 0 && front.first_len() > left) {
+                break;
+            }
+            let part = front.split_front(max_events - events, left);
+            if front.events() == 0 {
+                self.queue.pop_front();
+            }
+            events += part.events();
+            bytes += part.len();
+            parts.push(part);
+        }
+        self.queued_bytes -= bytes;
+        let id = self.next_id;
+        self.next_id += 1;
+        Some(Batch { id, events, parts })
     }
 }

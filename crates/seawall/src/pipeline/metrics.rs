@@ -30,6 +30,13 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    pipeline: String,
+    output: String,
+    store: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     pipeline: String,
     output: String,
@@ -42,6 +49,7 @@ pub(crate) struct Families {
     events: Family<OutcomeLabels, Counter>,
     dropped: Family<ReasonLabels, Counter>,
     pending: Family<OutputLabels, Gauge>,
+    held: Family<StoreLabels, Gauge>,
     reroutes: Family<OutputLabels, Counter>,
     sampling: Family<OutputLabels, Gauge<f64, AtomicU64>>,
 }
@@ -54,6 +62,10 @@ pub(crate) struct OutputMetrics {
     /// Indexed by [`DropReason`] as `usize`.
     pub(crate) dropped_by: [Counter; DropReason::ALL.len()],
     pub(crate) pending: Gauge,
+    /// Events in the queue.
+    pub(crate) queued: Gauge,
+    /// Events in the retry buffer.
+    pub(crate) buffered: Gauge,
     pub(crate) reroutes: Counter,
     pub(crate) sampling_rate: Gauge<f64, AtomicU64>,
 }
@@ -66,6 +78,7 @@ impl Families {
             events: Family::default(),
             dropped: Family::default(),
             pending: Family::default(),
+            held: Family::default(),
             reroutes: Family::default(),
             sampling: Family::default(),
         };
@@ -90,13 +103,21 @@ impl Families {
             f.pending.clone(),
         );
         metrics.register(
+            "output_held_events",
+            "Events an output holds, by store: `queue` (not sent yet) or `retry_buffer` (not \
+             delivered yet; filled while the output cannot deliver)",
+            f.held.clone(),
+        );
+        metrics.register(
             "reroutes",
             "Batches rerouted to another endpoint of the same output",
             f.reroutes.clone(),
         );
         metrics.register(
             "sampling_rate",
-            "Share of undeliverable events kept for retry (healthy endpoints / endpoints, floored)",
+            "Share of arriving events an output keeps: 1, or past fallback.sampling.start_percent \
+             of its buffer a share falling with the fill towards healthy endpoints / endpoints \
+             (floored at min_rate)",
             f.sampling.clone(),
         );
         f
@@ -137,7 +158,18 @@ impl Families {
         };
         let sampling_rate = self.sampling.get_or_create(&labels).clone();
         sampling_rate.set(1.0);
+        let store = |store| {
+            self.held
+                .get_or_create(&StoreLabels {
+                    pipeline: pipeline.to_owned(),
+                    output: output.to_owned(),
+                    store,
+                })
+                .clone()
+        };
         OutputMetrics {
+            queued: store("queue"),
+            buffered: store("retry_buffer"),
             delivered: outcome("delivered"),
             sampled_out: outcome("sampled_out"),
             dropped: outcome("dropped"),

@@ -1,18 +1,23 @@
 //! The event pipeline (DESIGN §4): `POST /ingest/{pipeline}` fans events out to outputs, each
-//! behind its own bounded queue and per-endpoint breakers, with reroute → sampling → drop.
+//! behind its own bounded queue and per-endpoint breakers, with reroute → buffer → sampling →
+//! drop. Delivery is at least once: a batch whose send may have arrived is sent again, under
+//! the same `x-seawall-batch-id`.
 //!
 //! # Layout
-//! - `parse.rs`: NDJSON / JSON array → events (slices of the body, one line each).
-//! - `ingest.rs`: the HTTP handler (method, path, size limit, all-or-nothing acceptance).
+//! - `parse.rs`: NDJSON / JSON array → strictly checked events, as compact NDJSON text.
+//! - `events.rs`: [`Chunk`](events::Chunk), a run of events in one shared buffer.
+//! - `ingest.rs`: the HTTP handler (method, path, content type, size and memory limits,
+//!   all-or-nothing acceptance).
 //! - `ledger.rs`: an output's queue, retry buffer and exact accounting under one small lock.
 //! - `output.rs`: an output's endpoints and breakers, built from configuration.
 //! - `sink.rs`: sending one NDJSON batch to `http`, `file`, `stdout` or `blackhole`.
 //! - `deliver.rs`: one batch's walk over the endpoints (reroute rules).
-//! - `worker.rs`: batching, fallback sampling and the retry buffer's drain.
+//! - `worker.rs`: batching, holding events while the output cannot deliver, the retry buffer.
 //! - `metrics.rs`, `view.rs`: the Prometheus families and `GET /v1/pipelines`.
 
 mod deliver;
 mod error;
+mod events;
 mod ingest;
 mod ledger;
 mod metrics;
@@ -23,23 +28,26 @@ mod view;
 mod worker;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 use seawall_breaker::{CircuitBreaker, Clock};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::PipelineConfig;
+use crate::health::Health;
 use crate::http1::outbound::Pools;
+use crate::memory::Budget;
 use crate::metrics::{BreakerLabels, Metrics};
 
 pub use error::PipelineError;
 pub use view::{DroppedView, EndpointView, FillView, OutputView, PipelineView};
 
 use deliver::Route;
+use events::Chunk;
+use ledger::DropReason;
 use output::Output;
 use worker::Worker;
 
@@ -49,8 +57,14 @@ use worker::Worker;
 /// `accepted = delivered + sampled_out + dropped + pending`.
 pub struct Pipelines {
     pipelines: Vec<Pipeline>,
-    /// Cleared by [`shutdown`](Pipelines::shutdown): ingest answers 503, submit refuses.
+    /// Cleared by [`stop_accepting`](Pipelines::stop_accepting): ingest answers 503, submit
+    /// refuses.
     accepting: AtomicBool,
+    /// The bytes held in queues, retry buffers and bodies being read.
+    budget: Arc<Budget>,
+    /// Counts ingest requests refused at admission and shapes their answer; set by the app
+    /// when global health is on.
+    health: OnceLock<Arc<Health>>,
     /// Tells workers to skip linger and finish once everything is delivered.
     draining: watch::Sender<bool>,
     workers: Mutex<Vec<JoinHandle<()>>>,
@@ -60,6 +74,8 @@ pub struct Pipelines {
 struct Pipeline {
     name: String,
     max_body: u64,
+    /// `max_depth`: deepest nesting of an event.
+    max_depth: u32,
     /// Events accepted (every output was offered each of them).
     accepted: AtomicU64,
     accepted_metric: Counter,
@@ -68,12 +84,12 @@ struct Pipeline {
 
 impl Pipeline {
     /// Offers `events` to every output.
-    fn accept(&self, events: &[Bytes]) {
-        let n = events.len() as u64;
+    fn accept(&self, events: &Chunk) {
+        let n = events.events() as u64;
         self.accepted.fetch_add(n, Ordering::Relaxed);
         self.accepted_metric.inc_by(n);
         for output in &self.outputs {
-            output.ledger.offer(events);
+            output.offer(events);
         }
     }
 }
@@ -100,17 +116,15 @@ impl Pipelines {
         pools: &Pools,
     ) -> Result<Arc<Pipelines>, PipelineError> {
         let families = metrics::Families::register(&metrics);
+        let budget = Budget::new(&metrics);
         let (draining, _) = watch::channel(false);
         let mut pipelines = Vec::new();
         let mut workers = Vec::new();
         for p in configs {
             let mut outputs = Vec::new();
             for o in &p.outputs {
-                let (output, sinks) = output::build(p, o, &clock, &metrics, &families, pools)?;
-                let rng = match p.fallback.sampling.seed {
-                    Some(seed) => fastrand::Rng::with_seed(seed),
-                    None => fastrand::Rng::new(),
-                };
+                let (output, sinks) =
+                    output::build(p, o, &clock, &metrics, &families, &budget, pools)?;
                 workers.push(Worker {
                     pipeline: p.name.clone(),
                     output: output.clone(),
@@ -120,7 +134,7 @@ impl Pipelines {
                         timeout: o.timeout,
                         max_reroutes: p.fallback.reroute.max_attempts,
                     },
-                    rng,
+                    id_prefix: fastrand::u64(..),
                     draining: draining.subscribe(),
                 });
                 outputs.push(output);
@@ -128,6 +142,7 @@ impl Pipelines {
             pipelines.push(Pipeline {
                 name: p.name.clone(),
                 max_body: p.max_body,
+                max_depth: p.max_depth,
                 accepted: AtomicU64::new(0),
                 accepted_metric: families.accepted(&p.name),
                 outputs,
@@ -138,6 +153,8 @@ impl Pipelines {
         Ok(Arc::new(Pipelines {
             pipelines,
             accepting: AtomicBool::new(true),
+            budget,
+            health: OnceLock::new(),
             draining,
             workers: Mutex::new(handles),
         }))
@@ -159,18 +176,42 @@ impl Pipelines {
         }
         // Compact serialisation never contains a raw line break.
         match serde_json::to_vec(&event) {
-            Ok(bytes) => {
-                p.accept(&[Bytes::from(bytes)]);
+            Ok(mut text) => {
+                text.push(b'\n');
+                p.accept(&Chunk::new(self.budget.hold(text), 1));
                 true
             }
             Err(_) => false,
         }
     }
 
+    /// The count of bytes the pipelines hold (bodies being read, queues, retry buffers,
+    /// batches in flight), against which `global_health.memory_threshold` is enforced.
+    pub fn memory(&self) -> &Arc<Budget> {
+        &self.budget
+    }
+
+    /// Enforces `health`'s memory threshold at ingest admission, counting and answering
+    /// refusals as `health` does.
+    pub fn set_health(&self, health: Arc<Health>) {
+        self.budget.set_limit(health.memory_threshold());
+        let _ = self.health.set(health);
+    }
+
+    /// Stops accepting events: from now on ingest answers `503 shutting_down` and
+    /// [`submit`](Pipelines::submit) refuses. Outputs keep delivering what they hold.
+    pub fn stop_accepting(&self) {
+        self.accepting.store(false, Ordering::Release);
+    }
+
+    fn accepting(&self) -> bool {
+        self.accepting.load(Ordering::Acquire)
+    }
+
     /// Highest fill ratio (0.0..=1.0) among all output queues, for the global health monitor.
     pub fn queue_fill(&self) -> f64 {
         self.outputs()
-            .map(|o| o.ledger.queue_len().0 as f64 / o.ledger.queue_capacity().max(1) as f64)
+            .map(|o| o.ledger.levels().0 as f64 / o.ledger.queue_capacity().max(1) as f64)
             .fold(0.0, f64::max)
             .min(1.0)
     }
@@ -198,28 +239,71 @@ impl Pipelines {
 
     /// Stops accepting, lets workers drain their queues and retry buffers for up to `grace`,
     /// then stops them and counts what is left as dropped with reason `shutdown` (a batch
-    /// cut off mid-send included: it is not known to have arrived). Resolves when the workers
-    /// have stopped.
+    /// cut off mid-send included: it is not known to have arrived), logging each output's
+    /// final accounting. Resolves when the workers have stopped.
     pub async fn shutdown(&self, grace: Duration) {
-        self.accepting.store(false, Ordering::Release);
+        self.stop_accepting();
         self.draining.send_replace(true);
         let handles = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
-        let deadline = tokio::time::Instant::now() + grace;
+        let now = tokio::time::Instant::now();
+        let deadline = now
+            .checked_add(grace)
+            .unwrap_or(now + Duration::from_secs(3600));
         for mut handle in handles {
-            if tokio::time::timeout_at(deadline, &mut handle)
-                .await
-                .is_err()
-            {
-                handle.abort();
-                let _ = handle.await;
+            match tokio::time::timeout_at(deadline, &mut handle).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "an output worker failed"),
+                Err(_) => {
+                    handle.abort();
+                    let _ = handle.await;
+                }
             }
         }
-        for o in self.outputs() {
-            o.ledger.drop_all_pending();
+        for p in &self.pipelines {
+            for o in &p.outputs {
+                log_final(&p.name, o);
+            }
         }
     }
 
     fn outputs(&self) -> impl Iterator<Item = &Arc<Output>> {
         self.pipelines.iter().flat_map(|p| p.outputs.iter())
+    }
+}
+
+impl std::fmt::Debug for Pipelines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.pipelines.iter().map(|p| p.name.as_str()).collect();
+        f.debug_struct("Pipelines")
+            .field("pipelines", &names)
+            .field("accepting", &self.accepting())
+            .field("held_bytes", &self.budget.held())
+            .finish()
+    }
+}
+
+/// Drops what `o` still holds as `shutdown` and logs its final accounting: `warn` when it
+/// lost events, `info` otherwise.
+fn log_final(pipeline: &str, o: &Output) {
+    let left_pending = o.ledger.drop_all_pending().pending();
+    let c = o.ledger.counts();
+    let by = |r: DropReason| c.dropped[r as usize];
+    let (queue_full, buffer_full, rejected, shutdown) = (
+        by(DropReason::QueueFull),
+        by(DropReason::BufferFull),
+        by(DropReason::Rejected),
+        by(DropReason::Shutdown),
+    );
+    macro_rules! final_line {
+        ($level:ident) => {
+            tracing::$level!(pipeline, output = %o.name, accepted = c.accepted,
+                delivered = c.delivered, sampled_out = c.sampled_out, queue_full, buffer_full,
+                rejected, shutdown, left_pending, "output stopped: final accounting")
+        };
+    }
+    if c.sampled_out + c.dropped_total() > 0 {
+        final_line!(warn);
+    } else {
+        final_line!(info);
     }
 }

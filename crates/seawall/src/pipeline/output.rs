@@ -6,13 +6,15 @@ use std::sync::Arc;
 use seawall_breaker::{CircuitBreaker, Clock, Mode, State};
 use tokio::sync::Notify;
 
-use super::ledger::Ledger;
+use super::events::Chunk;
+use super::ledger::{Capacity, Ledger};
 use super::metrics::Families;
 use super::sink::Sink;
 use super::PipelineError;
 use crate::breakers::{policy, record_transition};
 use crate::config::{OutputConfig, OutputType, PipelineConfig};
 use crate::http1::outbound::Pools;
+use crate::memory::Budget;
 use crate::metrics::{BreakerLabels, Metrics};
 
 /// One destination of an output, with its breaker.
@@ -49,8 +51,8 @@ pub(crate) struct Output {
     pub(crate) endpoints: Vec<Endpoint>,
     /// Floor of the sampling rate.
     pub(crate) min_rate: f64,
-    /// Wakes the worker to retry its buffer (a breaker may have recovered).
-    pub(crate) wake: Notify,
+    /// Wakes the worker to send again: a breaker changed state or may have recovered.
+    pub(crate) wake: Arc<Notify>,
     /// For breaker reject counts.
     pub(crate) metrics: Arc<Metrics>,
 }
@@ -62,16 +64,34 @@ impl Output {
         healthy as f64 / self.endpoints.len() as f64
     }
 
-    /// The share of undeliverable events kept for retry right now.
-    pub(crate) fn sampling_rate(&self) -> f64 {
+    /// The share of arriving events kept when the output's buffer is full: the healthy share
+    /// of endpoints, floored at `min_rate`.
+    fn base_rate(&self) -> f64 {
         self.healthy_share().max(self.min_rate).min(1.0)
     }
 
+    /// The share of arriving events kept right now (1 unless the buffer is past
+    /// `start_percent`).
+    pub(crate) fn sampling_rate(&self) -> f64 {
+        self.ledger.rate(self.base_rate())
+    }
+
     /// Publishes the sampling-rate gauge.
-    pub(crate) fn publish_sampling_rate(&self) -> f64 {
-        let rate = self.sampling_rate();
-        self.ledger.metrics().sampling_rate.set(rate);
-        rate
+    pub(crate) fn publish_sampling_rate(&self) {
+        self.ledger
+            .metrics()
+            .sampling_rate
+            .set(self.sampling_rate());
+    }
+
+    /// Admits a request's events (see [`Ledger::offer`]).
+    pub(crate) fn offer(&self, events: &Chunk) {
+        self.ledger.offer(events, self.base_rate());
+    }
+
+    /// Whether any endpoint may take a batch now.
+    pub(crate) fn may_deliver(&self) -> bool {
+        self.endpoints.iter().any(Endpoint::may_admit)
     }
 }
 
@@ -82,6 +102,7 @@ pub(crate) fn build(
     clock: &Clock,
     metrics: &Arc<Metrics>,
     families: &Families,
+    budget: &Arc<Budget>,
     pools: &Pools,
 ) -> Result<(Arc<Output>, Vec<Sink>), PipelineError> {
     let problem = |problem: String| PipelineError::Output {
@@ -90,6 +111,8 @@ pub(crate) fn build(
         problem,
     };
     let (names, sinks) = sinks(o, pools).map_err(problem)?;
+    // Any breaker change (a timer, an admin reset) may let the worker send again.
+    let wake = Arc::new(Notify::new());
     let settings = &o.resilience.circuit_breaker;
     let template = policy(settings, clock.clone()).map_err(|source| PipelineError::Breaker {
         pipeline: p.name.clone(),
@@ -112,13 +135,26 @@ pub(crate) fn build(
             metrics.set_breaker_state(&labels, breaker.state());
             let (m, l) = (metrics.clone(), labels.clone());
             breaker.on_state_change(move |t| record_transition(&m, &l, t));
+            let wake = wake.clone();
+            breaker.on_state_change(move |_| wake.notify_one());
             Endpoint { labels, breaker }
         })
         .collect();
+    let rng = match p.fallback.sampling.seed {
+        Some(seed) => fastrand::Rng::with_seed(seed),
+        None => fastrand::Rng::new(),
+    };
+    let capacity = Capacity {
+        queue: p.queue.capacity,
+        buffer: p.fallback.retry_buffer,
+        start: f64::from(p.fallback.sampling.start_percent) / 100.0,
+    };
     let ledger = Ledger::new(
-        p.queue.capacity,
-        p.fallback.retry_buffer,
+        capacity,
+        rng,
         families.output(&p.name, &o.name),
+        budget.clone(),
+        (p.name.clone(), o.name.clone()),
     );
     let output = Output {
         name: o.name.clone(),
@@ -126,7 +162,7 @@ pub(crate) fn build(
         ledger,
         endpoints,
         min_rate: p.fallback.sampling.min_rate,
-        wake: Notify::new(),
+        wake,
         metrics: metrics.clone(),
     };
     Ok((Arc::new(output), sinks))

@@ -7,10 +7,14 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use tokio::io::AsyncWriteExt;
 
 use crate::http1::outbound::{Outgoing, Pool, SendError};
+
+/// The header naming a batch: the same on every send of the same events, so a collector can
+/// drop a batch it already stored (delivery is at least once).
+pub(crate) const BATCH_ID: HeaderName = HeaderName::from_static("x-seawall-batch-id");
 
 /// The most of a collector's answer read (to return the connection to its pool).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -71,15 +75,18 @@ impl Sink {
         !matches!(self, Sink::Blackhole)
     }
 
-    /// Sends one encoded batch.
-    pub(crate) async fn send(&mut self, payload: &Bytes) -> Sent {
+    /// Sends one encoded batch; `id` names it to an `http` destination.
+    pub(crate) async fn send(&mut self, payload: &Bytes, id: &HeaderValue) -> Sent {
         match self {
             Sink::Http {
                 pool,
                 target,
                 headers,
                 timeout,
-            } => post(pool, target, headers, *timeout, payload.clone()).await,
+            } => {
+                headers.insert(BATCH_ID, id.clone());
+                post(pool, target, headers, *timeout, payload.clone()).await
+            }
             Sink::File(file) => write(file, payload).await,
             Sink::Stdout(out) => write(out, payload).await,
             Sink::Blackhole => Sent::Delivered,

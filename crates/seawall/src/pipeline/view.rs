@@ -31,14 +31,20 @@ pub struct OutputView {
     pub accepted: u64,
     /// Events a destination has.
     pub delivered: u64,
-    /// Undeliverable events not kept for retry by health-based sampling.
+    /// Arriving events not kept by health-based sampling (only past `sampling_start_percent`).
     pub sampled_out: u64,
     /// Events dropped, by reason.
     pub dropped: DroppedView,
     /// Events in the queue, in the batch being sent, or in the retry buffer.
     pub pending: u64,
-    /// Share of undeliverable events kept for retry right now.
+    /// Whether an endpoint admits batches now; `false` while every breaker is open, when the
+    /// output holds its events until one recovers.
+    pub delivering: bool,
+    /// Share of arriving events kept right now: 1 unless the output holds more than
+    /// `sampling_start_percent` of its queue and retry buffer while endpoints are unhealthy.
     pub sampling_rate: f64,
+    /// `fallback.sampling.start_percent`.
+    pub sampling_start_percent: u32,
     /// Batches rerouted to another endpoint.
     pub reroutes: u64,
     /// The output's queue.
@@ -119,7 +125,9 @@ fn output_view(o: &Output) -> OutputView {
             shutdown: by(DropReason::Shutdown),
         },
         pending: c.pending(),
+        delivering: o.may_deliver(),
         sampling_rate: o.sampling_rate(),
+        sampling_start_percent: o.ledger.start_percent(),
         reroutes: o.ledger.metrics().reroutes.get(),
         queue: FillView {
             length: c.queued,

@@ -1,29 +1,28 @@
-//! An output's worker task: gathers batches from the queue (by count, size or linger), sends
-//! them, and applies the fallback: sampling into the retry buffer, which it drains on recovery.
+//! An output's worker task: sends the retry buffer's batches first (oldest events), then
+//! batches gathered from the queue (by count, size or linger). While the output cannot deliver
+//! (no endpoint admits, or the last send failed and the retry pause runs), it sends nothing and
+//! moves full batches from the queue to the retry buffer, so events wait for delivery instead of
+//! being thrown away.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use http::HeaderValue;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::deliver::{Delivery, Route};
-use super::ledger::{DropReason, Origin};
+use super::ledger::{Batch, DropReason};
 use super::output::Output;
 use super::sink::Sink;
 use crate::config::BatchConfig;
 
-/// Pause before retrying the buffer after an attempt found no endpoint that would take it.
-/// [`Pipelines::tick`](super::Pipelines::tick) cuts it short.
+/// Pause before sending again after a send failed. [`Pipelines::tick`](super::Pipelines::tick)
+/// cuts it short (a breaker may have moved to half-open).
 const RETRY_BACKOFF: Duration = Duration::from_millis(250);
 
-/// What the worker does next.
-enum Next {
-    Batch(Vec<Bytes>),
-    RetryBuffer,
-    Done,
-}
+/// Stands for "no deadline" in the wait.
+const FAR: Duration = Duration::from_secs(24 * 3600);
 
 /// The task that owns an output's sinks.
 pub(crate) struct Worker {
@@ -32,8 +31,8 @@ pub(crate) struct Worker {
     pub(crate) sinks: Vec<Sink>,
     pub(crate) batch: BatchConfig,
     pub(crate) route: Route,
-    /// Draws one number per undeliverable event (seeded for reproducible runs).
-    pub(crate) rng: fastrand::Rng,
+    /// Random prefix of this output's batch ids, unique per process run.
+    pub(crate) id_prefix: u64,
     /// `true` once shutdown began: skip linger, exit when everything is delivered.
     pub(crate) draining: watch::Receiver<bool>,
 }
@@ -41,118 +40,129 @@ pub(crate) struct Worker {
 impl Worker {
     /// Runs until shutdown has drained the queue and the buffer (or the task is aborted).
     pub(crate) async fn run(mut self) {
+        let max_bytes = usize::try_from(self.batch.max_bytes).unwrap_or(usize::MAX);
+        let max_events = self.batch.max_events;
         let mut retry_at = Instant::now();
+        let mut linger_until: Option<Instant> = None;
+        let mut open = true;
         loop {
-            match self.next(&mut retry_at).await {
-                Next::Batch(batch) => {
-                    if self.process(batch, Origin::Queue).await {
-                        retry_at = Instant::now();
-                    }
-                }
-                Next::RetryBuffer => {
-                    let batch = self.take(Origin::Buffer);
-                    if !self.process(batch, Origin::Buffer).await {
+            let ledger = &self.output.ledger;
+            let draining = *self.draining.borrow();
+            let (queued, queued_bytes, buffered) = ledger.levels();
+            let now = Instant::now();
+            if open != self.output.may_deliver() {
+                open = !open;
+                self.log_open(open);
+            }
+            let ready = open && now >= retry_at;
+            if ready && buffered > 0 {
+                if let Some(batch) = ledger.take_buffer() {
+                    if !self.process(batch).await {
                         retry_at = Instant::now() + RETRY_BACKOFF;
                     }
                 }
-                Next::Done => return,
+                continue;
             }
-        }
-    }
-
-    fn take(&self, from: Origin) -> Vec<Bytes> {
-        let max_bytes = usize::try_from(self.batch.max_bytes).unwrap_or(usize::MAX);
-        self.output
-            .ledger
-            .take(from, self.batch.max_events, max_bytes)
-    }
-
-    async fn next(&mut self, retry_at: &mut Instant) -> Next {
-        let ledger = &self.output.ledger;
-        let max_bytes = usize::try_from(self.batch.max_bytes).unwrap_or(usize::MAX);
-        let mut linger_until: Option<Instant> = None;
-        loop {
-            let draining = *self.draining.borrow();
-            let (queued, queued_bytes) = ledger.queue_len();
-            let now = Instant::now();
-            if queued > 0 {
-                let until = *linger_until.get_or_insert(now + self.batch.linger);
-                if queued >= self.batch.max_events
-                    || queued_bytes >= max_bytes
-                    || draining
-                    || now >= until
-                {
-                    return Next::Batch(self.take(Origin::Queue));
+            if queued == 0 {
+                linger_until = None;
+            } else {
+                let until = *linger_until.get_or_insert_with(|| later(now, self.batch.linger));
+                let full =
+                    queued >= max_events || queued_bytes >= max_bytes || draining || now >= until;
+                if full && ready {
+                    linger_until = None;
+                    if let Some(batch) = ledger.take_queue(max_events, max_bytes) {
+                        if !self.process(batch).await {
+                            retry_at = Instant::now() + RETRY_BACKOFF;
+                        }
+                    }
+                    continue;
+                }
+                if full && ledger.spill(max_events, max_bytes) {
+                    linger_until = None;
+                    continue;
                 }
             }
-            let buffered = ledger.buffered() > 0;
-            if buffered && now >= *retry_at {
-                if self.output.endpoints.iter().any(|e| e.may_admit()) {
-                    return Next::RetryBuffer;
-                }
-                *retry_at = now + RETRY_BACKOFF;
+            if draining && queued == 0 && buffered == 0 {
+                return;
             }
-            if draining && queued == 0 && !buffered {
-                return Next::Done;
-            }
-            let far = now + Duration::from_secs(3600);
-            let linger_at = linger_until.filter(|_| queued > 0).unwrap_or(far);
-            let buffer_at = if buffered { *retry_at } else { far };
+            let linger_at = linger_until.filter(|_| ready).unwrap_or(later(now, FAR));
+            let retry = if open && !ready {
+                retry_at
+            } else {
+                later(now, FAR)
+            };
             tokio::select! {
                 () = ledger.arrived.notified() => {}
-                () = self.output.wake.notified() => *retry_at = Instant::now(),
-                () = tokio::time::sleep_until(linger_at.min(buffer_at)) => {}
+                () = self.output.wake.notified() => retry_at = Instant::now(),
+                () = tokio::time::sleep_until(linger_at.min(retry)) => {}
                 _ = self.draining.changed(), if !draining => {}
             }
         }
     }
 
     /// Sends one batch and settles its accounting. True if it was delivered.
-    async fn process(&mut self, batch: Vec<Bytes>, origin: Origin) -> bool {
-        if batch.is_empty() {
-            return false;
-        }
-        let n = batch.len();
-        let payload = if self.sinks.iter().any(Sink::wants_payload) {
-            encode(&batch)
-        } else {
-            Bytes::new()
-        };
+    async fn process(&mut self, batch: Batch) -> bool {
         let output = &*self.output;
+        let payload = if self.sinks.iter().any(Sink::wants_payload) {
+            batch.payload(output.ledger.budget())
+        } else {
+            bytes::Bytes::new()
+        };
+        let id = batch_id(self.id_prefix, batch.id);
         let delivery = self
             .route
-            .deliver(output, &mut self.sinks, &self.pipeline, &payload)
+            .deliver(output, &mut self.sinks, &self.pipeline, &payload, &id)
             .await;
+        drop(payload);
         match delivery {
             Delivery::Delivered => {
-                output.ledger.delivered(n);
+                output.ledger.delivered(batch);
                 true
             }
             Delivery::Refused => {
-                output.ledger.dropped(n, DropReason::Rejected);
-                false
-            }
-            Delivery::Undelivered if origin == Origin::Buffer => {
-                output.ledger.restore(batch);
-                false
+                output.ledger.dropped(batch, DropReason::Rejected);
+                true
             }
             Delivery::Undelivered => {
-                let rate = output.publish_sampling_rate();
-                let rng = &mut self.rng;
-                output.ledger.sample(batch, || rng.f64() < rate);
+                output.ledger.hold(batch);
                 false
             }
+        }
+    }
+
+    /// Logs that the output can no longer deliver (every endpoint's breaker open), or can again.
+    fn log_open(&self, open: bool) {
+        let (pipeline, output) = (&self.pipeline, &self.output.name);
+        let (queued, _, buffered) = self.output.ledger.levels();
+        if open {
+            tracing::info!(
+                pipeline,
+                output,
+                queued,
+                buffered,
+                "output can deliver again: sending held events first"
+            );
+        } else {
+            tracing::warn!(
+                pipeline,
+                output,
+                queued,
+                buffered,
+                "output cannot deliver (every endpoint's breaker is open): holding its events"
+            );
         }
     }
 }
 
-/// NDJSON: each event followed by a newline, in one buffer per batch.
-fn encode(batch: &[Bytes]) -> Bytes {
-    let size = batch.iter().map(|e| e.len() + 1).sum();
-    let mut out = BytesMut::with_capacity(size);
-    for event in batch {
-        out.put_slice(event);
-        out.put_u8(b'\n');
-    }
-    out.freeze()
+/// `now + d`, or as far as the clock goes.
+fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
+}
+
+/// `x-seawall-batch-id`: 32 hex digits, the output's random prefix then the batch's number.
+fn batch_id(prefix: u64, id: u64) -> HeaderValue {
+    let text = format!("{prefix:016x}{id:016x}");
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }

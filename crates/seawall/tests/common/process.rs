@@ -3,15 +3,35 @@
 
 use std::io::Read;
 use std::net::SocketAddr;
-use std::process::{Child, Command, ExitStatus};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use super::client;
+use super::temp::temp_path;
 
 /// A command running the `seawall` binary built for these tests.
 pub fn seawall() -> Command {
     Command::new(env!("CARGO_BIN_EXE_seawall"))
+}
+
+/// `seawall run` on `yaml` (written to a fresh temp file, returned for the test to remove),
+/// logging JSON lines at `level` to a piped stderr (read it with [`read_all`]; keep `level`
+/// quiet when it is not read, so the pipe never fills).
+pub fn run(yaml: &str, level: &str) -> (Child, PathBuf) {
+    let config = temp_path("run.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let child = seawall()
+        .args(["run", "--log-format", "json", "-c"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .env("SEAWALL_LOG", level)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, config)
 }
 
 /// Waits until `child` exits; kills it and panics after `within`.
