@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::mem;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use foldhash::HashMap;
@@ -55,13 +55,22 @@ pub fn tokio_clock() -> Clock {
     Clock::from_fn(move || origin.elapsed() + Duration::from_secs(3600))
 }
 
-/// A provider's breakers: one per endpoint (× model when `per_model`), bounded by `max_keys`.
-/// When the bound is reached and nothing is idle, further endpoints share one overflow
-/// breaker (endpoint `*`), so a flood of distinct paths cannot grow memory or metrics.
-/// A closed breaker unused for `idle_evict` is evicted with every metric series of its own,
-/// and its endpoint's upstream series once no breaker of that endpoint is left.
+/// A provider's breakers, one set per target (a provider given by `base_url` has one target,
+/// named `""`). Upstream series are the provider's: an evicted endpoint's go once no target
+/// has a breaker for it any more.
 pub struct ProviderBreakers {
     name: String,
+    targets: Vec<TargetBreakers>,
+    metrics: Arc<Metrics>,
+}
+
+/// One target's breakers: one per endpoint (× model when `per_model`), bounded by `max_keys`.
+/// When the bound is reached and nothing is idle, further endpoints share one overflow
+/// breaker (endpoint `*`), so a flood of distinct paths cannot grow memory or metrics.
+/// A closed breaker unused for `idle_evict` is evicted with every metric series of its own.
+pub struct TargetBreakers {
+    name: String,
+    target: String,
     per_model: bool,
     registry: Registry<BreakerKey>,
     overflow: CircuitBreaker,
@@ -73,6 +82,9 @@ pub struct ProviderBreakers {
     evicted: Arc<Mutex<Vec<String>>>,
     /// Set from the `seawall.circuit_breaker.enabled` flag: observe, never reject.
     metrics_only: Arc<AtomicBool>,
+    /// Told when one of these breakers closes after probing (the gateway ramps the target's
+    /// share up from then).
+    on_recovered: Arc<OnceLock<Box<dyn Fn() + Send + Sync>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -257,9 +269,90 @@ pub fn record_transition(metrics: &Metrics, labels: &BreakerLabels, t: &Transiti
 }
 
 impl ProviderBreakers {
-    /// The breakers of `provider`.
+    /// The breakers of `provider`, one set per target.
     pub fn new(
         provider: &ProviderConfig,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, PolicyError> {
+        let targets = provider
+            .target_list()
+            .iter()
+            .map(|t| TargetBreakers::new(provider, &t.name, clock.clone(), metrics.clone()))
+            .collect::<Result<_, _>>()?;
+        Ok(ProviderBreakers {
+            name: provider.name.clone(),
+            targets,
+            metrics,
+        })
+    }
+
+    /// The provider's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Every target's breakers, in configuration order.
+    pub fn targets(&self) -> &[TargetBreakers] {
+        &self.targets
+    }
+
+    /// The breakers of target `name` (`""` for a provider given by `base_url`).
+    pub fn target(&self, name: &str) -> Option<&TargetBreakers> {
+        self.targets.iter().find(|t| t.target == name)
+    }
+
+    /// The first target's breaker for `endpoint` and `model`, with its labels (the only
+    /// target's, for a provider given by `base_url`).
+    pub fn get(&self, endpoint: &str, model: Option<&str>) -> (CircuitBreaker, BreakerLabels) {
+        self.targets[0].get(endpoint, model)
+    }
+
+    /// Observe-only (`true`) or enforcing (`false`), for every target's breakers.
+    pub fn set_metrics_only(&self, on: bool) {
+        for t in &self.targets {
+            t.set_metrics_only(on);
+        }
+    }
+
+    /// Timed transitions and idle eviction; run every `check_interval`. An endpoint's
+    /// upstream series go once no target has a breaker for it.
+    pub fn tick(&self) {
+        let mut evicted = BTreeSet::new();
+        for t in &self.targets {
+            t.tick();
+            evicted.extend(t.take_evicted());
+        }
+        if evicted.is_empty() {
+            return;
+        }
+        let live: BTreeSet<String> = self
+            .targets
+            .iter()
+            .flat_map(|t| t.registry.entries())
+            .map(|(k, _)| k.endpoint)
+            .collect();
+        for endpoint in evicted.difference(&live) {
+            self.metrics.forget_route(&self.name, endpoint);
+        }
+    }
+
+    /// Every breaker with its labels, by target, then endpoint and model.
+    pub fn entries(&self) -> Vec<(BreakerLabels, CircuitBreaker)> {
+        self.targets.iter().flat_map(|t| t.entries()).collect()
+    }
+
+    /// Admin views of every breaker.
+    pub fn views(&self) -> Vec<BreakerView> {
+        self.targets.iter().flat_map(|t| t.views()).collect()
+    }
+}
+
+impl TargetBreakers {
+    /// The breakers of `provider`'s target `target`.
+    fn new(
+        provider: &ProviderConfig,
+        target: &str,
         clock: Clock,
         metrics: Arc<Metrics>,
     ) -> Result<Self, PolicyError> {
@@ -268,13 +361,15 @@ impl ProviderBreakers {
         let name = provider.name.clone();
         let disabled = !settings.enabled;
         let metrics_only = Arc::new(AtomicBool::new(false));
+        let on_recovered: Arc<OnceLock<Box<dyn Fn() + Send + Sync>>> = Arc::default();
         let labels_of = {
-            let name = name.clone();
+            let (name, target) = (name.clone(), target.to_owned());
             move |k: &BreakerKey| BreakerLabels {
                 kind: "provider",
                 name: name.clone(),
                 endpoint: k.endpoint.clone(),
                 model: k.model.clone(),
+                target: target.clone(),
             }
         };
         let reject_counters = Arc::new(RwLock::new(HashMap::default()));
@@ -283,8 +378,16 @@ impl ProviderBreakers {
             let (m1, m2) = (metrics.clone(), metrics.clone());
             let (l1, l2) = (labels_of.clone(), labels_of.clone());
             let mo = metrics_only.clone();
+            let recovered = on_recovered.clone();
             (
-                move |k: &BreakerKey, t: &Transition| record_transition(&m1, &l1(k), t),
+                move |k: &BreakerKey, t: &Transition| {
+                    record_transition(&m1, &l1(k), t);
+                    if t.from == State::HalfOpen && t.to == State::Closed {
+                        if let Some(tell) = recovered.get() {
+                            tell();
+                        }
+                    }
+                },
                 move |k: &BreakerKey, b: &CircuitBreaker| {
                     apply_mode(b, disabled, mo.load(Ordering::Relaxed));
                     m2.set_breaker_state(&l2(k), b.state());
@@ -324,8 +427,9 @@ impl ProviderBreakers {
             let (m, l) = (metrics.clone(), labels_of(&overflow_key));
             overflow.on_state_change(move |t| record_transition(&m, &l, t));
         }
-        Ok(ProviderBreakers {
+        Ok(TargetBreakers {
             name,
+            target: target.to_owned(),
             per_model: provider.per_model,
             registry,
             overflow,
@@ -333,13 +437,19 @@ impl ProviderBreakers {
             reject_counters,
             evicted,
             metrics_only,
+            on_recovered,
             metrics,
         })
     }
 
-    /// The provider's name.
-    pub fn name(&self) -> &str {
-        &self.name
+    /// The target's name (`""` for a provider given by `base_url`).
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Calls `tell` whenever one of these breakers closes after probing (once per target).
+    pub fn on_recovered(&self, tell: impl Fn() + Send + Sync + 'static) {
+        let _ = self.on_recovered.set(Box::new(tell));
     }
 
     /// The breaker for a request to `endpoint` (path without query) naming `model`, with its
@@ -389,6 +499,7 @@ impl ProviderBreakers {
             name: self.name.clone(),
             endpoint: endpoint.to_owned(),
             model: model.to_owned(),
+            target: self.target.clone(),
         }
     }
 
@@ -422,7 +533,8 @@ impl ProviderBreakers {
         if self.metrics_only.swap(on, Ordering::Relaxed) == on {
             return;
         }
-        tracing::info!(provider = %self.name, metrics_only = on, "breaker enforcement changed by feature flag");
+        tracing::info!(provider = %self.name, target = %self.target, metrics_only = on,
+            "breaker enforcement changed by feature flag");
         for b in self.all() {
             set_enforcement(&b, !on);
         }
@@ -433,31 +545,16 @@ impl ProviderBreakers {
         self.metrics_only.load(Ordering::Relaxed)
     }
 
-    /// Timed transitions and idle eviction; run every `check_interval`.
-    pub fn tick(&self) {
+    /// Timed transitions and idle eviction.
+    fn tick(&self) {
         self.registry.tick();
         self.overflow.tick();
         self.registry.evict_idle();
-        self.forget_evicted_endpoints();
     }
 
-    /// Drops the upstream series of the endpoints evicted since the last tick that no breaker
-    /// uses any more (with `per_model`, another model's breaker may still).
-    fn forget_evicted_endpoints(&self) {
-        let evicted = mem::take(&mut *self.evicted.lock().unwrap_or_else(PoisonError::into_inner));
-        if evicted.is_empty() {
-            return;
-        }
-        let live: BTreeSet<String> = self
-            .registry
-            .entries()
-            .into_iter()
-            .map(|(k, _)| k.endpoint)
-            .collect();
-        let gone: BTreeSet<String> = evicted.into_iter().filter(|e| !live.contains(e)).collect();
-        for endpoint in gone {
-            self.metrics.forget_route(&self.name, &endpoint);
-        }
+    /// The endpoints of breakers evicted since the last call.
+    fn take_evicted(&self) -> Vec<String> {
+        mem::take(&mut *self.evicted.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Every breaker with its labels, sorted by endpoint and model.
@@ -630,6 +727,7 @@ mod tests {
             name: "a".into(),
             endpoint: "/v1/messages".into(),
             model: String::new(),
+            target: String::new(),
         };
         assert_eq!(breaker_id(&l), breaker_id(&l.clone()));
         assert!(breaker_id(&l).chars().all(|c| c.is_ascii_hexdigit()));

@@ -19,10 +19,8 @@ use crate::timeline::Timeline;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TripLabels {
-    kind: &'static str,
-    name: String,
-    endpoint: String,
-    model: String,
+    #[prometheus(flatten)]
+    breaker: BreakerLabels,
     reason: &'static str,
 }
 
@@ -375,10 +373,7 @@ const REASONS: [Reason; 10] = [
 
 fn trip_labels(labels: &BreakerLabels, reason: Reason) -> TripLabels {
     TripLabels {
-        kind: labels.kind,
-        name: labels.name.clone(),
-        endpoint: labels.endpoint.clone(),
-        model: labels.model.clone(),
+        breaker: labels.clone(),
         reason: reason.as_str(),
     }
 }
@@ -420,6 +415,7 @@ mod tests {
             name: "p".into(),
             endpoint: endpoint.into(),
             model: String::new(),
+            target: String::new(),
         };
         for endpoint in ["/gone", "/kept"] {
             let b = labels(endpoint);
@@ -454,6 +450,7 @@ mod tests {
             name: "anthropic".into(),
             endpoint: "/v1/messages".into(),
             model: String::new(),
+            target: String::new(),
         };
         m.set_breaker_state(&b, State::HalfOpen);
         m.count_trip(&b, Reason::RetryAfter);

@@ -132,6 +132,7 @@ mod tests {
             name: "p".into(),
             endpoint: endpoint.into(),
             model: String::new(),
+            target: String::new(),
         }
     }
 

@@ -437,12 +437,17 @@ async fn openai_insufficient_quota_429_is_not_a_failure() {
 async fn fallback_serves_while_the_primary_is_open() {
     let a = MockUpstream::start(Reply::status(529)).await;
     let b = MockUpstream::start(Reply::ok()).await;
+    // Failing over on refusals only: a failure goes back to the client (see tests/failover.rs
+    // for failover on failures, the default).
     let yaml = providers(&[
         provider(
             "a",
             "anthropic",
             &a.url(),
-            &format!("fallbacks: [b], {}", breaker(1, "30s", 1)),
+            &format!(
+                "fallbacks: [b], failover: {{ on: [rejected] }}, {}",
+                breaker(1, "30s", 1)
+            ),
         ),
         provider("b", "anthropic", &b.url(), &breaker(1, "30s", 1)),
     ]);

@@ -69,7 +69,7 @@ admin: {{ listen: 127.0.0.1:0 }}
 providers:
   - {{ name: plain, kind: generic, base_url: 'http://{up}', {trip} }}
   - {{ name: claude, kind: anthropic, base_url: 'http://{up}', per_model: true }}
-  - {{ name: flaky, kind: generic, base_url: 'http://{up}', fallbacks: [backup], {trip} }}
+  - {{ name: flaky, kind: generic, base_url: 'http://{up}', fallbacks: [backup], failover: {{ on: [rejected] }}, {trip} }}
   - {{ name: backup, kind: generic, base_url: 'http://{up}' }}
 global_health: {{ memory_check_enabled: true, memory_threshold: 1000, check_interval: 20ms }}
 {}",

@@ -39,6 +39,14 @@ pub const MAX_CONNECTIONS: u64 = 1_000_000;
 pub const H2_STREAMS: u64 = 10_000;
 /// `server.workers`: each is a thread with its own runtime.
 pub const WORKERS: u64 = 1024;
+/// `providers[].targets[].weight`.
+pub const TARGET_WEIGHT: u64 = 1000;
+/// `providers[].failover.max_attempts`.
+pub const MAX_ATTEMPTS: u64 = 10;
+/// `providers[].retry_budget.min_per_second`.
+pub const RETRIES_PER_SECOND: u64 = 10_000;
+/// `providers[].slow_start`.
+pub const SLOW_START: Duration = HOUR;
 /// `providers[].max_keys`.
 pub const MAX_KEYS: u64 = 1_000_000;
 /// `window_buckets` (the breaker crate's own bound).

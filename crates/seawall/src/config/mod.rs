@@ -51,6 +51,7 @@ pub use pipeline::{
     RerouteConfig, ResilienceConfig, SamplingConfig,
 };
 pub use provider::{
-    ProviderConfig, ProviderKind, ProviderTimeouts, DEFAULT_IDLE_EVICT, MAX_IDLE_EVICT,
+    FailoverConfig, FailoverOn, ProviderConfig, ProviderKind, ProviderTimeouts, RetryBudgetConfig,
+    Target, TargetConfig, DEFAULT_IDLE_EVICT, MAX_IDLE_EVICT,
 };
 pub use secrets::{Secret, Secrets};

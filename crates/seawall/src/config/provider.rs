@@ -41,12 +41,32 @@ pub struct ProviderConfig {
     /// API family. Required.
     pub kind: ProviderKind,
     /// Absolute `http://` or `https://` URL requests are forwarded to (no query or fragment),
-    /// kept as written. Required.
-    pub base_url: String,
-    /// Name of the environment variable holding the provider API key injected upstream.
-    /// Default: none (client credentials pass through when `auth` is off).
+    /// kept as written: the one-target form. Either this or `targets`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Name of the environment variable holding the provider API key injected upstream (the
+    /// one-target form). Default: none (client credentials pass through when `auth` is off).
     #[serde(default)]
     pub api_key_env: Option<String>,
+    /// Several deployments or keys of this provider, each with its own breakers, key and
+    /// connection pool; requests are balanced over those that admit them. Either this or
+    /// `base_url`.
+    #[serde(default)]
+    pub targets: Vec<TargetConfig>,
+    /// When a call fails or is refused, try it on another target, then on the `fallbacks`.
+    #[serde(default)]
+    pub failover: FailoverConfig,
+    /// Failover attempts may not exceed this share of first attempts (plus a floor).
+    #[serde(default)]
+    pub retry_budget: RetryBudgetConfig,
+    /// Read the provider's rate-limit fields and skip a target whose quota is spent until it
+    /// resets. Default `true`.
+    #[serde(default = "default_true")]
+    pub rate_limit_headers: bool,
+    /// After a target's breaker closes again, ramp its share of requests up over this long.
+    /// Default `0s` (at once); at most an hour.
+    #[serde(default, with = "duration")]
+    pub slow_start: Duration,
     /// Also key breakers by the `model` of the JSON request body. Default `false`.
     #[serde(default)]
     pub per_model: bool,
@@ -80,6 +100,32 @@ pub struct ProviderConfig {
 }
 
 impl ProviderConfig {
+    /// The provider's targets: `targets`, or the one given by `base_url` and `api_key_env`
+    /// (named `""`, so its series carry no `target` label). Unnamed targets are named by
+    /// their index.
+    pub fn target_list(&self) -> Vec<Target<'_>> {
+        if self.targets.is_empty() {
+            return vec![Target {
+                name: String::new(),
+                base_url: self.base_url.as_deref().unwrap_or_default(),
+                api_key_env: self.api_key_env.as_deref(),
+                weight: 1,
+                path: None,
+            }];
+        }
+        self.targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Target {
+                name: t.name.clone().unwrap_or_else(|| i.to_string()),
+                base_url: &t.base_url,
+                api_key_env: t.api_key_env.as_deref(),
+                weight: t.weight,
+                path: Some(i),
+            })
+            .collect()
+    }
+
     /// `idle_evict` if set, else [`DEFAULT_IDLE_EVICT`] or `circuit_breaker.window`, whichever
     /// is longer (eviction must not forget failures the window still counts).
     pub fn effective_idle_evict(&self) -> Duration {
@@ -90,6 +136,104 @@ impl ProviderConfig {
 
 fn default_max_keys() -> usize {
     1000
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// One target of a provider (`providers[].targets[]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Name in metrics, `/v1/breakers` and `x-seawall-target`: letters, digits, `-`, `_`, `.`;
+    /// unique within the provider. Default: its index (`0`, `1`, …).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Absolute `http://` or `https://` URL. Required.
+    pub base_url: String,
+    /// Name of the environment variable holding this target's API key. Default: none.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Relative share of requests, 1..=1000. Default 1.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// A target as the gateway uses it, from either form of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// `""` for the one-target form.
+    pub name: String,
+    /// Where its requests go.
+    pub base_url: &'a str,
+    /// The variable holding its key, if any.
+    pub api_key_env: Option<&'a str>,
+    /// Its relative share of requests.
+    pub weight: u32,
+    /// Its index in `targets`, or `None` for the one-target form (for error paths).
+    pub path: Option<usize>,
+}
+
+/// When failing over (`providers[].failover`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FailoverConfig {
+    /// What moves a call to another target or a fallback: `rejected` (the breaker refused it)
+    /// and `failure` (the attempt failed before any byte reached the client). Default both.
+    pub on: Vec<FailoverOn>,
+    /// Attempts sent upstream per client request, the first included; 1..=10. Default 3.
+    pub max_attempts: u32,
+}
+
+impl Default for FailoverConfig {
+    fn default() -> Self {
+        FailoverConfig {
+            on: vec![FailoverOn::Rejected, FailoverOn::Failure],
+            max_attempts: 3,
+        }
+    }
+}
+
+impl FailoverConfig {
+    /// Whether `on` lists `what`.
+    pub fn on(&self, what: FailoverOn) -> bool {
+        self.on.contains(&what)
+    }
+}
+
+/// A reason to fail over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailoverOn {
+    /// The breaker of the target (or provider) refused the call.
+    Rejected,
+    /// The attempt failed (a failure status, a connect error, a timeout) before any byte of
+    /// the answer reached the client.
+    Failure,
+}
+
+/// How much failover a provider may do (`providers[].retry_budget`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryBudgetConfig {
+    /// Failover attempts allowed per first attempt over the last 10 s, in [0, 1]. Default 0.2.
+    pub ratio: f64,
+    /// Failover attempts allowed a second whatever the traffic, 0..=10 000. Default 5.
+    pub min_per_second: u32,
+}
+
+impl Default for RetryBudgetConfig {
+    fn default() -> Self {
+        RetryBudgetConfig {
+            ratio: 0.2,
+            min_per_second: 5,
+        }
+    }
 }
 
 /// `providers[].idle_evict` when unset (and the window is shorter): ten minutes.
@@ -111,6 +255,10 @@ pub struct ProviderTimeouts {
     /// Longest silence between two body chunks (streams included). Default `60s`.
     #[serde(with = "duration")]
     pub idle: Duration,
+    /// A client request's own deadline for getting an answer's head, over every attempt
+    /// (failover included). Default `120s`.
+    #[serde(with = "duration")]
+    pub total: Duration,
 }
 
 impl Default for ProviderTimeouts {
@@ -119,6 +267,7 @@ impl Default for ProviderTimeouts {
             connect: Duration::from_secs(5),
             first_byte: Duration::from_secs(60),
             idle: Duration::from_secs(60),
+            total: Duration::from_secs(120),
         }
     }
 }

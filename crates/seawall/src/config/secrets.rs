@@ -32,8 +32,9 @@ pub struct Secrets {
     pub admin_token: Option<Secret>,
     /// Values of `auth.tokens_env`, in order (empty without token auth).
     pub client_tokens: Vec<Secret>,
-    /// Values of `providers[].api_key_env`, by provider name.
-    pub provider_keys: BTreeMap<String, Secret>,
+    /// Values of `providers[].api_key_env` and `providers[].targets[].api_key_env`, by
+    /// provider and target name (`""` for the one-target form).
+    pub provider_keys: BTreeMap<(String, String), Secret>,
 }
 
 impl Config {
@@ -79,11 +80,19 @@ impl Config {
             }
         }
         for (i, p) in self.providers.iter().enumerate() {
-            if let Some(var) = &p.api_key_env {
-                let path = join_key(&join_index("providers", i), "api_key_env");
+            let at = join_index("providers", i);
+            for target in p.target_list() {
+                let Some(var) = target.api_key_env else {
+                    continue;
+                };
+                let path = match target.path {
+                    Some(j) => join_key(&join_index(&join_key(&at, "targets"), j), "api_key_env"),
+                    None => join_key(&at, "api_key_env"),
+                };
+                let key = read(&path, var)?;
                 secrets
                     .provider_keys
-                    .insert(p.name.clone(), read(&path, var)?);
+                    .insert((p.name.clone(), target.name), key);
             }
         }
         Ok(secrets)
@@ -132,7 +141,7 @@ providers:
         assert_eq!(s.admin_token.unwrap().expose(), "adm");
         let tokens: Vec<&str> = s.client_tokens.iter().map(Secret::expose).collect();
         assert_eq!(tokens, ["one", "two"]);
-        assert_eq!(s.provider_keys["a"].expose(), "k");
+        assert_eq!(s.provider_keys[&("a".into(), String::new())].expose(), "k");
     }
 
     #[test]

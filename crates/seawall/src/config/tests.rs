@@ -65,7 +65,7 @@ fn full_fixture_loads_every_key() {
         (p.name.as_str(), p.kind),
         ("anthropic", ProviderKind::Anthropic)
     );
-    assert_eq!(p.base_url, "https://api.anthropic.com");
+    assert_eq!(p.base_url.as_deref(), Some("https://api.anthropic.com"));
     assert_eq!(p.api_key_env.as_deref(), Some("ANTHROPIC_API_KEY"));
     assert!(!p.per_model);
     assert_eq!(p.max_keys, 1000);
@@ -76,6 +76,7 @@ fn full_fixture_loads_every_key() {
             connect: Duration::from_secs(5),
             first_byte: Duration::from_secs(60),
             idle: Duration::from_secs(60),
+            total: Duration::from_secs(120),
         }
     );
     let b = &p.circuit_breaker;

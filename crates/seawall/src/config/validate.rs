@@ -285,6 +285,53 @@ impl Validator<'_> {
         }
     }
 
+    /// Either `base_url` (and `api_key_env`) or `targets`, each target with a URL, an
+    /// optional key variable, a weight and a name unique within the provider.
+    fn targets(&self, at: &str, p: &ProviderConfig) -> Checked {
+        match (&p.base_url, p.targets.is_empty()) {
+            (Some(_), false) => {
+                return self.fail(
+                    &key(at, "targets"),
+                    "give either `base_url` (one target) or `targets`, not both",
+                )
+            }
+            (None, true) => {
+                return self.fail(&key(at, "base_url"), "required (or give `targets`)");
+            }
+            _ => {}
+        }
+        if !p.targets.is_empty() && p.api_key_env.is_some() {
+            return self.fail(
+                &key(at, "api_key_env"),
+                "with `targets`, each target names its own `api_key_env`",
+            );
+        }
+        let targets = p.target_list();
+        let mut seen = HashMap::new();
+        for target in &targets {
+            let here = match target.path {
+                Some(j) => join_index(&key(at, "targets"), j),
+                None => at.to_owned(),
+            };
+            self.http_url(&key(&here, "base_url"), target.base_url)?;
+            if let Some(var) = target.api_key_env {
+                self.env_name(&key(&here, "api_key_env"), var)?;
+            }
+            if target.path.is_some() {
+                let name_path = key(&here, "name");
+                self.name(&name_path, &target.name)?;
+                self.unique(&mut seen, "target", &target.name, name_path)?;
+                self.count(
+                    &key(&here, "weight"),
+                    target.weight.into(),
+                    1,
+                    bounds::TARGET_WEIGHT,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     fn providers(&self, providers: &[ProviderConfig]) -> Checked {
         let mut seen = HashMap::new();
         for (i, p) in providers.iter().enumerate() {
@@ -298,10 +345,7 @@ impl Validator<'_> {
                 );
             }
             self.unique(&mut seen, "provider", &p.name, name_path)?;
-            self.http_url(&key(&at, "base_url"), &p.base_url)?;
-            if let Some(var) = &p.api_key_env {
-                self.env_name(&key(&at, "api_key_env"), var)?;
-            }
+            self.targets(&at, p)?;
             self.count(
                 &key(&at, "max_keys"),
                 p.max_keys as u64,
@@ -328,6 +372,23 @@ impl Validator<'_> {
                 bounds::REQUEST_TIMEOUT,
             )?;
             self.period(&key(&t, "idle"), p.timeouts.idle, bounds::REQUEST_TIMEOUT)?;
+            self.period(&key(&t, "total"), p.timeouts.total, bounds::REQUEST_TIMEOUT)?;
+            let f = key(&at, "failover");
+            self.count(
+                &key(&f, "max_attempts"),
+                p.failover.max_attempts.into(),
+                1,
+                bounds::MAX_ATTEMPTS,
+            )?;
+            let b = key(&at, "retry_budget");
+            self.fraction(&key(&b, "ratio"), p.retry_budget.ratio, true)?;
+            self.count(
+                &key(&b, "min_per_second"),
+                p.retry_budget.min_per_second.into(),
+                0,
+                bounds::RETRIES_PER_SECOND,
+            )?;
+            self.at_most(&key(&at, "slow_start"), p.slow_start, bounds::SLOW_START)?;
             self.breaker(&key(&at, "circuit_breaker"), &p.circuit_breaker)?;
             self.endpoints(&at, p)?;
         }

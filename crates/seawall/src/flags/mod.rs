@@ -1,5 +1,5 @@
 //! Feature flags per upstream host: while the daemon runs it holds one flag-cache handle per
-//! provider and per `http` output endpoint, so everything on a host shares one cached flag
+//! provider target and per `http` output endpoint, so everything on a host shares one cached flag
 //! set, and it applies `seawall.circuit_breaker.enabled` (false → that host's provider and
 //! output breakers observe but never reject) and `seawall.telemetry.enabled` (false → no
 //! request events for that provider).
@@ -29,8 +29,8 @@ pub const TELEMETRY_ENABLED: &str = "seawall.telemetry.enabled";
 /// The daemon's flag cache and its handles, one per provider and per output endpoint.
 pub struct Flags {
     cache: FlagCache,
-    /// (provider name, handle on its `base_url` host), in configuration order.
-    handles: Vec<(String, FlagHandle)>,
+    /// (provider name, target name, handle on the target's host), in configuration order.
+    handles: Vec<(String, String, FlagHandle)>,
     /// (`http` output endpoint URL, handle on its host), endpoints and alternates alike.
     outputs: Vec<(String, FlagHandle)>,
 }
@@ -81,7 +81,8 @@ impl Flags {
     ) -> Result<Flags, FlagsError> {
         let handles = providers
             .iter()
-            .map(|p| Ok((p.name.clone(), cache.acquire(&p.base_url)?)))
+            .flat_map(|p| p.target_list().into_iter().map(move |t| (p, t)))
+            .map(|(p, t)| Ok((p.name.clone(), t.name, cache.acquire(t.base_url)?)))
             .collect::<Result<_, seawall_flags::Error>>()?;
         let outputs = pipelines
             .iter()
@@ -101,9 +102,9 @@ impl Flags {
     /// fetch, at most `fetch_timeout`) and sets the enforcement of the providers' breakers and
     /// of the output endpoints' breakers on that host.
     pub async fn apply(&self, breakers: &Breakers, pipelines: Option<&Pipelines>) {
-        for (provider, handle) in &self.handles {
+        for (provider, target, handle) in &self.handles {
             let enabled = handle.get_bool(CIRCUIT_BREAKER_ENABLED, true).await;
-            if let Some(b) = breakers.provider(provider) {
+            if let Some(b) = breakers.provider(provider).and_then(|p| p.target(target)) {
                 b.set_metrics_only(!enabled);
             }
         }
@@ -119,14 +120,14 @@ impl Flags {
         }
     }
 
-    /// `seawall.telemetry.enabled` for `provider`'s host as cached right now, never waiting
-    /// (a cold host answers the default, `true`, and starts its fetch). `true` for a provider
-    /// without a handle.
+    /// `seawall.telemetry.enabled` for `provider`'s host (its first target's) as cached right
+    /// now, never waiting (a cold host answers the default, `true`, and starts its fetch).
+    /// `true` for a provider without a handle.
     pub fn telemetry_enabled(&self, provider: &str) -> bool {
         self.handles
             .iter()
-            .find(|(name, _)| name == provider)
-            .is_none_or(|(_, handle)| handle.get_bool_now(TELEMETRY_ENABLED, true))
+            .find(|(name, _, _)| name == provider)
+            .is_none_or(|(_, _, handle)| handle.get_bool_now(TELEMETRY_ENABLED, true))
     }
 
     /// Hosts, handle counts, values, ages and errors, for `GET /v1/flags`.

@@ -1,19 +1,25 @@
-//! Admission: a permit from the provider's breaker for this endpoint (× model), else from the
-//! first fallback provider whose breaker admits, else the original provider's rejection.
+//! Admission: which target of which provider gets a call. The provider's targets come first,
+//! chosen by its picker among those not tried yet and not out of quota, then each fallback's;
+//! the first whose breaker admits the call gets it. A refusal moves on only when the provider
+//! fails over on `rejected`; every refusal is counted.
 
 use std::borrow::Cow;
 
 use foldhash::HashMap;
-
 use seawall_breaker::{OwnedPermit, Rejected, State};
+use tokio::time::Instant;
 
+use super::target::Target;
 use super::upstream::Upstream;
 use crate::breakers::Breakers;
+use crate::config::FailoverOn;
 
-/// A call the breakers let through, and where it goes.
+/// A call a breaker let through, and where it goes.
 pub(crate) struct Admitted<'a> {
     /// The provider that serves the call (a fallback, possibly).
     pub(crate) upstream: &'a Upstream,
+    /// The provider's target that serves it.
+    pub(crate) target: &'a Target,
     /// Held until the response body ends.
     pub(crate) permit: OwnedPermit,
     /// The admitting breaker's endpoint label (`*` for an overflow breaker).
@@ -24,15 +30,150 @@ pub(crate) struct Admitted<'a> {
 
 /// Why no breaker admitted a call.
 pub(crate) enum Refused {
-    /// `primary`'s breaker rejected it (in this state), and no fallback admitted it.
+    /// The primary's breaker rejected it (in this state), and nothing else admitted it.
     Rejected(Rejected, State),
-    /// `primary` has no breakers (they were built from another configuration).
-    NoBreakers,
+    /// Every candidate's quota is spent, until the earliest of their resets.
+    RateLimited(Instant),
+    /// Every candidate has been tried already.
+    Exhausted,
 }
 
-/// Whether `primary`'s breaker for `endpoint` and every fallback's for its own label of `path`
-/// would refuse a call now (asking changes and counts nothing): a request that would be
-/// refused is not read first.
+/// The candidates of one client request for `path`, and which have been tried.
+pub(crate) struct Candidates<'a> {
+    upstreams: &'a HashMap<String, Upstream>,
+    breakers: &'a Breakers,
+    primary: &'a Upstream,
+    path: &'a str,
+    /// The primary's label of `path`.
+    endpoint: &'a str,
+    model: Option<&'a str>,
+    /// (provider, target index) pairs already asked.
+    tried: Vec<(&'a str, usize)>,
+    /// The primary's first rejection, answered when nothing admits the call.
+    rejection: Option<(Rejected, State)>,
+    /// The provider and target that last refused the call, counted as a failover once the
+    /// call moves on to another candidate.
+    refused_by: Option<(&'a Upstream, &'a str)>,
+}
+
+impl<'a> Candidates<'a> {
+    pub(crate) fn new(
+        upstreams: &'a HashMap<String, Upstream>,
+        breakers: &'a Breakers,
+        primary: &'a Upstream,
+        path: &'a str,
+        endpoint: &'a str,
+        model: Option<&'a str>,
+    ) -> Self {
+        Candidates {
+            upstreams,
+            breakers,
+            primary,
+            path,
+            endpoint,
+            model,
+            tried: Vec::new(),
+            rejection: None,
+            refused_by: None,
+        }
+    }
+
+    /// The providers in order: the primary, then its fallbacks.
+    fn providers(&self) -> impl Iterator<Item = &'a Upstream> + 'a {
+        let upstreams = self.upstreams;
+        std::iter::once(self.primary).chain(
+            self.primary
+                .fallbacks
+                .iter()
+                .filter_map(move |n| upstreams.get(n)),
+        )
+    }
+
+    /// The next call some breaker admits, or why none does.
+    pub(crate) fn next(&mut self) -> Result<Admitted<'a>, Refused> {
+        let move_on = self.primary.failover.on(FailoverOn::Rejected);
+        let now = Instant::now();
+        let mut quota_back: Option<Instant> = None;
+        let providers: Vec<&'a Upstream> = self.providers().collect();
+        for (p, upstream) in providers.into_iter().enumerate() {
+            let Some(pb) = self.breakers.provider(&upstream.name) else {
+                continue;
+            };
+            let label = if p == 0 {
+                Cow::Borrowed(self.endpoint)
+            } else {
+                upstream.endpoint(self.path)
+            };
+            loop {
+                let loads: Vec<_> = upstream.targets.iter().map(|t| &*t.load).collect();
+                let tried = &self.tried;
+                let eligible = |i: usize| {
+                    let spent = upstream.targets[i]
+                        .limits
+                        .as_ref()
+                        .and_then(|l| l.exhausted_until(now));
+                    if let Some(until) = spent {
+                        quota_back = Some(quota_back.map_or(until, |q| q.min(until)));
+                    }
+                    spent.is_none() && !tried.contains(&(upstream.name.as_str(), i))
+                };
+                let Some(i) = upstream.picker.pick(&loads, eligible) else {
+                    break;
+                };
+                self.tried.push((&upstream.name, i));
+                if let Some((from, target)) = self.refused_by.take() {
+                    from.metrics.count_failover(&from.name, target, "rejected");
+                }
+                let target = &upstream.targets[i];
+                let Some(tb) = pb.targets().get(i) else {
+                    continue;
+                };
+                let (breaker, overflow) = tb.breaker(&label, self.model);
+                match breaker.try_acquire_owned() {
+                    Ok(permit) => {
+                        if p > 0 {
+                            tracing::debug!(provider = %self.primary.name, fallback = %upstream.name,
+                                endpoint = %label, "served by a fallback");
+                        }
+                        return Ok(Admitted {
+                            upstream,
+                            target,
+                            permit,
+                            endpoint: if overflow {
+                                Cow::Borrowed("*")
+                            } else {
+                                label.clone()
+                            },
+                            fallback: p > 0,
+                        });
+                    }
+                    Err(rejected) => {
+                        tb.count_reject_of(&label, self.model, overflow);
+                        if self.rejection.is_none() {
+                            self.rejection = Some((rejected, breaker.state()));
+                        }
+                        if !move_on {
+                            return Err(self.refusal(None));
+                        }
+                        self.refused_by = Some((upstream, &target.name));
+                    }
+                }
+            }
+        }
+        Err(self.refusal(quota_back))
+    }
+
+    fn refusal(&mut self, quota_back: Option<Instant>) -> Refused {
+        match (self.rejection.take(), quota_back) {
+            (Some((rejected, state)), _) => Refused::Rejected(rejected, state),
+            (None, Some(until)) => Refused::RateLimited(until),
+            (None, None) => Refused::Exhausted,
+        }
+    }
+}
+
+/// Whether every candidate would refuse a call now (asking changes and counts nothing): a
+/// request that would be refused is not read first.
 pub(crate) fn would_refuse(
     upstreams: &HashMap<String, Upstream>,
     breakers: &Breakers,
@@ -40,67 +181,26 @@ pub(crate) fn would_refuse(
     path: &str,
     endpoint: &str,
 ) -> bool {
-    let refuses = |upstream: &Upstream, endpoint: &str| {
-        breakers
-            .provider(&upstream.name)
-            .is_some_and(|pb| pb.breaker(endpoint, None).0.check().is_err())
+    let now = Instant::now();
+    let admits = |upstream: &Upstream, label: &str| {
+        let Some(pb) = breakers.provider(&upstream.name) else {
+            return false;
+        };
+        upstream.targets.iter().zip(pb.targets()).any(|(t, tb)| {
+            let spent = t
+                .limits
+                .as_ref()
+                .is_some_and(|l| l.exhausted_until(now).is_some());
+            !spent && tb.breaker(label, None).0.check().is_ok()
+        })
     };
-    refuses(primary, endpoint)
-        && primary
+    if admits(primary, endpoint) {
+        return false;
+    }
+    !primary.failover.on(FailoverOn::Rejected)
+        || !primary
             .fallbacks
             .iter()
             .filter_map(|name| upstreams.get(name))
-            .all(|fallback| refuses(fallback, &fallback.endpoint(path)))
-}
-
-/// Asks `primary`'s breaker for `endpoint` (its label of the normal request `path`), then its
-/// fallbacks' breakers for their own labels of `path`, for a permit; every refusal is counted.
-pub(crate) fn admit<'a>(
-    upstreams: &'a HashMap<String, Upstream>,
-    breakers: &Breakers,
-    primary: &'a Upstream,
-    path: &'a str,
-    endpoint: &'a str,
-    model: Option<&str>,
-) -> Result<Admitted<'a>, Refused> {
-    let try_one = |upstream: &'a Upstream, endpoint: Cow<'a, str>| {
-        // `Gateway::new` checked that every provider has breakers.
-        let pb = breakers.provider(&upstream.name)?;
-        let (breaker, overflow) = pb.breaker(&endpoint, model);
-        Some(match breaker.try_acquire_owned() {
-            Ok(permit) if overflow => Ok((permit, Cow::Borrowed("*"))),
-            Ok(permit) => Ok((permit, endpoint)),
-            Err(rejected) => {
-                pb.count_reject_of(&endpoint, model, overflow);
-                Err((rejected, breaker.state()))
-            }
-        })
-    };
-    let (rejected, state) = match try_one(primary, Cow::Borrowed(endpoint)) {
-        Some(Ok((permit, endpoint))) => {
-            return Ok(Admitted {
-                upstream: primary,
-                permit,
-                endpoint,
-                fallback: false,
-            })
-        }
-        Some(Err(rejected)) => rejected,
-        None => return Err(Refused::NoBreakers),
-    };
-    for name in &primary.fallbacks {
-        let Some(upstream) = upstreams.get(name) else {
-            continue;
-        };
-        if let Some(Ok((permit, label))) = try_one(upstream, upstream.endpoint(path)) {
-            tracing::debug!(provider = %primary.name, fallback = %name, %endpoint, "breaker open; served by fallback");
-            return Ok(Admitted {
-                upstream,
-                permit,
-                endpoint: label,
-                fallback: true,
-            });
-        }
-    }
-    Err(Refused::Rejected(rejected, state))
+            .any(|fallback| admits(fallback, &fallback.endpoint(path)))
 }

@@ -2,7 +2,7 @@
 //! in each provider's own error shape, and JSON errors for auth, routing, paths, size, connect and timeout problems.
 
 use http::header::RETRY_AFTER;
-use http::{HeaderName, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use seawall_breaker::Rejected;
 use serde::Serialize;
 
@@ -16,6 +16,9 @@ pub(crate) const X_SEAWALL_CIRCUIT: HeaderName = HeaderName::from_static("x-seaw
 
 /// Names the provider that served a request in place of the one asked for.
 pub(crate) const X_SEAWALL_FALLBACK: HeaderName = HeaderName::from_static("x-seawall-fallback");
+
+/// Names the target that served a request, for a provider with several.
+pub(crate) const X_SEAWALL_TARGET: HeaderName = HeaderName::from_static("x-seawall-target");
 
 /// `503` for a call `rejected` by the breaker of `provider` × `endpoint`, shaped like an
 /// error of that provider's API so its SDKs parse it (and retry after `retry-after`).
@@ -51,44 +54,87 @@ pub(crate) fn shed(kind: ProviderKind, provider: &str, check: Check, secs: u64) 
 /// `503` with `message` in the error shape of a `kind` provider, `retry-after: secs` and
 /// `x-seawall-circuit: open`.
 fn unavailable(kind: ProviderKind, message: &str, secs: u64) -> Response<Body> {
+    let shape = Shape {
+        anthropic: "overloaded_error",
+        openai: ("server_error", "service_unavailable"),
+        generic: "circuit_open",
+    };
+    let mut resp = shaped(kind, StatusCode::SERVICE_UNAVAILABLE, message, shape);
+    let headers = resp.headers_mut();
+    headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+    headers.insert(X_SEAWALL_CIRCUIT, HeaderValue::from_static("open"));
+    resp
+}
+
+/// `429` for a call no target of `provider` can take before `secs` from now, their quotas
+/// spent (as their own answers said), in the provider's rate-limit error shape, with
+/// `retry-after` and what is known of the quota in the provider's own fields (`quota`).
+pub(crate) fn rate_limited(
+    kind: ProviderKind,
+    provider: &str,
+    secs: u64,
+    quota: HeaderMap,
+) -> Response<Body> {
+    let message = format!(
+        "seawall: every target of provider `{provider}` has spent its rate limit; retry after {secs}s"
+    );
+    let shape = Shape {
+        anthropic: "rate_limit_error",
+        openai: ("requests", "rate_limit_exceeded"),
+        generic: "rate_limited",
+    };
+    let mut resp = shaped(kind, StatusCode::TOO_MANY_REQUESTS, &message, shape);
+    let headers = resp.headers_mut();
+    headers.extend(quota);
+    headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+    headers.insert(X_SEAWALL_CIRCUIT, HeaderValue::from_static("rate_limited"));
+    resp
+}
+
+/// The error `type` (and OpenAI's `code`) of an answer in each provider's shape.
+struct Shape {
+    anthropic: &'static str,
+    /// `(type, code)`.
+    openai: (&'static str, &'static str),
+    generic: &'static str,
+}
+
+/// `status` with `message` in the error shape of a `kind` provider.
+fn shaped(kind: ProviderKind, status: StatusCode, message: &str, shape: Shape) -> Response<Body> {
     // Typed (not `json!`): one allocation for the whole body. Fields are declared in
     // alphabetical order, the order `json!` produced before.
-    let mut resp = match kind {
+    match kind {
         ProviderKind::Anthropic => json(
-            StatusCode::SERVICE_UNAVAILABLE,
+            status,
             &AnthropicError {
                 error: TypedMessage {
                     message,
-                    r#type: "overloaded_error",
+                    r#type: shape.anthropic,
                 },
                 r#type: "error",
             },
         ),
         ProviderKind::Openai => json(
-            StatusCode::SERVICE_UNAVAILABLE,
+            status,
             &OpenaiError {
                 error: OpenaiMessage {
-                    code: "service_unavailable",
+                    code: shape.openai.1,
                     message,
                     param: None,
-                    r#type: "server_error",
+                    r#type: shape.openai.0,
                 },
             },
         ),
         ProviderKind::Generic => json(
-            StatusCode::SERVICE_UNAVAILABLE,
+            status,
             &GenericError {
                 error: TypedMessage {
                     message,
-                    r#type: "circuit_open",
+                    r#type: shape.generic,
                 },
             },
         ),
-    };
-    let headers = resp.headers_mut();
-    headers.insert(RETRY_AFTER, HeaderValue::from(secs));
-    headers.insert(X_SEAWALL_CIRCUIT, HeaderValue::from_static("open"));
-    resp
+    }
 }
 
 /// Anthropic's error shape: `{"error":{"message","type"},"type":"error"}`.

@@ -4,7 +4,7 @@
 use http::header::AUTHORIZATION;
 use http::HeaderMap;
 
-use super::upstream::X_API_KEY;
+use super::target::X_API_KEY;
 use crate::config::{AuthMode, Config, Secrets};
 
 /// The accepted client tokens, or none when authentication is off.

@@ -1,17 +1,18 @@
 //! One admitted call: send it upstream within the provider's timeouts, give the breaker its
 //! verdict on what happened ([`verdict`](super::verdict)), and stream the answer back.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use http::{request, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
 use seawall_breaker::OwnedPermit;
 use tokio::time::Instant;
 
 use super::admit::Admitted;
-use super::answers::{self, X_SEAWALL_FALLBACK};
+use super::answers::{self, X_SEAWALL_FALLBACK, X_SEAWALL_TARGET};
 use super::body::{GuardedBody, Prefixed};
 use super::quota::{is_insufficient_quota, ERROR_PEEK_LIMIT};
 use super::sse::SseScanner;
@@ -21,7 +22,7 @@ use super::websocket::CountedTunnel;
 use super::{headers, Route};
 use crate::config::ProviderKind;
 use crate::http1::outbound::{Outgoing, ResponseBody, SendError, UpstreamResponse};
-use crate::message::{full, Body, Reply, Tunnel, UpgradeRequest};
+use crate::message::{full, Body, Reply, Tunnel};
 use crate::metrics::Metrics;
 
 /// What forwarding needs from the gateway.
@@ -31,37 +32,69 @@ pub(crate) struct Forwarder<'a> {
     pub(crate) auth_on: bool,
 }
 
+/// What one attempt came to.
+pub(crate) struct Answered {
+    /// The answer for the client (the last one, when every attempt fails).
+    pub(crate) reply: Reply,
+    /// Why the attempt failed before any byte of its answer went to the client (so it may be
+    /// tried elsewhere), as `seawall_failover_attempts_total` labels it.
+    pub(crate) failed: Option<Cow<'static, str>>,
+}
+
+/// One attempt's request: what every attempt of a client request shares.
+pub(crate) struct Attempt<'r> {
+    pub(crate) method: &'r Method,
+    /// The client's fields, adapted for the target here.
+    pub(crate) headers: HeaderMap,
+    /// The protocol of an upgrade request.
+    pub(crate) upgrade: Option<&'r HeaderValue>,
+    pub(crate) body: Bytes,
+    pub(crate) route: &'r Route<'r>,
+    pub(crate) client_ip: IpAddr,
+    /// Bounds the wait for the answer's head (what is left of `timeouts.total`).
+    pub(crate) first_byte: Duration,
+}
+
 impl Forwarder<'_> {
-    /// Sends the call upstream and returns the reply for the client.
-    pub(crate) async fn forward(
-        &self,
-        call: Admitted<'_>,
-        mut parts: request::Parts,
-        body: Bytes,
-        route: &Route<'_>,
-        client_ip: IpAddr,
-    ) -> Reply {
+    /// Sends `call` upstream and returns the reply for the client, and whether it failed in
+    /// a way another target could try again.
+    pub(crate) async fn forward(&self, call: Admitted<'_>, attempt: Attempt<'_>) -> Answered {
         let Admitted {
             upstream,
+            target,
             permit,
             endpoint,
             fallback,
         } = call;
+        let Attempt {
+            method,
+            mut headers,
+            upgrade,
+            body,
+            route,
+            client_ip,
+            first_byte,
+        } = attempt;
         let endpoint = &*endpoint;
-        headers::to_upstream(&mut parts.headers, upstream, client_ip, self.auth_on);
-        let upgrade = parts.extensions.remove::<UpgradeRequest>().map(|u| u.0);
+        headers::to_upstream(&mut headers, target, client_ip, self.auth_on);
         let outgoing = Outgoing {
-            method: &parts.method,
-            target: upstream.target(route.path(), route.query),
-            headers: &parts.headers,
-            upgrade: upgrade.as_ref(),
+            method,
+            target: target.target(route.path(), route.query),
+            headers: &headers,
+            upgrade,
         };
         let started = Instant::now();
-        let timeouts = &upstream.timeouts;
-        let sent = upstream
+        let in_flight = target.load.start();
+        let sent = target
             .pool
-            .send(outgoing, body, timeouts.connect, timeouts.first_byte)
+            .send(
+                outgoing,
+                body,
+                upstream.timeouts.connect.min(first_byte),
+                first_byte,
+            )
             .await;
+        drop(in_flight);
         let secs = started.elapsed().as_secs_f64();
         let resp = match sent {
             Ok(resp) => resp,
@@ -73,14 +106,18 @@ impl Forwarder<'_> {
             .observe_upstream(name, endpoint, status.as_str(), secs);
         tracing::debug!(
             provider = name,
+            target = %target.name,
             endpoint,
             status = status.as_u16(),
             latency_ms = secs * 1e3,
             fallback,
             "upstream response"
         );
+        if let Some(limits) = &target.limits {
+            limits.observe(&resp.headers);
+        }
         let mut resp = resp;
-        let mut reply = match (resp.upgraded.take(), upgrade) {
+        let (mut reply, failed) = match (resp.upgraded.take(), upgrade) {
             (Some(upgraded), Some(protocol)) => {
                 let head = Happened::Head {
                     status,
@@ -89,7 +126,8 @@ impl Forwarder<'_> {
                 };
                 judge(head, &upstream.failure_status).apply(permit);
                 let io = Box::new(CountedTunnel::new(upgraded, &upstream.metrics));
-                Reply::switching(resp.headers, protocol, Tunnel(io))
+                let reply = Reply::switching(resp.headers, protocol.clone(), Tunnel(io));
+                (reply, None)
             }
             _ => respond(upstream, permit, resp).await,
         };
@@ -98,7 +136,12 @@ impl Forwarder<'_> {
                 reply.headers_mut().insert(X_SEAWALL_FALLBACK, v);
             }
         }
-        reply
+        if let Some(served_by) = &target.served_by {
+            reply
+                .headers_mut()
+                .insert(X_SEAWALL_TARGET, served_by.clone());
+        }
+        Answered { reply, failed }
     }
 
     /// The call got no answer: the verdict, and what the client is told.
@@ -109,32 +152,41 @@ impl Forwarder<'_> {
         permit: OwnedPermit,
         error: SendError,
         secs: f64,
-    ) -> Reply {
+    ) -> Answered {
         let happened = match &error {
             SendError::Connect(_) => Happened::ConnectFailed,
             SendError::ConnectTimeout(_) => Happened::ConnectTimedOut,
             SendError::FirstByteTimeout => Happened::FirstByteTimedOut,
             SendError::Io(_) | SendError::Closed | SendError::Head(_) => Happened::UpstreamBroke,
         };
-        judge(happened, &upstream.failure_status).apply(permit);
+        let verdict = judge(happened, &upstream.failure_status);
+        verdict.apply(permit);
         let name = upstream.name.as_str();
         self.metrics.observe_upstream(name, endpoint, "error", secs);
         tracing::debug!(provider = name, endpoint, %error, latency_ms = secs * 1e3,
             "upstream request failed");
-        match error {
+        let reply = match error {
             SendError::ConnectTimeout(_) => answers::gateway_timeout(name, "connect"),
             SendError::FirstByteTimeout => {
                 answers::gateway_timeout(name, "no response headers in time")
             }
             _ => answers::bad_gateway(name),
+        };
+        Answered {
+            reply: reply.into(),
+            failed: verdict.failure_reason(),
         }
-        .into()
     }
 }
 
 /// Gives the breaker its verdict on the response head (the body's, for a good one) and wraps
-/// the body for the client. The upstream's fields pass through as they arrived.
-async fn respond(upstream: &Upstream, permit: OwnedPermit, resp: UpstreamResponse) -> Reply {
+/// the body for the client, with the reason it failed if it did (before any byte went out).
+/// The upstream's fields pass through as they arrived.
+async fn respond(
+    upstream: &Upstream,
+    permit: OwnedPermit,
+    resp: UpstreamResponse,
+) -> (Reply, Option<Cow<'static, str>>) {
     let UpstreamResponse {
         status,
         headers,
@@ -153,8 +205,12 @@ async fn respond(upstream: &Upstream, permit: OwnedPermit, resp: UpstreamRespons
         Some(Peeked::Not(body))
     };
     let Some(peeked) = peeked else {
-        judge(Happened::UpstreamBroke, &upstream.failure_status).apply(permit);
-        return answers::bad_gateway(&upstream.name).into();
+        let verdict = judge(Happened::UpstreamBroke, &upstream.failure_status);
+        verdict.apply(permit);
+        return (
+            answers::bad_gateway(&upstream.name).into(),
+            verdict.failure_reason(),
+        );
     };
     let quota_exhausted = matches!(&peeked, Peeked::Whole(bytes) if is_insufficient_quota(bytes));
     let head = Happened::Head {
@@ -162,7 +218,8 @@ async fn respond(upstream: &Upstream, permit: OwnedPermit, resp: UpstreamRespons
         retry_after,
         quota_exhausted,
     };
-    let held = judge(head, &upstream.failure_status).apply(permit);
+    let verdict = judge(head, &upstream.failure_status);
+    let held = verdict.apply(permit);
     // Only a body that decides the verdict is scanned for error events.
     let scanner = held
         .is_some()
@@ -177,7 +234,10 @@ async fn respond(upstream: &Upstream, permit: OwnedPermit, resp: UpstreamRespons
         }
         Peeked::Not(body) => GuardedBody::new(body, idle, held, scanner, &upstream.metrics).boxed(),
     };
-    Reply::passing(status, headers, body)
+    (
+        Reply::passing(status, headers, body),
+        verdict.failure_reason(),
+    )
 }
 
 /// Whether a response with this `content-type` is a server-sent event stream.

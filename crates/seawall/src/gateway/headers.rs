@@ -9,20 +9,15 @@ use std::net::IpAddr;
 use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::upstream::{Upstream, X_API_KEY};
+use super::target::{Target, X_API_KEY};
 use crate::http1::codec::hop;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-/// Prepares a client's request headers for `upstream`. With `auth_on`, the client's
-/// credentials are dropped and the provider key (if any) injected; without it, client
-/// credentials pass through and the provider key fills in only where the client sent none.
-pub(crate) fn to_upstream(
-    headers: &mut HeaderMap,
-    upstream: &Upstream,
-    client: IpAddr,
-    auth_on: bool,
-) {
+/// Prepares a client's request headers for `target`. With `auth_on`, the client's
+/// credentials are dropped and the target's key (if any) injected; without it, client
+/// credentials pass through and the target's key fills in only where the client sent none.
+pub(crate) fn to_upstream(headers: &mut HeaderMap, target: &Target, client: IpAddr, auth_on: bool) {
     hop::strip(headers);
     // The upstream client writes `host` from the upstream URL.
     headers.remove(HOST);
@@ -30,7 +25,7 @@ pub(crate) fn to_upstream(
         headers.remove(AUTHORIZATION);
         headers.remove(X_API_KEY);
     }
-    if let Some((name, value)) = &upstream.key {
+    if let Some((name, value)) = &target.key {
         if !headers.contains_key(name) {
             headers.insert(name.clone(), value.clone());
         }

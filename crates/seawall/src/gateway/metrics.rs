@@ -1,6 +1,8 @@
 //! The gateway's own metric families, per provider: clients that went away before their
-//! answer ended (`seawall_client_disconnects_total`), and WebSocket tunnels
-//! (`seawall_websocket_tunnels` open now, `seawall_websocket_tunnels_opened_total`).
+//! answer ended (`seawall_client_disconnects_total`), WebSocket tunnels
+//! (`seawall_websocket_tunnels` open now, `seawall_websocket_tunnels_opened_total`), failover
+//! (`seawall_failover_attempts_total`, `seawall_retry_budget_exhausted_total`), and what each
+//! target's answers said of its quota (`seawall_target_rate_limit_remaining`).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -14,11 +16,28 @@ struct ProviderLabels {
     provider: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailoverLabels {
+    provider: String,
+    target: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QuotaLabels {
+    provider: String,
+    target: String,
+    resource: &'static str,
+}
+
 /// The families, registered once per gateway.
 pub(crate) struct Families {
     disconnects: Family<ProviderLabels, Counter>,
     tunnels: Family<ProviderLabels, Gauge>,
     opened: Family<ProviderLabels, Counter>,
+    failover: Family<FailoverLabels, Counter>,
+    budget_exhausted: Family<ProviderLabels, Counter>,
+    remaining: Family<QuotaLabels, Gauge>,
 }
 
 impl Families {
@@ -27,6 +46,9 @@ impl Families {
             disconnects: Family::default(),
             tunnels: Family::default(),
             opened: Family::default(),
+            failover: Family::default(),
+            budget_exhausted: Family::default(),
+            remaining: Family::default(),
         };
         metrics.register(
             "client_disconnects",
@@ -43,7 +65,36 @@ impl Families {
             "WebSocket tunnels opened",
             families.opened.clone(),
         );
+        metrics.register(
+            "failover_attempts",
+            "Attempts sent to another target or a fallback after a failure or a refusal, by the target that failed and why",
+            families.failover.clone(),
+        );
+        metrics.register(
+            "retry_budget_exhausted",
+            "Failures that went back to the client because the provider's retry budget was spent",
+            families.budget_exhausted.clone(),
+        );
+        metrics.register(
+            "target_rate_limit_remaining",
+            "What a target's last answer said is left of its quota, by resource",
+            families.remaining.clone(),
+        );
         families
+    }
+
+    /// The `seawall_target_rate_limit_remaining` gauges of `provider`'s `target`, one per
+    /// resource (`requests`, `tokens`, `input-tokens`, `output-tokens`), created on first use.
+    pub(crate) fn rate_limit_gauges(&self, provider: &str, target: &str) -> [Gauge; 4] {
+        ["requests", "tokens", "input-tokens", "output-tokens"].map(|resource| {
+            self.remaining
+                .get_or_create(&QuotaLabels {
+                    provider: provider.to_owned(),
+                    target: target.to_owned(),
+                    resource,
+                })
+                .clone()
+        })
     }
 
     /// The handles of `provider`, created at zero.
@@ -55,6 +106,8 @@ impl Families {
             disconnects: self.disconnects.get_or_create(&labels).clone(),
             tunnels: self.tunnels.get_or_create(&labels).clone(),
             opened: self.opened.get_or_create(&labels).clone(),
+            budget_exhausted: self.budget_exhausted.get_or_create(&labels).clone(),
+            failover: self.failover.clone(),
         }
     }
 }
@@ -65,4 +118,19 @@ pub(crate) struct ProviderMetrics {
     pub(crate) disconnects: Counter,
     pub(crate) tunnels: Gauge,
     pub(crate) opened: Counter,
+    pub(crate) budget_exhausted: Counter,
+    failover: Family<FailoverLabels, Counter>,
+}
+
+impl ProviderMetrics {
+    /// Counts an attempt moved off `target` of `provider` because of `reason` (rare: the
+    /// labels are built here).
+    pub(crate) fn count_failover(&self, provider: &str, target: &str, reason: &str) {
+        let labels = FailoverLabels {
+            provider: provider.to_owned(),
+            target: target.to_owned(),
+            reason: reason.to_owned(),
+        };
+        self.failover.get_or_create(&labels).inc();
+    }
 }

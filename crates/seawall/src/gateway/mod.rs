@@ -15,41 +15,47 @@ mod admit;
 mod answers;
 mod auth;
 mod body;
+mod budget;
 mod error;
 mod forward;
 mod headers;
 mod metrics;
 mod path;
+mod picker;
 mod quota;
+mod ratelimit;
 mod request;
 mod route;
 mod sse;
+mod target;
 mod upstream;
 mod verdict;
 mod websocket;
 
 use foldhash::HashMap;
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::Request;
+use seawall_breaker::CircuitBreaker;
 use tokio::time::Instant;
 
 pub use error::GatewayError;
 
-use self::admit::Refused;
+use self::admit::{Candidates, Refused};
 use self::auth::ClientAuth;
-use self::forward::Forwarder;
+use self::forward::{Attempt, Forwarder};
 use self::request::BodyError;
 use self::route::Route;
 use self::upstream::Upstream;
 use crate::breakers::Breakers;
-use crate::config::{Config, Secrets};
+use crate::config::{Config, FailoverOn, Secrets};
 use crate::health::{Edge, Health};
 use crate::http1::outbound::Pools;
 use crate::message::BoxError;
-use crate::message::Reply;
+use crate::message::{Reply, UpgradeRequest};
 use crate::metrics::Metrics;
 use crate::telemetry::{Outcome, RequestEvent, Telemetry};
 
@@ -122,8 +128,14 @@ impl Gateway {
                     provider: p.name.clone(),
                 });
             }
-            let key = secrets.provider_keys.get(&p.name);
-            let upstream = Upstream::new(p, key, &pools, &families)?;
+            let upstream = Upstream::new(p, secrets, &pools, &families)?;
+            // A target whose breaker closes after probing gets its share back over `slow_start`.
+            if let Some(pb) = breakers.provider(&p.name) {
+                for (target, tb) in upstream.targets.iter().zip(pb.targets()) {
+                    let (picker, load) = (upstream.picker.clone(), target.load.clone());
+                    tb.on_recovered(move || picker.recovered(&load));
+                }
+            }
             upstreams.insert(p.name.clone(), upstream);
         }
         Ok(Gateway {
@@ -253,88 +265,160 @@ impl Gateway {
             return (answers::too_large(s.max_body).into(), None);
         }
         let wants_model = s.wants_model(primary);
-        // A request every breaker would refuse is refused before its body is read (so its
-        // client is never invited to upload); the refusal itself goes through `admit`, which
-        // counts it (and admits it after all if a breaker recovered meanwhile).
-        let mut early = None;
         let path = route.path();
+        // A request every candidate would refuse is refused before its body is read (so its
+        // client is never invited to upload); the refusal itself goes through the candidates,
+        // which count it (and admit the call after all if a breaker recovered meanwhile).
+        let mut early = None;
+        let mut early_candidates = None;
         if !wants_model && admit::would_refuse(&s.upstreams, &s.breakers, primary, path, &endpoint)
         {
-            early = Some(admit::admit(
-                &s.upstreams,
-                &s.breakers,
-                primary,
-                path,
-                &endpoint,
-                None,
-            ));
-        }
-        if let Some(Err(Refused::Rejected(rejected, state))) = &early {
-            let reply = answers::rejection(primary.kind, &primary.name, &endpoint, rejected);
-            return (
-                reply.into(),
-                event(None, Outcome::Rejected, Some(state.as_str())),
-            );
+            let mut candidates =
+                Candidates::new(&s.upstreams, &s.breakers, primary, path, &endpoint, None);
+            match candidates.next() {
+                Ok(call) => early = Some(call),
+                Err(refused) => return self.refusal(primary, &endpoint, refused, None, &event),
+            }
+            early_candidates = Some(candidates);
         }
         // Read whole before the call is admitted: a slow uploader holds no permit, and an
         // attempt can be sent again. `100 Continue` goes out now, when it is first read.
         let body = match request::read(body, s.max_body).await {
             Ok(body) => body,
             Err(error) => {
-                if let Some(Ok(call)) = early {
+                if let Some(call) = early {
                     verdict::judge(verdict::Happened::ClientBodyFailed, &[]).apply(call.permit);
                 }
                 return (unreadable(error, s.max_body), None);
             }
         };
+        // Read from the body, for a provider whose breakers are per model.
         let model = if wants_model {
             request::model_of(&body)
         } else {
             None
         };
-        let call = match early {
-            Some(Ok(call)) => Ok(call),
-            _ => admit::admit(
-                &s.upstreams,
-                &s.breakers,
-                primary,
-                path,
-                &endpoint,
-                model.as_deref(),
-            ),
-        };
-        let call = match call {
-            Ok(call) => call,
-            Err(Refused::Rejected(rejected, state)) => {
-                let reply = answers::rejection(primary.kind, &primary.name, &endpoint, &rejected);
-                return (
-                    reply.into(),
-                    event(model, Outcome::Rejected, Some(state.as_str())),
-                );
-            }
-            Err(Refused::NoBreakers) => {
-                return (
-                    answers::unknown_provider(Some(route.provider())).into(),
-                    None,
-                )
-            }
-        };
+        let mut candidates = early_candidates.unwrap_or_else(|| {
+            let model = model.as_deref();
+            Candidates::new(&s.upstreams, &s.breakers, primary, path, &endpoint, model)
+        });
+        let mut parts = parts;
+        let upgrade = parts.extensions.remove::<UpgradeRequest>().map(|u| u.0);
+        // Failover needs the client's fields again for every attempt; else they are moved.
+        let retries = upgrade.is_none()
+            && primary.may_fail_over()
+            && primary.failover.on(FailoverOn::Failure);
+        let deadline = Instant::now() + primary.timeouts.total;
         let forwarder = Forwarder {
             metrics: &s.metrics,
             auth_on: s.auth.is_on(),
         };
-        // Read once the response head is known: the call may have tripped it.
-        let breaker = wants_event.then(|| call.permit.breaker().clone());
-        let outcome = if call.fallback {
-            Outcome::Fallback
-        } else {
-            Outcome::Forwarded
-        };
-        let reply = forwarder
-            .forward(call, parts, body, &route, remote.ip())
-            .await;
-        let state = breaker.map(|b| b.state().as_str());
-        (reply, event(model, outcome, state))
+        let mut attempts = 0;
+        // The answer to the last failed attempt, and who failed and why.
+        let mut last: Option<(Reply, Outcome, Option<CircuitBreaker>)> = None;
+        let mut failed_at: Option<(&Upstream, &str, Cow<'static, str>)> = None;
+        loop {
+            let call = match early.take().map(Ok).unwrap_or_else(|| candidates.next()) {
+                Ok(call) => call,
+                Err(refused) => match last {
+                    Some((reply, outcome, breaker)) => {
+                        let state = breaker.map(|b| b.state().as_str());
+                        return (reply, event(model, outcome, state));
+                    }
+                    None => return self.refusal(primary, &endpoint, refused, model, &event),
+                },
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if attempts > 0 {
+                let budget = !left.is_zero() && primary.budget.try_retry();
+                if let (true, Some((upstream, target, reason))) = (budget, failed_at.take()) {
+                    upstream
+                        .metrics
+                        .count_failover(&upstream.name, target, &reason);
+                }
+                if !budget {
+                    if !left.is_zero() {
+                        primary.metrics.budget_exhausted.inc();
+                    }
+                    // The call is not made: its permit goes back unjudged.
+                    drop(call);
+                    let (reply, outcome, breaker) = last.take().expect("a failed attempt");
+                    let state = breaker.map(|b| b.state().as_str());
+                    return (reply, event(model, outcome, state));
+                }
+            } else {
+                primary.budget.first_attempt();
+            }
+            attempts += 1;
+            // Read once the response head is known: the call may have tripped it.
+            let breaker = wants_event.then(|| call.permit.breaker().clone());
+            let outcome = if call.fallback {
+                Outcome::Fallback
+            } else {
+                Outcome::Forwarded
+            };
+            let (upstream, target) = (call.upstream, call.target.name.as_str());
+            let headers = if retries {
+                parts.headers.clone()
+            } else {
+                std::mem::take(&mut parts.headers)
+            };
+            let attempt = Attempt {
+                method: &parts.method,
+                headers,
+                upgrade: upgrade.as_ref(),
+                body: body.clone(),
+                route: &route,
+                client_ip: remote.ip(),
+                first_byte: upstream.first_byte_within(left),
+            };
+            let answered = forwarder.forward(call, attempt).await;
+            match answered.failed {
+                Some(reason) if retries && attempts < primary.failover.max_attempts => {
+                    failed_at = Some((upstream, target, reason));
+                    last = Some((answered.reply, outcome, breaker));
+                }
+                _ => {
+                    let state = breaker.map(|b| b.state().as_str());
+                    return (answered.reply, event(model, outcome, state));
+                }
+            }
+        }
+    }
+
+    /// The answer when no candidate takes the call: the primary's breaker rejection, or, with
+    /// every target's quota spent, a provider-shaped 429 until the earliest reset.
+    fn refusal(
+        &self,
+        primary: &Upstream,
+        endpoint: &str,
+        refused: Refused,
+        model: Option<String>,
+        event: &impl Fn(Option<String>, Outcome, Option<&'static str>) -> Option<RequestEvent>,
+    ) -> (Reply, Option<RequestEvent>) {
+        match refused {
+            Refused::Rejected(rejected, state) => {
+                let reply = answers::rejection(primary.kind, &primary.name, endpoint, &rejected);
+                let event = event(model, Outcome::Rejected, Some(state.as_str()));
+                (reply.into(), event)
+            }
+            Refused::RateLimited(until) => {
+                let now = Instant::now();
+                let secs = until.saturating_duration_since(now).as_secs_f64().ceil() as u64;
+                let mut quota = http::HeaderMap::new();
+                let soonest = primary
+                    .targets
+                    .iter()
+                    .filter_map(|t| t.limits.as_ref())
+                    .min_by_key(|l| l.exhausted_until(now));
+                if let Some(limits) = soonest {
+                    limits.headers(&mut quota, now);
+                }
+                let reply = answers::rate_limited(primary.kind, &primary.name, secs.max(1), quota);
+                (reply.into(), event(model, Outcome::Rejected, None))
+            }
+            Refused::Exhausted => (answers::bad_gateway(&primary.name).into(), None),
+        }
     }
 }
 

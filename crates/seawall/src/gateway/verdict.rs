@@ -13,6 +13,7 @@
 //! | the body ends cleanly                           | success                          |
 //! | an error event mid-stream, a broken or idle body | failure                         |
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use http::StatusCode;
@@ -119,7 +120,30 @@ pub(crate) fn judge(happened: Happened, failure_status: &[u16]) -> Verdict {
     }
 }
 
+impl Reason {
+    /// The reason as `seawall_failover_attempts_total{reason}` labels it.
+    pub(crate) fn label(self) -> Cow<'static, str> {
+        match self {
+            Reason::Connect => "connect".into(),
+            Reason::ConnectTimeout => "connect_timeout".into(),
+            Reason::UpstreamBroke => "upstream_broke".into(),
+            Reason::FirstByteTimeout => "first_byte_timeout".into(),
+            Reason::Status(s) => format!("status_{}", s.as_u16()).into(),
+            Reason::StreamErrorEvent => "stream_error_event".into(),
+            Reason::StreamBroke => "stream_broke".into(),
+        }
+    }
+}
+
 impl Verdict {
+    /// Why the call failed, when it did.
+    pub(crate) fn failure_reason(self) -> Option<Cow<'static, str>> {
+        match self {
+            Verdict::Failure { reason, .. } => Some(reason.label()),
+            _ => None,
+        }
+    }
+
     /// Gives `permit` this verdict; hands it back when the body still has to decide.
     pub(crate) fn apply(self, permit: OwnedPermit) -> Option<OwnedPermit> {
         match self {

@@ -127,6 +127,7 @@ pub(crate) fn build(
                 name: o.name.clone(),
                 endpoint,
                 model: String::new(),
+                target: String::new(),
             };
             let breaker = CircuitBreaker::new(template.clone());
             if !settings.enabled {

@@ -266,12 +266,14 @@ enum Ext {
     Token,
     /// In a quoted value; `true` right after a backslash.
     Quoted(bool),
-    /// Blanks after a value.
+    /// Right after a quoted value's closing quote.
+    Closed,
+    /// Blanks after a value (only `;` may follow them).
     ValueEnd,
 }
 
 /// Whether `s` is a run of chunk extensions, each `;` with a token name and an optional token
-/// or quoted-string value, with optional blanks around `;` and `=`.
+/// or quoted-string value, with optional blanks before `;` and around `=`.
 fn extensions_ok(s: &[u8]) -> bool {
     let blank = |b: u8| b == b' ' || b == b'\t';
     // HTAB, SP, visible characters and obs-text (RFC 9110 §5.6.4).
@@ -280,7 +282,7 @@ fn extensions_ok(s: &[u8]) -> bool {
     for &b in s {
         at = match at {
             Ext::Quoted(true) if text(b) => Ext::Quoted(false),
-            Ext::Quoted(false) if b == b'"' => Ext::ValueEnd,
+            Ext::Quoted(false) if b == b'"' => Ext::Closed,
             Ext::Quoted(false) if b == b'\\' => Ext::Quoted(true),
             Ext::Quoted(false) if text(b) => Ext::Quoted(false),
             Ext::Quoted(_) => return false,
@@ -297,7 +299,8 @@ fn extensions_ok(s: &[u8]) -> bool {
             _ => return false,
         };
     }
-    matches!(at, Ext::Name | Ext::NameEnd | Ext::Token | Ext::ValueEnd)
+    // Blanks may come before `;` and around `=`, never at the end (RFC 9112 §7.1.1).
+    matches!(at, Ext::Name | Ext::Token | Ext::Closed)
 }
 
 /// A `tchar` (RFC 9110 §5.6.2).
