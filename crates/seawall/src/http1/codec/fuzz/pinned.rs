@@ -164,6 +164,19 @@ fn trailer_lines_must_be_fields() {
     );
 }
 
+/// Found by the strict re-run (not one of the first run's findings): RFC 9112 §7.1.1 lets
+/// blanks stand only before a `;` and around `=`, as `5 \r\n` is refused for.
+#[test]
+fn a_chunk_extension_cannot_end_in_blanks() {
+    for line in [
+        &b"0;a=b \r\n\r\n"[..],
+        b"0;a\t\r\n\r\n",
+        b"0;a=\"b\" \r\n\r\n",
+    ] {
+        assert_eq!(chunked(line), Body::Failed(FramingError::ChunkSize));
+    }
+}
+
 /// The codec's answer to a request head, once it agrees with the reference however the head
 /// is cut into reads.
 fn request(wire: &[u8]) -> Head {
