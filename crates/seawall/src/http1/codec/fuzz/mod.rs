@@ -6,7 +6,7 @@
 //! the inputs that once showed a difference, as regression tests. `cargo test` runs a few
 //! thousand cases and `bench/fuzz.sh` ten million (BENCHMARKS.md, "Fuzzing the HTTP/1 codec").
 //!
-//! - `SEAWALL_FUZZ_CASES`: how many cases (default 20 000, about 2 s in a debug build).
+//! - `SEAWALL_FUZZ_CASES`: how many cases (default 20 000, about a second in a debug build).
 //! - `SEAWALL_FUZZ_SEED`: the run's seed (fixed by default, so `cargo test` repeats itself).
 //! - `SEAWALL_FUZZ_REPLAY`: only the case with this seed, as a failure prints it.
 
