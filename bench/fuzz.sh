@@ -2,9 +2,10 @@
 # The HTTP/1 codec's differential fuzz suite at scale (crates/seawall/src/http1/codec/fuzz):
 # ten million generated request heads, response heads and chunked bodies, each cut into reads,
 # through the codec and through the reference models, in a release build, on one core.
-# Prints cases/s, the codec's answers per category, the reads and splits tried, and every
-# difference from the intended rules with its count and shortest input; fails on any
-# difference nothing explains, printing the seed that replays it.
+# Prints cases/s, the codec's answers per category, the reads and splits tried, and each kind
+# of failure (panic, broken invariant, any difference from the reference models) with its
+# count and shortest input; fails on any, printing the first cases and the seeds that replay
+# them (SEAWALL_FUZZ_REPLAY).
 # Usage: bench/fuzz.sh [cases=10000000] [seed]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -6,8 +6,6 @@ use std::fmt;
 
 use crate::http1::codec::decode::{Framing, FramingError};
 
-use super::rules::{Known, Rules};
-
 /// Most bytes of a chunk-size or trailer line before its LF.
 const LINE_LIMIT: usize = 4096;
 /// Most trailer bytes (lines with their CRLFs) after the last chunk.
@@ -41,7 +39,8 @@ impl fmt::Debug for Body {
     }
 }
 
-pub(super) fn body(framing: Framing, input: &[u8], rules: Rules) -> Body {
+/// What the body `framing` announces is, at the start of `input`.
+pub(super) fn body(framing: Framing, input: &[u8]) -> Body {
     match framing {
         Framing::Length(n) => match usize::try_from(n) {
             Ok(n) if n <= input.len() => Body::Complete {
@@ -54,17 +53,17 @@ pub(super) fn body(framing: Framing, input: &[u8], rules: Rules) -> Body {
             data: input.to_vec(),
             rest_at: input.len(),
         },
-        Framing::Chunked => chunked(input, rules).unwrap_or_else(Body::Failed),
+        Framing::Chunked => chunked(input).unwrap_or_else(Body::Failed),
     }
 }
 
 /// `chunked-body = *chunk last-chunk trailer-section CRLF`.
-fn chunked(input: &[u8], rules: Rules) -> Result<Body, FramingError> {
+fn chunked(input: &[u8]) -> Result<Body, FramingError> {
     let mut at = 0;
     let mut data = Vec::new();
     loop {
-        let (line, next) = line(input, at, rules)?;
-        let size = chunk_size(line, rules)?;
+        let (line, next) = line(input, at)?;
+        let size = chunk_size(line)?;
         at = next;
         if size == 0 {
             break;
@@ -84,12 +83,12 @@ fn chunked(input: &[u8], rules: Rules) -> Result<Body, FramingError> {
     }
     let mut seen = 0;
     loop {
-        let (line, next) = line(input, at, rules)?;
+        let (line, next) = line(input, at)?;
         at = next;
         if line.is_empty() {
             return Ok(Body::Complete { data, rest_at: at });
         }
-        if !rules.has(Known::TrailersUnchecked) && !field_line(line) {
+        if !field_line(line) {
             return Err(FramingError::ChunkSize);
         }
         seen += line.len() + 2;
@@ -100,7 +99,7 @@ fn chunked(input: &[u8], rules: Rules) -> Result<Body, FramingError> {
 }
 
 /// The CRLF-terminated line at `at`, without its CRLF, and where the next line starts.
-fn line(input: &[u8], at: usize, rules: Rules) -> Result<(&[u8], usize), FramingError> {
+fn line(input: &[u8], at: usize) -> Result<(&[u8], usize), FramingError> {
     let rest = &input[at..];
     let Some(lf) = rest.iter().position(|&b| b == b'\n') else {
         return Err(if rest.len() > LINE_LIMIT {
@@ -109,7 +108,7 @@ fn line(input: &[u8], at: usize, rules: Rules) -> Result<(&[u8], usize), Framing
             FramingError::Truncated
         });
     };
-    if lf > LINE_LIMIT && !rules.has(Known::LongLinesInOneRead) {
+    if lf > LINE_LIMIT {
         return Err(FramingError::TooLong);
     }
     if lf == 0 || rest[lf - 1] != b'\r' {
@@ -119,26 +118,10 @@ fn line(input: &[u8], at: usize, rules: Rules) -> Result<(&[u8], usize), Framing
 }
 
 /// `chunk-size [ chunk-ext ]`: the size.
-fn chunk_size(line: &[u8], rules: Rules) -> Result<u64, FramingError> {
+fn chunk_size(line: &[u8]) -> Result<u64, FramingError> {
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    if digits == 0 || digits > SIZE_DIGITS {
-        return Err(FramingError::ChunkSize);
-    }
     let rest = &line[digits..];
-    let space = |b: &&u8| {
-        if rules.has(Known::ChunkSizeWhitespace) {
-            b.is_ascii_whitespace()
-        } else {
-            **b == b' ' || **b == b'\t'
-        }
-    };
-    let ws = rest.iter().take_while(space).count();
-    let after_ok = match rest.get(ws) {
-        None => ws == 0 || rules.has(Known::ChunkSizeWhitespace),
-        Some(b';') => rules.has(Known::ChunkExtUnchecked) || extensions(rest),
-        Some(_) => false,
-    };
-    if !after_ok {
+    if digits == 0 || digits > SIZE_DIGITS || !(rest.is_empty() || extensions(rest)) {
         return Err(FramingError::ChunkSize);
     }
     Ok(line[..digits].iter().fold(0, |size, &d| {
@@ -208,14 +191,20 @@ fn quoted_len(s: &[u8]) -> Option<usize> {
     }
 }
 
-/// `field-line = field-name ":" OWS field-value OWS` (RFC 9112 §5).
+/// `field-line = field-name ":" OWS field-value OWS` (RFC 9112 §5): a token, a colon, and
+/// then only blanks, visible characters and obs-text.
 fn field_line(line: &[u8]) -> bool {
-    let name = token_len(line);
-    name > 0
-        && line.get(name) == Some(&b':')
-        && line[name + 1..]
-            .iter()
-            .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
+    match line.iter().position(|&b| b == b':') {
+        Some(colon) if colon > 0 => {
+            token_len(line) == colon && line[colon + 1..].iter().all(|&b| field_text(b))
+        }
+        _ => false,
+    }
+}
+
+/// SP, HTAB, VCHAR or obs-text: anything but the controls.
+pub(super) fn field_text(b: u8) -> bool {
+    b != 0x7f && (b >= 0x20 || b == b'\t')
 }
 
 #[cfg(test)]
@@ -224,34 +213,28 @@ mod tests {
 
     #[test]
     fn the_reference_decodes_by_the_rfc() {
-        let strict = |wire: &[u8]| body(Framing::Chunked, wire, Rules::INTENDED);
+        let decode = |wire: &[u8]| body(Framing::Chunked, wire);
         assert_eq!(
-            strict(b"5;a=\"b c\"\r\nhello\r\n0\r\nx: y\r\n\r\nNEXT"),
+            decode(b"5;a=\"b c\"\r\nhello\r\n0\r\nx: y\r\n\r\nNEXT"),
             Body::Complete {
                 data: b"hello".to_vec(),
                 rest_at: 29
             }
         );
-        assert_eq!(
-            strict(b"5 \r\nhello\r\n0\r\n\r\n"),
-            Body::Failed(FramingError::ChunkSize)
-        );
-        assert_eq!(
-            strict(b"5;a\rb\r\nhello\r\n0\r\n\r\n"),
-            Body::Failed(FramingError::ChunkSize)
-        );
-        assert_eq!(
-            strict(b"0\r\nnot a field\r\n\r\n"),
-            Body::Failed(FramingError::ChunkSize)
-        );
-        assert_eq!(strict(b"5\r\nhel"), Body::Failed(FramingError::Truncated));
-        let lax = |wire: &[u8]| body(Framing::Chunked, wire, Rules::CURRENT);
-        assert_eq!(
-            lax(b"5\r\r\nhello\r\n0\r\nnot a field\r\n\r\n"),
-            Body::Complete {
-                data: b"hello".to_vec(),
-                rest_at: 29
-            }
-        );
+        for refused in [
+            &b"5 \r\nhello\r\n0\r\n\r\n"[..],
+            b"5\r\r\nhello\r\n0\r\n\r\n",
+            b"5;a\rb\r\nhello\r\n0\r\n\r\n",
+            b"0;a=b \r\n\r\n",
+            b"0\r\nnot a field\r\n\r\n",
+        ] {
+            assert_eq!(
+                decode(refused),
+                Body::Failed(FramingError::ChunkSize),
+                "{}",
+                refused.escape_ascii()
+            );
+        }
+        assert_eq!(decode(b"5\r\nhel"), Body::Failed(FramingError::Truncated));
     }
 }

@@ -6,7 +6,7 @@ use std::fmt;
 
 use crate::http1::codec::decode::Framing;
 
-use super::rules::{Known, Rules};
+use super::ref_body::field_text;
 use super::target::{self, Target};
 
 /// Most fields in a head, and most bytes, before it is too large (the daemon's limits).
@@ -39,9 +39,7 @@ pub(super) struct Request {
     /// Bytes of the head, empty lines before it included.
     pub(super) head_len: usize,
     pub(super) method: String,
-    /// `None` when the target is outside RFC 9112's forms and the rules let it through:
-    /// what `http::Uri` makes of it is not compared.
-    pub(super) target: Option<Target>,
+    pub(super) target: Target,
     pub(super) http10: bool,
     /// The fields passed on (lowercase names), ordered by name, values in arrival order.
     pub(super) fields: Vec<Field>,
@@ -77,7 +75,7 @@ impl fmt::Debug for Field {
 }
 
 /// A request head at the start of `input`.
-pub(super) fn request(input: &[u8], rules: Rules) -> Head {
+pub(super) fn request(input: &[u8]) -> Head {
     let mut slots = [httparse::EMPTY_HEADER; LIMIT_FIELDS];
     let mut req = httparse::Request::new(&mut slots);
     let head_len = match sized(req.parse(input), input) {
@@ -94,28 +92,11 @@ pub(super) fn request(input: &[u8], rules: Rules) -> Head {
     if !values_ok(&fields) {
         return Head::Refused(Class::Malformed);
     }
-    let target = match target::classify(&method, req.path.unwrap_or_default()) {
-        Some(target) => Some(target),
-        None if rules.has(Known::LenientTargets) => None,
-        None => return Head::Refused(Class::Malformed),
+    let Some(target) = target::classify(&method, req.path.unwrap_or_default()) else {
+        return Head::Refused(Class::Malformed);
     };
-    let named = connection_names(&fields);
-    let values = |name: &str, hideable: bool| -> Vec<&[u8]> {
-        let hidden = hideable
-            && named
-                .iter()
-                .any(|n| n.eq_ignore_ascii_case(name.as_bytes()));
-        fields
-            .iter()
-            .filter(|(n, _)| !hidden && n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|&(_, v)| v)
-            .collect()
-    };
-    let te = values("transfer-encoding", false);
-    let cl = values(
-        "content-length",
-        rules.has(Known::ConnectionHidesContentLength),
-    );
+    let te = values(&fields, b"transfer-encoding");
+    let cl = values(&fields, b"content-length");
     let framing = if te.is_empty() {
         match content_length(&cl) {
             Some(n) => Framing::Length(n.unwrap_or(0)),
@@ -127,28 +108,22 @@ pub(super) fn request(input: &[u8], rules: Rules) -> Head {
     } else if !cl.is_empty() {
         // §6.3 rule 3: both present is a smuggling shape, refused rather than guessed.
         return Head::Refused(Class::Ambiguous);
-    } else if te_ends_chunked(&te, rules) == Some(true) {
+    } else if te_ends_chunked(&te) == Some(true) {
         Framing::Chunked
     } else {
         // §6.3 rule 4 (400), or a coding the gateway does not implement (501, §6.1).
         return Head::Refused(Class::TransferEncoding);
     };
-    if !http10 && !rules.has(Known::HostUnchecked) && values("host", false).len() != 1 {
+    if !http10 && values(&fields, b"host").len() != 1 {
         return Head::Refused(Class::Malformed);
     }
-    let expect = values("expect", rules.has(Known::ConnectionHidesExpect));
     let expects_continue = !http10
-        && if rules.has(Known::ExpectListIgnored) {
-            expect
-                .first()
-                .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"))
-        } else {
-            expect
-                .iter()
-                .flat_map(|v| list(v))
-                .any(|m| m.eq_ignore_ascii_case(b"100-continue"))
-        };
-    let mut passed: Vec<Field> = passed_on(&fields, &named, rules)
+        && values(&fields, b"expect")
+            .iter()
+            .flat_map(|v| list(v))
+            .any(|m| m.eq_ignore_ascii_case(b"100-continue"));
+    let named = connection_names(&fields);
+    let mut passed: Vec<Field> = passed_on(&fields, &named)
         .map(|(n, v)| Field(n.to_ascii_lowercase(), v.to_vec()))
         .collect();
     passed.sort_by(|a, b| a.0.cmp(&b.0));
@@ -165,7 +140,7 @@ pub(super) fn request(input: &[u8], rules: Rules) -> Head {
 }
 
 /// A response head at the start of `input`, answering a `method` request.
-pub(super) fn response(input: &[u8], method: &str, rules: Rules) -> Head {
+pub(super) fn response(input: &[u8], method: &str) -> Head {
     let mut slots = [httparse::EMPTY_HEADER; LIMIT_FIELDS];
     let mut resp = httparse::Response::new(&mut slots);
     let head_len = match sized(resp.parse(input), input) {
@@ -182,19 +157,8 @@ pub(super) fn response(input: &[u8], method: &str, rules: Rules) -> Head {
         return Head::Refused(Class::Malformed);
     }
     let http10 = resp.version == Some(0);
-    let named = connection_names(&fields);
-    let hidden = |name: &[u8]| named.iter().any(|n| n.eq_ignore_ascii_case(name));
-    let te: Vec<&[u8]> = fields
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(b"transfer-encoding"))
-        .map(|&(_, v)| v)
-        .collect();
-    let cl: Vec<&[u8]> = fields
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))
-        .filter(|(n, _)| !(rules.has(Known::ConnectionHidesContentLength) && hidden(n)))
-        .map(|&(_, v)| v)
-        .collect();
+    let te = values(&fields, b"transfer-encoding");
+    let cl = values(&fields, b"content-length");
     let no_body =
         method == "HEAD" || (100..200).contains(&status) || status == 204 || status == 304;
     let framing = if no_body {
@@ -205,7 +169,7 @@ pub(super) fn response(input: &[u8], method: &str, rules: Rules) -> Head {
             None => Err(Class::ContentLength),
         }
     } else if !te.is_empty() {
-        match te_ends_chunked(&te, rules) {
+        match te_ends_chunked(&te) {
             Some(true) => Ok(Framing::Chunked),
             // §6.3 rule 4: not chunked at the end, the body runs until the close.
             Some(false) => Ok(Framing::UntilClose),
@@ -219,11 +183,14 @@ pub(super) fn response(input: &[u8], method: &str, rules: Rules) -> Head {
             None => Err(Class::ContentLength),
         }
     };
-    let faulty_10 = http10 && !te.is_empty() && !rules.has(Known::Http10TeResponseReused);
+    // §6.1: an HTTP/1.0 message with transfer-encoding has faulty framing; its connection
+    // is not reused.
+    let faulty_10 = http10 && !te.is_empty();
+    let named = connection_names(&fields);
     Head::Response(Response {
         head_len,
         status,
-        fields: passed_on(&fields, &named, rules)
+        fields: passed_on(&fields, &named)
             .map(|(n, v)| Field(n.to_vec(), v.to_vec()))
             .collect(),
         keep_alive: keep_alive(&fields, http10) && !faulty_10,
@@ -283,10 +250,17 @@ fn head_end(input: &[u8]) -> Option<usize> {
 
 /// Field values are `*( field-vchar / SP / HTAB )` (RFC 9110 §5.5).
 fn values_ok(fields: &[(&[u8], &[u8])]) -> bool {
-    fields.iter().all(|(_, v)| {
-        v.iter()
-            .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
-    })
+    fields.iter().all(|(_, v)| v.iter().all(|&b| field_text(b)))
+}
+
+/// The values of every field called `name`, in arrival order (whatever `connection` names:
+/// the framing and `expect` are read from what was received, RFC 9112 §6.3).
+fn values<'a>(fields: &[(&[u8], &'a [u8])], name: &[u8]) -> Vec<&'a [u8]> {
+    fields
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|&(_, v)| v)
+        .collect()
 }
 
 /// The members of a comma-separated list, trimmed, empty ones left out (RFC 9110 §5.6.1).
@@ -329,14 +303,7 @@ fn keep_alive(fields: &[(&[u8], &[u8])], http10: bool) -> bool {
 
 /// Whether `transfer-encoding` is plain `chunked`: `Some(true)`; `None` when it is not but
 /// ends in chunked; `Some(false)` when chunked is not the last coding.
-fn te_ends_chunked(values: &[&[u8]], rules: Rules) -> Option<bool> {
-    if rules.has(Known::TeLastItemOnly) {
-        let last = values
-            .last()
-            .and_then(|v| v.rsplit(|&b| b == b',').next())
-            .unwrap_or_default();
-        return Some(trim(last).eq_ignore_ascii_case(b"chunked"));
-    }
+fn te_ends_chunked(values: &[&[u8]]) -> Option<bool> {
     let codings: Vec<&[u8]> = values.iter().flat_map(|v| list(v)).collect();
     match codings[..] {
         [only] if only.eq_ignore_ascii_case(b"chunked") => Some(true),
@@ -385,12 +352,9 @@ fn content_length(values: &[&[u8]]) -> Option<Option<u64>> {
 fn passed_on<'f, 'a>(
     fields: &'f [(&'a [u8], &'a [u8])],
     named: &'f [&'a [u8]],
-    rules: Rules,
 ) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'f {
     fields.iter().copied().filter(move |&(n, _)| {
-        !hop_by_hop(n)
-            && !named.iter().any(|m| m.eq_ignore_ascii_case(n))
-            && (rules.has(Known::UnderscoreNamesKept) || !hop_by_hop_twin(n))
+        !hop_by_hop(n) && !hop_by_hop_twin(n) && !named.iter().any(|m| m.eq_ignore_ascii_case(n))
     })
 }
 
@@ -426,7 +390,7 @@ mod tests {
 
     #[test]
     fn the_reference_frames_by_the_rfc() {
-        let framing = |wire: &str| match request(wire.as_bytes(), Rules::INTENDED) {
+        let framing = |wire: &str| match request(wire.as_bytes()) {
             Head::Request(r) => Ok(r.framing),
             Head::Refused(class) => Err(class),
             other => panic!("{other:?}"),

@@ -1,6 +1,5 @@
 //! One case: generated from its seed, run through the codec (with its invariants checked)
-//! and through the reference models, and compared. A difference the intended rules do not
-//! explain but a [`Known`] one does is recorded as a [`Finding`]; any other fails the case.
+//! and through the reference models, and compared: any difference fails the case.
 
 use std::fmt;
 
@@ -13,7 +12,6 @@ use crate::http1::codec::head::{self, HeadError};
 
 use super::ref_body::{self, Body};
 use super::ref_head::{self, Class, Field, Head, Request, Response};
-use super::rules::{Finding, Known, Rules};
 use super::stats::{body_outcome, framing_name, head_outcome, Stats};
 use super::target::Target;
 use super::{gen_body, gen_head};
@@ -68,6 +66,17 @@ impl Case {
         }
     }
 
+    /// A case for a fixed input, cut into reads each way `splits` lists (heads: the first).
+    #[cfg(test)]
+    pub(super) fn pinned(kind: Kind, input: &[u8], splits: Vec<Vec<usize>>) -> Case {
+        Case {
+            seed: 0,
+            kind,
+            input: input.to_vec(),
+            splits,
+        }
+    }
+
     /// The bytes and a reproduction hint, for a failure message.
     pub(super) fn describe(&self) -> String {
         let shown = self.input.len().min(4096);
@@ -93,155 +102,90 @@ fn head_cuts(rng: &mut Rng, len: usize) -> Vec<usize> {
     cuts
 }
 
-/// Why a case failed.
+/// Why a case failed: `what` names the kind of failure (the report counts them), `detail`
+/// shows it.
 pub(super) struct Failure {
-    case: String,
-    detail: String,
+    pub(super) what: String,
+    pub(super) detail: String,
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}\n{}", self.detail, self.case)
+        write!(f, "{}\n{}", self.what, self.detail)
     }
 }
 
-/// Runs one case; `Err` when the codec broke an invariant or disagreed with the references
-/// in a way no known difference explains.
+/// Runs one case; `Err` when the codec broke an invariant or answered otherwise than the
+/// reference models.
 pub(super) fn check(case: &Case, stats: &mut Stats) -> Result<(), Failure> {
     stats.cases += 1;
-    let fail = |detail: String| Failure {
-        case: case.describe(),
-        detail,
-    };
     let input = &case.input[..];
     match case.kind {
-        Kind::RequestHead => {
+        Kind::RequestHead | Kind::ResponseHead(_) => {
             let cuts = &case.splits[0];
             stats.head_reads += cuts.len() as u64 + 1;
-            let code = run_request(input, cuts).map_err(fail)?;
-            stats.outcome(format!("request: {}", head_outcome(&code)));
-            let reference =
-                |rules| over_reads(input, cuts, |prefix| ref_head::request(prefix, rules));
-            let known = explain(&code, reference, head_agrees)
-                .map_err(|want| fail(differs(&code, &want, cuts)))?;
-            stats.found(known.into_iter().map(|k| finding(k, &code)).collect(), case);
-        }
-        Kind::ResponseHead(method) => {
-            let cuts = &case.splits[0];
-            stats.head_reads += cuts.len() as u64 + 1;
-            let code = run_response(input, cuts, method).map_err(fail)?;
-            stats.outcome(format!("response: {}", head_outcome(&code)));
-            let reference = |rules| {
-                over_reads(input, cuts, |prefix| {
-                    ref_head::response(prefix, method, rules)
-                })
+            let (side, code, want) = match case.kind {
+                Kind::ResponseHead(method) => (
+                    "response",
+                    response_head(input, cuts, method),
+                    over_reads(input, cuts, |prefix| ref_head::response(prefix, method)),
+                ),
+                _ => (
+                    "request",
+                    request_head(input, cuts),
+                    over_reads(input, cuts, ref_head::request),
+                ),
             };
-            let known = explain(&code, reference, head_agrees)
-                .map_err(|want| fail(differs(&code, &want, cuts)))?;
-            stats.found(known.into_iter().map(|k| finding(k, &code)).collect(), case);
+            let code = code.map_err(|e| broken(side, cuts, e))?;
+            stats.outcome(format!("{side}: {}", head_outcome(&code)));
+            agree(side, &code, &want, cuts, head_outcome)
         }
         Kind::Body(framing) => {
-            let mut found = Vec::new();
+            let side = format!("body {}", framing_name(framing));
+            let want = ref_body::body(framing, input);
             for (i, cuts) in case.splits.iter().enumerate() {
                 stats.body_splits += 1;
-                let code = run_decoder(framing, input, cuts).map_err(fail)?;
+                let code = decode_body(framing, input, cuts).map_err(|e| broken(&side, cuts, e))?;
                 if i == 0 {
-                    stats.outcome(format!(
-                        "body {}: {}",
-                        framing_name(framing),
-                        body_outcome(&code)
-                    ));
+                    stats.outcome(format!("{side}: {}", body_outcome(&code)));
                 }
-                let reference = |rules| ref_body::body(framing, input, rules);
-                let known = explain(&code, reference, |a, b| a == b)
-                    .map_err(|want| fail(differs(&code, &want, cuts)))?;
-                found.extend(known.into_iter().map(|k| finding(k, &Head::Partial)));
+                agree(&side, &code, &want, cuts, body_outcome)?;
             }
-            stats.found(found, case);
+            Ok(())
         }
     }
-    Ok(())
 }
 
-/// Checks a pinned input against the intended rules: `Err` with both answers when the codec
-/// does not follow them yet.
-pub(super) fn intended(kind: Kind, input: &[u8]) -> Result<(), String> {
-    let (code, want) = match kind {
-        Kind::RequestHead => (
-            run_request(input, &[])?,
-            ref_head::request(input, Rules::INTENDED),
-        ),
-        Kind::ResponseHead(method) => (
-            run_response(input, &[], method)?,
-            ref_head::response(input, method, Rules::INTENDED),
-        ),
-        Kind::Body(framing) => {
-            let code = run_decoder(framing, input, &[])?;
-            let want = ref_body::body(framing, input, Rules::INTENDED);
-            return if code == want {
-                Ok(())
-            } else {
-                Err(differs(&code, &want, &[]))
-            };
-        }
-    };
-    if head_agrees(&code, &want) {
-        Ok(())
-    } else {
-        Err(differs(&code, &want, &[]))
+/// The codec broke one of its invariants.
+fn broken(side: &str, cuts: &[usize], invariant: String) -> Failure {
+    Failure {
+        what: format!("{side}: {invariant}"),
+        detail: format!("the codec broke an invariant (reads cut at {cuts:?})"),
     }
 }
 
-fn differs<T: fmt::Debug>(code: &T, want: &T, cuts: &[usize]) -> String {
-    format!("the codec and the reference differ (reads cut at {cuts:?})\n  codec:     {code:?}\n  reference: {want:?}")
-}
-
-/// The intended answer explains `code`: no findings. Else today's rules (or today's rules
-/// with the line limit met, for mixed splits) must, and the findings are the known
-/// differences the explanation needs. `Err` with the intended answer when nothing explains it.
-fn explain<T>(
+/// `Ok` when the codec's answer is the reference's; else both answers, and both outcomes
+/// for counting.
+fn agree<T: PartialEq + fmt::Debug>(
+    side: &str,
     code: &T,
-    reference: impl Fn(Rules) -> T,
-    agrees: impl Fn(&T, &T) -> bool,
-) -> Result<Vec<Known>, T> {
-    let intended = reference(Rules::INTENDED);
-    if agrees(code, &intended) {
-        return Ok(Vec::new());
+    want: &T,
+    cuts: &[usize],
+    outcome: impl Fn(&T) -> String,
+) -> Result<(), Failure> {
+    if code == want {
+        return Ok(());
     }
-    let explains = |rules: Rules| agrees(code, &reference(rules));
-    let today = [
-        Rules::CURRENT,
-        Rules::CURRENT.without(Known::LongLinesInOneRead),
-    ];
-    let Some(&base) = today.iter().find(|&&rules| explains(rules)) else {
-        return Err(intended);
+    let (code_says, want_says) = (outcome(code), outcome(want));
+    let what = if code_says == want_says {
+        format!("{side}: {code_says} from both, in different detail")
+    } else {
+        format!("{side}: codec {code_says}, reference {want_says}")
     };
-    let needed: Vec<Known> = Known::ALL
-        .into_iter()
-        .filter(|&k| base.has(k) && !explains(base.without(k)))
-        .collect();
-    if !needed.is_empty() {
-        return Ok(needed);
-    }
-    // Several differences explain it each on their own: name every one that does.
-    Ok(Known::ALL
-        .into_iter()
-        .filter(|&k| base.has(k) && explains(Rules::INTENDED.with(k)))
-        .collect())
-}
-
-/// Equal, except that a target the reference does not judge is not compared.
-fn head_agrees(code: &Head, reference: &Head) -> bool {
-    match (code, reference) {
-        (Head::Request(c), Head::Request(r)) if r.target.is_none() => {
-            let c = Request {
-                target: None,
-                ..c.clone()
-            };
-            &c == r
-        }
-        _ => code == reference,
-    }
+    let detail = format!(
+        "the codec and the reference differ (reads cut at {cuts:?})\n  codec:     {code:?}\n  reference: {want:?}"
+    );
+    Err(Failure { what, detail })
 }
 
 /// The answer for the first read after which the head is complete or refused.
@@ -257,7 +201,7 @@ fn over_reads(input: &[u8], cuts: &[usize], parse: impl Fn(&[u8]) -> Head) -> He
 
 /// Feeds `input` to `parse_request` read by read, as a connection does, checking that it
 /// takes nothing until the head is whole and then exactly the head.
-fn run_request(input: &[u8], cuts: &[usize]) -> Result<Head, String> {
+pub(super) fn request_head(input: &[u8], cuts: &[usize]) -> Result<Head, String> {
     run_head(input, cuts, |buf| {
         Ok(head::parse_request(buf)?.map(|h| {
             let uri = &h.parts.uri;
@@ -271,12 +215,12 @@ fn run_request(input: &[u8], cuts: &[usize]) -> Result<Head, String> {
             Head::Request(Request {
                 head_len: 0,
                 method: h.parts.method.as_str().to_owned(),
-                target: Some(Target {
+                target: Target {
                     scheme: uri.scheme_str().map(str::to_ascii_lowercase),
                     authority: uri.authority().map(|a| a.as_str().to_owned()),
                     path: uri.path().to_owned(),
                     query: uri.query().map(str::to_owned),
-                }),
+                },
                 http10: h.parts.version == Version::HTTP_10,
                 fields,
                 framing: h.framing,
@@ -287,8 +231,8 @@ fn run_request(input: &[u8], cuts: &[usize]) -> Result<Head, String> {
     })
 }
 
-/// As [`run_request`], for a response answering `method`, with its framing.
-fn run_response(input: &[u8], cuts: &[usize], method: &str) -> Result<Head, String> {
+/// As [`request_head`], for a response answering `method`, with its framing.
+pub(super) fn response_head(input: &[u8], cuts: &[usize], method: &str) -> Result<Head, String> {
     let method = Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
     run_head(input, cuts, |buf| {
         Ok(head::parse_response(buf)?.map(|h| {
@@ -355,7 +299,7 @@ fn class(e: HeadError) -> Class {
 
 /// Decodes `input` cut into reads at `cuts`, then the close, checking that data is never
 /// empty and that what follows the body is the input's tail.
-fn run_decoder(framing: Framing, input: &[u8], cuts: &[usize]) -> Result<Body, String> {
+pub(super) fn decode_body(framing: Framing, input: &[u8], cuts: &[usize]) -> Result<Body, String> {
     let mut decoder = Decoder::new(framing);
     let mut buf = BytesMut::new();
     let mut data = Vec::new();
@@ -394,30 +338,5 @@ fn run_decoder(framing: Framing, input: &[u8], cuts: &[usize]) -> Result<Body, S
                 }
             },
         }
-    }
-}
-
-/// The finding a known difference shows as, given what the codec answered.
-fn finding(known: Known, code: &Head) -> Finding {
-    match known {
-        Known::TeLastItemOnly => match code {
-            Head::Request(_) => Finding::RequestTeNotPlainChunkedAccepted,
-            Head::Response(r) if r.framing == Ok(Framing::Chunked) => {
-                Finding::ResponseTeCodingPassedOn
-            }
-            Head::Response(_) => Finding::ResponseTeEmptyItemMisread,
-            _ => Finding::RequestTeEmptyItemRefused,
-        },
-        Known::UnderscoreNamesKept => Finding::UnderscoreFramingNamesKept,
-        Known::Http10TeResponseReused => Finding::Http10TeResponseReused,
-        Known::ConnectionHidesContentLength => Finding::ConnectionHidesContentLength,
-        Known::ConnectionHidesExpect => Finding::ConnectionHidesExpect,
-        Known::ExpectListIgnored => Finding::ExpectListIgnored,
-        Known::HostUnchecked => Finding::HostUnchecked,
-        Known::LenientTargets => Finding::LenientTargets,
-        Known::LongLinesInOneRead => Finding::LongLinesInOneRead,
-        Known::ChunkSizeWhitespace => Finding::ChunkSizeWhitespace,
-        Known::ChunkExtUnchecked => Finding::ChunkExtUnchecked,
-        Known::TrailersUnchecked => Finding::TrailersUnchecked,
     }
 }

@@ -1,5 +1,5 @@
-//! What a fuzz run covered: outcomes per category, reads and splits tried, and each finding
-//! with its count and shortest input; and the report `bench/fuzz.sh` prints.
+//! What a fuzz run covered: outcomes per category, reads and splits tried, and each kind of
+//! failure with its count and shortest input; and the report `bench/fuzz.sh` prints.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -9,24 +9,26 @@ use crate::http1::codec::decode::{Framing, FramingError};
 
 use super::ref_body::Body;
 use super::ref_head::Head;
-use super::rules::Finding;
 use super::run::{Case, Kind};
 
-/// What the cases covered, and the findings with their shortest input.
+/// What the cases covered, and the failures with their shortest input.
 #[derive(Default)]
 pub(super) struct Stats {
     pub(super) cases: u64,
+    /// The codec's answers, per category.
     pub(super) outcomes: BTreeMap<String, u64>,
     pub(super) head_reads: u64,
     pub(super) body_splits: u64,
-    pub(super) findings: BTreeMap<Finding, Example>,
+    /// Failed cases, per kind of failure.
+    pub(super) failures: BTreeMap<String, Example>,
 }
 
+/// How often a kind of failure was seen, and its shortest case.
 pub(super) struct Example {
-    pub(super) count: u64,
-    pub(super) seed: u64,
-    pub(super) kind: Kind,
-    pub(super) input: Vec<u8>,
+    count: u64,
+    seed: u64,
+    kind: Kind,
+    input: Vec<u8>,
 }
 
 impl Stats {
@@ -34,22 +36,17 @@ impl Stats {
         *self.outcomes.entry(name).or_default() += 1;
     }
 
-    /// Counts each finding once per case.
-    pub(super) fn found(&mut self, mut findings: Vec<Finding>, case: &Case) {
-        findings.sort_unstable();
-        findings.dedup();
-        for finding in findings {
-            self.example(finding, case);
-        }
-    }
-
-    fn example(&mut self, finding: Finding, case: &Case) {
-        let example = self.findings.entry(finding).or_insert_with(|| Example {
-            count: 0,
-            seed: case.seed,
-            kind: case.kind,
-            input: case.input.clone(),
-        });
+    /// Counts a failed case under its kind of failure.
+    pub(super) fn failed(&mut self, what: &str, case: &Case) {
+        let example = self
+            .failures
+            .entry(what.to_owned())
+            .or_insert_with(|| Example {
+                count: 0,
+                seed: case.seed,
+                kind: case.kind,
+                input: case.input.clone(),
+            });
         example.count += 1;
         if case.input.len() < example.input.len() {
             (example.seed, example.kind, example.input) =
@@ -58,7 +55,7 @@ impl Stats {
     }
 }
 
-/// What a run did: speed, outcomes per category, findings with their shortest input.
+/// What a run did: speed, outcomes per category, failures with their shortest input.
 pub(super) fn report(stats: &Stats, seed: u64, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64();
     let mut out = String::new();
@@ -80,30 +77,22 @@ pub(super) fn report(stats: &Stats, seed: u64, elapsed: Duration) -> String {
     for (outcome, n) in &stats.outcomes {
         let _ = writeln!(out, "  {outcome:<48} {n:>10}");
     }
-    for planned in [true, false] {
-        let title = if planned {
-            "planned fixes"
-        } else {
-            "new findings"
-        };
-        let _ = writeln!(out, "differences from the intended rules ({title}):");
-        for (finding, ex) in stats
-            .findings
-            .iter()
-            .filter(|(f, _)| f.planned() == planned)
-        {
-            let shown = ex.input.len().min(160);
-            let _ = writeln!(
-                out,
-                "  {finding:?}: {} cases — {}\n    shortest: seed {:#x} ({:?}) b\"{}\"{}",
-                ex.count,
-                finding.rule(),
-                ex.seed,
-                ex.kind,
-                ex.input[..shown].escape_ascii(),
-                if shown < ex.input.len() { " …" } else { "" },
-            );
-        }
+    let failed: u64 = stats.failures.values().map(|ex| ex.count).sum();
+    let _ = writeln!(
+        out,
+        "failed cases (panics, broken invariants, differences from the reference): {failed}"
+    );
+    for (what, ex) in &stats.failures {
+        let shown = ex.input.len().min(160);
+        let _ = writeln!(
+            out,
+            "  {what}: {} cases\n    shortest: seed {:#x} ({:?}) b\"{}\"{}",
+            ex.count,
+            ex.seed,
+            ex.kind,
+            ex.input[..shown].escape_ascii(),
+            if shown < ex.input.len() { " …" } else { "" },
+        );
     }
     out
 }

@@ -1,5 +1,6 @@
-//! The reference model of a request target (RFC 9112 §3.2 over RFC 3986's grammar): which of
-//! the four forms it is in, if any, and its parts.
+//! The reference model of a request target: RFC 9112 §3.2's four forms, read by a small
+//! recursive-descent reader of RFC 3986's ABNF, one function a production (written apart from
+//! `codec/target.rs`, which checks spans against a byte table).
 
 /// A request target's parts, as `http::Uri` reports them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -11,10 +12,10 @@ pub(super) struct Target {
 }
 
 /// The target's parts when it is in a form RFC 9112 §3.2 allows for `method`: origin-form,
-/// absolute-form (`http` or `https`, no userinfo, RFC 9110 §4.2), authority-form for
-/// CONNECT, asterisk-form for OPTIONS. `None` otherwise.
+/// absolute-form (`http` or `https`, no userinfo, a non-empty host, RFC 9110 §4.2),
+/// authority-form for CONNECT (with a port), asterisk-form for OPTIONS. A port is at most
+/// five digits and 65535. `None` otherwise.
 pub(super) fn classify(method: &str, raw: &str) -> Option<Target> {
-    let b = raw.as_bytes();
     if raw == "*" {
         return (method == "OPTIONS").then(|| Target {
             scheme: None,
@@ -23,123 +24,166 @@ pub(super) fn classify(method: &str, raw: &str) -> Option<Target> {
             query: None,
         });
     }
-    if method == "CONNECT" {
-        return authority_form(raw).then(|| Target {
-            scheme: None,
-            authority: Some(raw.into()),
-            path: String::new(),
-            query: None,
-        });
-    }
-    if b.first() == Some(&b'/') {
-        let (path, query) = split_query(raw);
-        return (absolute_path(path) && query.is_none_or(is_query)).then(|| Target {
+    let mut reader = Reader { s: raw, at: 0 };
+    let target = match method {
+        "CONNECT" => reader.authority_form()?,
+        _ if raw.starts_with('/') => reader.origin_form()?,
+        _ => reader.absolute_form()?,
+    };
+    (reader.at == raw.len()).then_some(target)
+}
+
+/// A cursor over the target; each production consumes what it matches.
+struct Reader<'a> {
+    s: &'a str,
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// `origin-form = absolute-path [ "?" query ]`.
+    fn origin_form(&mut self) -> Option<Target> {
+        let path = self.absolute_path()?;
+        Some(Target {
             scheme: None,
             authority: None,
             path: path.into(),
-            query: query.map(Into::into),
-        });
+            query: self.query()?.map(Into::into),
+        })
     }
-    let (scheme, rest) = raw.split_once("://")?;
-    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
-        return None;
-    }
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, rest) = rest.split_at(end);
-    let (path, query) = split_query(rest);
-    let path_ok = path.is_empty() || absolute_path(path);
-    (host_port(authority) && path_ok && query.is_none_or(is_query)).then(|| Target {
-        scheme: Some(scheme.to_ascii_lowercase()),
-        authority: Some(authority.into()),
-        path: if path.is_empty() { "/" } else { path }.into(),
-        query: query.map(Into::into),
-    })
-}
 
-fn split_query(s: &str) -> (&str, Option<&str>) {
-    match s.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (s, None),
-    }
-}
-
-/// `authority-form = uri-host ":" port` with a port (RFC 9112 §3.2.3).
-fn authority_form(s: &str) -> bool {
-    s.rsplit_once(':')
-        .is_some_and(|(_, port)| !port.is_empty() && host_port(s))
-}
-
-/// `host [":" port]` with a non-empty host (RFC 9110 §4.2.1) and a port up to 65535.
-fn host_port(s: &str) -> bool {
-    let (host, port) = if s.starts_with('[') {
-        match s.find(']') {
-            Some(end) => (&s[..=end], s[end + 1..].strip_prefix(':')),
-            None => return false,
+    /// `absolute-URI = scheme ":" "//" authority path-abempty [ "?" query ]`, for http(s).
+    fn absolute_form(&mut self) -> Option<Target> {
+        let scheme = self.scheme()?.to_ascii_lowercase();
+        if !(scheme == "http" || scheme == "https") || !self.eat("://") {
+            return None;
         }
-    } else {
-        match s.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (s, None),
+        let authority = self.authority(false)?;
+        let path = self.path_abempty()?;
+        Some(Target {
+            scheme: Some(scheme),
+            authority: Some(authority.into()),
+            path: if path.is_empty() { "/" } else { path }.into(),
+            query: self.query()?.map(Into::into),
+        })
+    }
+
+    /// `authority-form = uri-host ":" port`.
+    fn authority_form(&mut self) -> Option<Target> {
+        let authority = self.authority(true)?;
+        Some(Target {
+            scheme: None,
+            authority: Some(authority.into()),
+            path: String::new(),
+            query: None,
+        })
+    }
+
+    /// `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`.
+    fn scheme(&mut self) -> Option<&'a str> {
+        let start = self.at;
+        if !self.next_is(|b| b.is_ascii_alphabetic()) {
+            return None;
         }
-    };
-    let port_ok = port.is_none_or(|p| {
-        p.is_empty()
-            || (p.len() <= 5
-                && p.bytes().all(|b| b.is_ascii_digit())
-                && p.parse::<u32>().is_ok_and(|n| n <= 65535))
-    });
-    let host_ok = if let Some(literal) = host.strip_prefix('[') {
-        let inner = &literal[..literal.len() - 1];
-        !inner.is_empty()
-            && inner
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-    } else {
-        !host.is_empty() && chars_ok(host, |b| unreserved(b) || sub_delim(b))
-    };
-    host_ok && port_ok
-}
+        while self.next_is(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) {}
+        Some(&self.s[start..self.at])
+    }
 
-/// `absolute-path = 1*( "/" segment )`, segments of pchars.
-fn absolute_path(s: &str) -> bool {
-    s.starts_with('/') && chars_ok(s, |b| pchar(b) || b == b'/')
-}
-
-/// `query = *( pchar / "/" / "?" )`.
-fn is_query(s: &str) -> bool {
-    chars_ok(s, |b| pchar(b) || b == b'/' || b == b'?')
-}
-
-/// Every byte allowed by `ok`, or a well-formed `%HH`.
-fn chars_ok(s: &str, ok: impl Fn(u8) -> bool) -> bool {
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            if !(i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit()) {
-                return false;
+    /// `host [ ":" port ]`, no userinfo; the port (non-empty) required when `port_needed`.
+    fn authority(&mut self, port_needed: bool) -> Option<&'a str> {
+        let start = self.at;
+        if self.eat("[") {
+            let literal = self.at;
+            while self.next_is(|b| b.is_ascii_hexdigit() || b":.".contains(&b)) {}
+            if self.at == literal || !self.eat("]") {
+                return None;
             }
-            i += 3;
-        } else if ok(b[i]) {
-            i += 1;
-        } else {
-            return false;
+        } else if self.pct_run(|b| unreserved(b) || sub_delim(b))? == 0 {
+            return None;
+        }
+        if self.eat(":") {
+            let digits = self.at;
+            while self.next_is(|b| b.is_ascii_digit()) {}
+            let port = &self.s[digits..self.at];
+            let too_big = port.len() > 5 || port.parse::<u32>().is_ok_and(|n| n > 65_535);
+            if too_big || (port_needed && port.is_empty()) {
+                return None;
+            }
+        } else if port_needed {
+            return None;
+        }
+        Some(&self.s[start..self.at])
+    }
+
+    /// `absolute-path = 1*( "/" segment )`.
+    fn absolute_path(&mut self) -> Option<&'a str> {
+        let path = self.path_abempty()?;
+        (!path.is_empty()).then_some(path)
+    }
+
+    /// `path-abempty = *( "/" segment )`, `segment = *pchar`.
+    fn path_abempty(&mut self) -> Option<&'a str> {
+        let start = self.at;
+        while self.eat("/") {
+            self.pct_run(pchar)?;
+        }
+        Some(&self.s[start..self.at])
+    }
+
+    /// `[ "?" query ]`, `query = *( pchar / "/" / "?" )`: `Some(None)` when there is none.
+    fn query(&mut self) -> Option<Option<&'a str>> {
+        if !self.eat("?") {
+            return Some(None);
+        }
+        let start = self.at;
+        self.pct_run(|b| pchar(b) || b == b'/' || b == b'?')?;
+        Some(Some(&self.s[start..self.at]))
+    }
+
+    /// The longest run of bytes in `class` and `pct-encoded` triplets; its length, or `None`
+    /// when a `%` is not followed by two hex digits.
+    fn pct_run(&mut self, class: impl Fn(u8) -> bool) -> Option<usize> {
+        let start = self.at;
+        loop {
+            if self.eat("%") {
+                for _ in 0..2 {
+                    if !self.next_is(|b| b.is_ascii_hexdigit()) {
+                        return None;
+                    }
+                }
+            } else if !self.next_is(&class) {
+                return Some(self.at - start);
+            }
         }
     }
-    true
+
+    /// Consumes the next byte when `class` takes it.
+    fn next_is(&mut self, class: impl Fn(u8) -> bool) -> bool {
+        let taken = self.s.as_bytes().get(self.at).is_some_and(|&b| class(b));
+        self.at += usize::from(taken);
+        taken
+    }
+
+    /// Consumes `literal` when it comes next.
+    fn eat(&mut self, literal: &str) -> bool {
+        let taken = self.s[self.at..].starts_with(literal);
+        if taken {
+            self.at += literal.len();
+        }
+        taken
+    }
 }
 
+/// `unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~"`.
 fn unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+    b.is_ascii_alphanumeric() || b"-._~".contains(&b)
 }
 
+/// `sub-delims = "!" / "$" / "&" / "'" / "(" / ")" / "*" / "+" / "," / ";" / "="`.
 fn sub_delim(b: u8) -> bool {
-    matches!(
-        b,
-        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
-    )
+    b"!$&'()*+,;=".contains(&b)
 }
 
+/// `pchar = unreserved / pct-encoded / sub-delims / ":" / "@"` (`%` read apart).
 fn pchar(b: u8) -> bool {
     unreserved(b) || sub_delim(b) || b == b':' || b == b'@'
 }
@@ -150,26 +194,46 @@ mod tests {
 
     #[test]
     fn the_four_forms_and_nothing_else() {
-        assert!(classify("GET", "/a/b?c=d/?").is_some());
-        assert!(classify("GET", "http://h:80/x?y").is_some());
-        assert_eq!(classify("GET", "HTTP://h").unwrap().path, "/");
+        let parts = |m: &str, t: &str| classify(m, t).map(|t| (t.authority, t.path, t.query));
+        assert_eq!(
+            parts("GET", "/a/b?c=d/?"),
+            Some((None, "/a/b".into(), Some("c=d/?".into())))
+        );
+        assert_eq!(
+            parts("GET", "http://h:80?y"),
+            Some((Some("h:80".into()), "/".into(), Some("y".into())))
+        );
+        assert_eq!(
+            classify("GET", "HTTP://h").unwrap().scheme.as_deref(),
+            Some("http")
+        );
+        assert!(classify("GET", "//a/%41").is_some());
+        assert!(classify("GET", "https://[::1]:/").is_some());
         assert!(classify("CONNECT", "h:443").is_some());
+        assert!(classify("CONNECT", "[::1]:443").is_some());
         assert!(classify("OPTIONS", "*").is_some());
         for bad in [
             "*",
             "h:443",
             "/a#b",
             "/%4",
+            "/%g0",
             "/a b",
             "http://u@h/",
             "http://:80/",
+            "http://[::1]8080/",
+            "http://[]/",
             "ftp://h/",
             "/{",
             "?q",
             "http://h:99999/",
+            "http://h:000080/",
+            "http:/h",
         ] {
             assert!(classify("GET", bad).is_none(), "{bad}");
         }
-        assert!(classify("CONNECT", "h").is_none());
+        for bad in ["h", "h:", "h:1:2", "/"] {
+            assert!(classify("CONNECT", bad).is_none(), "{bad}");
+        }
     }
 }
