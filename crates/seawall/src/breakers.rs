@@ -173,6 +173,8 @@ pub struct BreakerView {
     pub endpoint: String,
     /// Model, or empty.
     pub model: String,
+    /// The provider's target, for a provider with several; else empty.
+    pub target: String,
     /// `closed`, `open` or `half_open`.
     pub state: &'static str,
     /// `normal`, `forced_open`, `disabled` or `metrics_only`.
@@ -218,6 +220,7 @@ impl BreakerView {
             name: labels.name.clone(),
             endpoint: labels.endpoint.clone(),
             model: labels.model.clone(),
+            target: labels.target.clone(),
             state: snap.state.as_str(),
             mode: snap.mode.as_str(),
             reason: snap.reason.map(|r| r.as_str()),
@@ -239,7 +242,12 @@ impl BreakerView {
 /// A short stable id (FNV-1a of the labels, hex) that is safe in a URL path.
 pub fn breaker_id(l: &BreakerLabels) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in [l.kind, &l.name, &l.endpoint, &l.model] {
+    // The target counts only when set, so one-target providers keep their ids.
+    let target = (!l.target.is_empty()).then_some(l.target.as_str());
+    for part in [l.kind, &l.name, &l.endpoint, &l.model]
+        .into_iter()
+        .chain(target)
+    {
         for b in part.bytes().chain([0xff]) {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);

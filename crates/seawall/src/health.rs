@@ -1,4 +1,4 @@
-//! Global health (DESIGN §4): a monitor that samples resident memory and output-queue fill
+//! Global health: a monitor that samples resident memory and output-queue fill
 //! every `check_interval` and, while either is over its threshold, tells the edges (gateway
 //! and ingest) to shed new work so the pressure can fall. Recovery has hysteresis: a check
 //! turns healthy again only below `recover_percent`% of its threshold.

@@ -32,6 +32,9 @@ pub struct TransitionEntry {
     pub endpoint: String,
     /// Model, or empty.
     pub model: String,
+    /// Target of a multi-target provider, or empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub target: String,
     /// State before: `closed`, `open` or `half_open`.
     pub from: &'static str,
     /// State after.
@@ -89,6 +92,7 @@ impl Timeline {
             name: bounded(&labels.name),
             endpoint: bounded(&labels.endpoint),
             model: bounded(&labels.model),
+            target: bounded(&labels.target),
             from: t.from.as_str(),
             to: t.to.as_str(),
             mode: t.mode.as_str(),
