@@ -209,6 +209,21 @@ async fn the_providers_hint_decides_the_open_time() {
         let reply = post(&app, "/v1/messages").await;
         assert_eq!(reply.head.header("x-seawall-target"), Some("b"));
     }
+    // `a` was passed over, not asked: no rejection, no failover from it.
+    let metrics = app.metrics().await.text().to_owned();
+    let a_series = |name: &str| {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name) && l.contains(r#"target="a""#))
+            .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let rejects = a_series("seawall_circuit_breaker_rejects_total");
+    assert!(rejects.iter().all(|v| v == "0"), "{metrics}");
+    assert!(
+        a_series("seawall_failover_attempts_total").is_empty(),
+        "{metrics}"
+    );
     within(
         "the hint's 2 s",
         tokio::time::sleep(Duration::from_millis(2100)),

@@ -107,7 +107,7 @@ impl<'a> Candidates<'a> {
             loop {
                 let loads: Vec<_> = upstream.targets.iter().map(|t| &*t.load).collect();
                 let tried = &self.tried;
-                let eligible = |i: usize| {
+                let mut eligible = |i: usize| {
                     let spent = upstream.targets[i]
                         .limits
                         .as_ref()
@@ -117,7 +117,22 @@ impl<'a> Candidates<'a> {
                     }
                     spent.is_none() && !tried.contains(&(upstream.name.as_str(), i))
                 };
-                let Some(i) = upstream.picker.pick(&loads, eligible) else {
+                // Of several targets, those whose breakers admit now are balanced over, so an
+                // open one is passed over without a rejection; only when none admits is one
+                // asked anyway, for the rejection to answer with.
+                let admits = |i: usize| {
+                    pb.targets()
+                        .get(i)
+                        .is_some_and(|tb| tb.breaker(&label, self.model).0.check().is_ok())
+                };
+                let mut picked = None;
+                if upstream.targets.len() > 1 {
+                    picked = upstream.picker.pick(&loads, |i| eligible(i) && admits(i));
+                }
+                if picked.is_none() {
+                    picked = upstream.picker.pick(&loads, &mut eligible);
+                }
+                let Some(i) = picked else {
                     break;
                 };
                 self.tried.push((&upstream.name, i));
