@@ -96,6 +96,9 @@ pub enum Reason {
     OpenTimeoutElapsed,
     /// Every half-open probe succeeded (half-open → closed).
     ProbesSucceeded,
+    /// Another replica decided it (a fleet sharing breaker state; see
+    /// [`CircuitBreaker::open_for`](crate::CircuitBreaker::open_for)).
+    Remote,
 }
 
 impl Reason {
@@ -112,6 +115,7 @@ impl Reason {
             Reason::HalfOpenTimeout => "half_open_timeout",
             Reason::OpenTimeoutElapsed => "open_timeout_elapsed",
             Reason::ProbesSucceeded => "probes_succeeded",
+            Reason::Remote => "remote",
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The admin listener's routes: `/metrics`, `/healthz`, `/readyz`, `GET /v1/breakers` (provider
 //! and output breakers), `GET /v1/flags`, `GET /v1/pipelines`, `GET /v1/transitions` (recent
 //! breaker transitions, newest first), the dashboard at `GET /ui` (also served at `/`) and the
-//! token-protected `POST /v1/breakers/{id}/{force-open|disable|reset}`.
+//! token-protected `POST /v1/breakers/{id}/{force-open|disable|reset}` (fleet-wide with
+//! `cluster`), `/v1/cluster`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -11,6 +12,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::json;
 
 use crate::breakers::{breaker_id, BreakerView, Breakers};
+use crate::cluster::{AdminAction, Cluster};
 use crate::config::Secret;
 use crate::flags::Flags;
 use crate::message::{full, json, json_error, Body};
@@ -95,6 +97,8 @@ pub struct Admin {
     flags: Option<Arc<Flags>>,
     /// Source of `/v1/pipelines` and of the output breakers; `None` without pipelines.
     pipelines: Option<Arc<Pipelines>>,
+    /// Source of `/v1/cluster`, told of breaker actions; `None` without `cluster`.
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Admin {
@@ -112,7 +116,15 @@ impl Admin {
             readiness,
             flags: None,
             pipelines: None,
+            cluster: None,
         }
+    }
+
+    /// Serves `GET /v1/cluster` from `cluster`, says in `/v1/breakers` which replica tripped
+    /// a fleet-open breaker, and applies breaker actions fleet-wide.
+    pub fn with_cluster(mut self, cluster: Arc<Cluster>) -> Self {
+        self.cluster = Some(cluster);
+        self
     }
 
     /// Serves `GET /v1/pipelines` from `pipelines` and lists (and acts on) their output
@@ -144,6 +156,7 @@ impl Admin {
             ["v1", "breakers"] => get(&|| json(StatusCode::OK, &self.breaker_views())),
             ["v1", "flags"] => get(&|| self.flags()),
             ["v1", "pipelines"] => get(&|| self.pipelines()),
+            ["v1", "cluster"] => get(&|| self.cluster()),
             ["v1", "transitions"] => {
                 get(&|| json(StatusCode::OK, &self.metrics.timeline().recent()))
             }
@@ -176,7 +189,23 @@ impl Admin {
                     .map(|(l, b)| BreakerView::new(l, &b.snapshot())),
             );
         }
+        if let Some(cluster) = &self.cluster {
+            for v in &mut views {
+                v.tripped_by = cluster.tripped_by(&v.id);
+            }
+        }
         views
+    }
+
+    fn cluster(&self) -> Response<Body> {
+        match &self.cluster {
+            Some(c) => json(StatusCode::OK, &c.view()),
+            None => json_error(
+                StatusCode::NOT_FOUND,
+                "cluster_off",
+                "this replica is not in a cluster: `cluster` is not configured",
+            ),
+        }
     }
 
     /// The provider or output breaker whose [`breaker_id`] is `id`.
@@ -265,18 +294,37 @@ impl Admin {
                 &format!("no breaker with id `{id}`; list them with GET /v1/breakers"),
             );
         };
-        match action {
-            Action::ForceOpen => breaker.force_open(),
-            Action::Disable => breaker.disable(),
-            Action::Reset => breaker.reset(),
-        }
+        let fleet_action = match action {
+            Action::ForceOpen => {
+                breaker.force_open();
+                AdminAction::ForceOpen
+            }
+            Action::Disable => {
+                breaker.disable();
+                AdminAction::Disable
+            }
+            Action::Reset => {
+                breaker.reset();
+                AdminAction::Reset
+            }
+        };
+        // Fleet-wide when the cluster is reachable; else here only, and the answer says so.
+        let fleet = self
+            .cluster
+            .as_ref()
+            .map(|c| c.admin(&labels, fleet_action));
         tracing::info!(%remote, action = action.as_str(), breaker = id, kind = labels.kind,
-            name = %labels.name, endpoint = %labels.endpoint, model = %labels.model,
+            name = %labels.name, endpoint = %labels.endpoint, model = %labels.model, ?fleet,
             "admin action applied");
-        json(
-            StatusCode::OK,
-            &BreakerView::new(&labels, &breaker.snapshot()),
-        )
+        let view = BreakerView::new(&labels, &breaker.snapshot());
+        match fleet {
+            None => json(StatusCode::OK, &view),
+            Some(fleet) => {
+                let mut body = serde_json::to_value(&view).unwrap_or_default();
+                body["fleet"] = json!(fleet);
+                json(StatusCode::OK, &body)
+            }
+        }
     }
 }
 

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use crate::admin::{Admin, Readiness};
 use crate::breakers::{tokio_clock, Breakers};
+use crate::cluster::{Cluster, ClusterError, Directory};
 use crate::config::{AuthMode, Config, Position, Secrets};
 use crate::flags::{self, Flags, FlagsError};
 use crate::gateway::{Gateway, GatewayError};
@@ -77,6 +78,9 @@ pub enum AppError {
     /// A pipeline could not be started (an output's destination or breaker settings).
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    /// The cluster could not be set up (a bad Redis URL).
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     /// A listener could not be bound (address in use, not local, no permission).
     #[error("cannot listen on {addr} ({field}{}): {source}", at(*position))]
     Bind {
@@ -100,7 +104,11 @@ impl AppError {
     pub fn is_config_error(&self) -> bool {
         matches!(
             self,
-            Self::AuthRequired { .. } | Self::Breaker { .. } | Self::Flags(_) | Self::Pipeline(_)
+            Self::AuthRequired { .. }
+                | Self::Breaker { .. }
+                | Self::Flags(_)
+                | Self::Pipeline(_)
+                | Self::Cluster(_)
         )
     }
 }
@@ -169,6 +177,20 @@ impl App {
             )?)
         };
 
+        // Before serving: a replica started mid-outage rejects at once.
+        let cluster = match (&config.cluster, &secrets.redis_url) {
+            (Some(c), Some(url)) => {
+                let directory = Directory::new(breakers.clone(), pipelines.clone());
+                let cluster = Arc::new(Cluster::start(c, url, directory, &metrics)?);
+                if !cluster.wait_loaded(c.connect_timeout).await {
+                    tracing::warn!(timeout = ?c.connect_timeout,
+                        "cluster: Redis did not answer in time; serving, deciding alone until it does");
+                }
+                Some(cluster)
+            }
+            _ => None,
+        };
+
         let health = config
             .global_health
             .enabled
@@ -202,6 +224,9 @@ impl App {
         }
         if let Some(pipelines) = &pipelines {
             admin = admin.with_pipelines(pipelines.clone());
+        }
+        if let Some(cluster) = &cluster {
+            admin = admin.with_cluster(cluster.clone());
         }
         let admin = Arc::new(admin);
 
@@ -290,6 +315,7 @@ impl App {
             }
             // Breakers tick while requests and queues drain; after that nothing reads them.
             ticker.abort();
+            drop(cluster);
             for task in [flag_watch, monitor].into_iter().flatten() {
                 task.abort();
             }
@@ -310,6 +336,7 @@ impl App {
         };
         tracing::info!(gateway = %gateway_addr, admin = %admin_addr, ?providers, ?pipelines, auth,
             global_health = config.global_health.enabled,
+            cluster = config.cluster.is_some(),
             telemetry = config.telemetry.as_ref().map(|t| t.pipeline.as_str()),
             admin_actions = secrets.admin_token.is_some(), "seawall started");
         Ok(RunningApp {

@@ -187,6 +187,10 @@ pub struct BreakerView {
     pub since_change_seconds: f64,
     /// Counters.
     pub counts: CountsView,
+    /// With `cluster` on, while the fleet holds this breaker open: the replica whose trip came
+    /// first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tripped_by: Option<String>,
 }
 
 /// Counters of a breaker view.
@@ -235,6 +239,7 @@ impl BreakerView {
                 would_reject: snap.counts.would_reject,
                 trips: snap.counts.trips,
             },
+            tripped_by: None,
         }
     }
 }
@@ -274,6 +279,7 @@ pub fn record_transition(metrics: &Metrics, labels: &BreakerLabels, t: &Transiti
             model = %labels.model, from = %t.from, to = %t.to, mode = %t.mode,
             reason = %t.reason, "circuit breaker state change");
     }
+    metrics.tell_watcher(labels, t);
 }
 
 impl ProviderBreakers {
@@ -655,6 +661,18 @@ impl Breakers {
     /// Admin views of every breaker.
     pub fn views(&self) -> Vec<BreakerView> {
         self.providers.values().flat_map(|p| p.views()).collect()
+    }
+
+    /// The provider breaker labelled `l`, created if absent (another replica named it);
+    /// `None` when this replica has no such provider or target.
+    pub fn resolve(&self, l: &BreakerLabels) -> Option<CircuitBreaker> {
+        let target = self.provider(&l.name)?.target(&l.target)?;
+        if l.endpoint == "*" {
+            target.overflow_used.store(true, Ordering::Relaxed);
+            return Some(target.overflow.clone());
+        }
+        let model = (!l.model.is_empty()).then_some(l.model.as_str());
+        Some(target.breaker(&l.endpoint, model).0)
     }
 
     /// The breaker whose [`breaker_id`] is `id`, with its labels.

@@ -33,6 +33,7 @@ pub mod admin;
 pub mod app;
 pub mod breakers;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod flags;

@@ -2,7 +2,7 @@
 //! the text exposition format for the admin `/metrics` endpoint.
 
 use foldhash::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -11,7 +11,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use seawall_breaker::{Reason, State};
+use seawall_breaker::{Reason, State, Transition};
 use std::sync::atomic::AtomicU64;
 
 pub use crate::labels::BreakerLabels;
@@ -75,7 +75,12 @@ pub struct Metrics {
     routes: RwLock<HashMap<String, HashMap<String, Arc<RouteMetrics>>>>,
     /// Recent breaker transitions, recorded next to the state gauges.
     timeline: Timeline,
+    /// Told of every breaker transition after it is recorded (the cluster, when on).
+    watcher: OnceLock<TransitionWatcher>,
 }
+
+/// A callback told of every breaker transition (see [`Metrics::watch_transitions`]).
+pub type TransitionWatcher = Box<dyn Fn(&BreakerLabels, &Transition) + Send + Sync>;
 
 /// One route's upstream metrics.
 struct RouteMetrics {
@@ -150,6 +155,20 @@ impl Metrics {
             flag_fetches,
             routes: RwLock::new(HashMap::default()),
             timeline: Timeline::new(),
+            watcher: OnceLock::new(),
+        }
+    }
+
+    /// Has `watcher` told of every breaker transition from now on, after its log line, metrics
+    /// and timeline entry (one watcher per daemon: the cluster). Ignored if one is set.
+    pub fn watch_transitions(&self, watcher: TransitionWatcher) {
+        let _ = self.watcher.set(watcher);
+    }
+
+    /// Tells the watcher, if any, of `t`.
+    pub(crate) fn tell_watcher(&self, labels: &BreakerLabels, t: &Transition) {
+        if let Some(watch) = self.watcher.get() {
+            watch(labels, t);
         }
     }
 
@@ -358,7 +377,7 @@ impl Default for Metrics {
 }
 
 /// Every transition reason, to remove all trip series of a breaker (a test keeps it complete).
-const REASONS: [Reason; 10] = [
+const REASONS: [Reason; 11] = [
     Reason::ConsecutiveFailures,
     Reason::FailureRate,
     Reason::SlowCallRate,
@@ -369,6 +388,7 @@ const REASONS: [Reason; 10] = [
     Reason::HalfOpenTimeout,
     Reason::OpenTimeoutElapsed,
     Reason::ProbesSucceeded,
+    Reason::Remote,
 ];
 
 fn trip_labels(labels: &BreakerLabels, reason: Reason) -> TripLabels {
@@ -402,6 +422,7 @@ mod tests {
                 Reason::HalfOpenTimeout => 7,
                 Reason::OpenTimeoutElapsed => 8,
                 Reason::ProbesSucceeded => 9,
+                Reason::Remote => 10,
             };
             assert_eq!(REASONS[index], reason);
         }

@@ -12,11 +12,12 @@ use common::ports::free_port;
 use common::process::{read_all, wait_exit, wait_ready};
 
 /// Every variable the fixtures name in a `*_env` key.
-const SECRET_VARS: [&str; 4] = [
+const SECRET_VARS: [&str; 5] = [
     "SEAWALL_ADMIN_TOKEN",
     "SEAWALL_TOKEN",
     "ANTHROPIC_API_KEY",
     "ANTHROPIC_BACKUP_API_KEY",
+    "SEAWALL_REDIS_URL",
 ];
 
 fn seawall() -> Command {

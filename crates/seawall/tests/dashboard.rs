@@ -242,3 +242,50 @@ providers: [{ name: idle, kind: generic, base_url: 'http://127.0.0.1:9' }]
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_the_fleet_and_who_tripped_first() {
+    let Some(chromium) = chromium() else { return };
+    let Some(redis) = common::redis::Redis::start() else {
+        return;
+    };
+    let upstream = MockUpstream::start(Reply::overloaded()).await.addr();
+    let yaml = |node: &str| {
+        format!(
+            "server: {{ listen: 127.0.0.1:0 }}
+admin: {{ listen: 127.0.0.1:0 }}
+providers:
+  - {{ name: mock, kind: generic, base_url: 'http://{upstream}',
+      circuit_breaker: {{ failure_threshold: 1, open_timeout: 1h, jitter: 0 }} }}
+cluster: {{ redis_url_env: REDIS, node_id: {node} }}
+"
+        )
+    };
+    let url = redis.url();
+    let env = [("REDIS", url.as_str())];
+    let first = Daemon::start_with_env(&yaml("gw-first"), &env).await;
+    let second = Daemon::start_with_env(&yaml("gw-second"), &env).await;
+    let status = get(&first.gateway("/mock/v1/fail")).await.status;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    common::wait::eventually("the second replica follows", || async {
+        let views = second.admin_json("/v1/breakers").await;
+        views[0]["state"] == "open"
+    })
+    .await;
+    let dom = dump_dom(chromium, &second.admin("/")).await;
+    let fleet = element(&dom, "section", &[r#"id="fleet""#]);
+    assert!(!fleet.contains("hidden"), "{fleet}");
+    for needle in [
+        "gw-first",
+        "gw-second",
+        "this replica",
+        "connected",
+        "quorum 1",
+    ] {
+        assert!(fleet.contains(needle), "missing {needle} in\n{fleet}");
+    }
+    let row = element(&dom, "tr", &[r#"data-name="mock""#]);
+    assert!(row.contains("first tripped by gw-first"), "{row}");
+    first.stop().await;
+    second.stop().await;
+}

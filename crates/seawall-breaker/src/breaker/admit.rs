@@ -62,6 +62,9 @@ impl Inner {
                     if now < until {
                         return self.refuse(w, Duration::from_nanos(until - now));
                     }
+                    if self.probes_held() {
+                        return self.refuse(w, PROBES_BUSY_HINT);
+                    }
                     self.to_half_open(w.generation(), now);
                 }
                 State::HalfOpen => {
@@ -69,6 +72,8 @@ impl Inner {
                     let deadline = self.probe_deadline.load(Acquire);
                     if now >= deadline {
                         self.expire_probes(w.generation(), now);
+                    } else if self.probes_held() {
+                        return self.refuse(w, PROBES_BUSY_HINT);
                     } else if w.in_flight() + w.successes() < self.config.half_open_max_calls {
                         let next = w.0 + IN_FLIGHT_ONE;
                         match self.word.compare_exchange(w.0, next, AcqRel, Acquire) {
@@ -112,13 +117,16 @@ impl Inner {
                 let (now, until) = (self.now(), self.open_until.load(Acquire));
                 if now < until {
                     refused(Duration::from_nanos(until - now), false)
+                } else if self.probes_held() {
+                    refused(PROBES_BUSY_HINT, false)
                 } else {
                     Ok(())
                 }
             }
             State::HalfOpen => {
                 let expired = self.now() >= self.probe_deadline.load(Acquire);
-                if expired || w.in_flight() + w.successes() < self.config.half_open_max_calls {
+                let room = w.in_flight() + w.successes() < self.config.half_open_max_calls;
+                if expired || (room && !self.probes_held()) {
                     Ok(())
                 } else {
                     refused(PROBES_BUSY_HINT, false)

@@ -20,11 +20,12 @@ use crate::state::{
     Mode, Reason, State, Word, IN_FLIGHT_ONE, OPEN_NORMAL, STATE_MASK, STATE_MODE_MASK, SUCCESS_ONE,
 };
 use crate::striped::StripedCounter;
-use crate::sync::{AtomicU32, AtomicU64, Mutex, MutexGuard};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, MutexGuard};
 use crate::transition::{Listener, Transition};
 use crate::window::Rolling;
 
 mod admit;
+mod fleet;
 mod record;
 mod transitions;
 
@@ -35,7 +36,8 @@ fn millis(nanos: u64) -> u32 {
 
 /// A deadline that never arrives.
 const NEVER: u64 = u64::MAX;
-/// The retry hint given while half-open probe slots are all taken.
+/// The retry hint given while half-open probe slots are all taken, or while probes are held
+/// for another replica's round.
 const PROBES_BUSY_HINT: Duration = Duration::from_secs(1);
 
 /// A circuit breaker. Cheap to clone: clones share one breaker.
@@ -66,6 +68,9 @@ pub(crate) struct Inner {
     probe_deadline: AtomicU64,
     /// Failures since the last success, while closed.
     consecutive_failures: AtomicU32,
+    /// While set, no probe starts here: an ended open period does not go half-open and a
+    /// half-open round admits no new probe (another replica probes for the fleet).
+    probes_held: AtomicBool,
     /// Outcomes over the rolling window, only when a rate threshold is configured.
     window: Option<Rolling>,
     /// Whether permits time their calls (a slow-call threshold is configured).
@@ -123,6 +128,7 @@ impl CircuitBreaker {
             open_until: AtomicU64::new(NEVER),
             probe_deadline: AtomicU64::new(NEVER),
             consecutive_failures: AtomicU32::new(0),
+            probes_held: AtomicBool::new(false),
             window: config.tracks_window().then(|| Rolling::new(config.window)),
             track_slow: config.tracks_slow_calls(),
             slow_call_nanos: saturating_nanos(config.slow_call_duration),
@@ -256,14 +262,14 @@ impl CircuitBreaker {
 
     /// Back to closed in normal mode with cleared counters (reason `manual`).
     pub fn reset(&self) {
-        self.inner.reset();
+        self.inner.reset(Reason::Manual);
     }
 
     /// Switches the administrative mode. Entering `Normal` from `ForcedOpen` or `Disabled`
     /// closes the breaker; switching between `Normal` and `MetricsOnly` keeps the state.
     pub fn set_mode(&self, mode: Mode) {
         if mode == Mode::Normal && matches!(self.mode(), Mode::ForcedOpen | Mode::Disabled) {
-            self.inner.reset();
+            self.inner.reset(Reason::Manual);
         } else {
             self.inner.set_mode(mode, Reason::Manual);
         }

@@ -11,7 +11,7 @@ impl Inner {
     pub(super) fn advance(&self) {
         let w = self.load();
         match w.state() {
-            State::Open if w.mode() != Mode::ForcedOpen => {
+            State::Open if w.mode() != Mode::ForcedOpen && !self.probes_held() => {
                 let now = self.now();
                 if now >= self.open_until.load(Acquire) {
                     self.to_half_open(w.generation(), now);
@@ -83,6 +83,7 @@ impl Inner {
             || cur.state() != State::Open
             || cur.mode() == Mode::ForcedOpen
             || now < self.open_until.load(Acquire)
+            || self.probes_held()
         {
             return;
         }
@@ -130,7 +131,7 @@ impl Inner {
         self.notify(ctl, swapped, Reason::ProbesSucceeded, now, None);
     }
 
-    pub(super) fn reset(&self) {
+    pub(super) fn reset(&self, reason: Reason) {
         let mut ctl = self.lock();
         let cur = self.load();
         self.clear_counts();
@@ -139,7 +140,7 @@ impl Inner {
             return;
         }
         let swapped = self.publish(cur, State::Closed, Mode::Normal);
-        self.notify(ctl, swapped, Reason::Manual, self.now(), None);
+        self.notify(ctl, swapped, reason, self.now(), None);
     }
 
     pub(super) fn set_mode(&self, mode: Mode, reason: Reason) {

@@ -21,6 +21,8 @@ pub const BREAKER_PERIOD: Duration = DAY;
 /// Breaker measurements: `window`, `slow_call_duration`, and every `check_interval`
 /// (breakers' and `global_health`'s).
 pub const MEASUREMENT: Duration = HOUR;
+/// `cluster.quorum_window`, `cluster.probe_lease` and `cluster.connect_timeout`.
+pub const CLUSTER_PERIOD: Duration = HOUR;
 /// `feature_flags.ttl`, `min_ttl`, `max_ttl` and `idle_grace`.
 pub const FLAG_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// `pipelines[].outputs[].batch.linger`.

@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //! - [`load`]/[`parse`] (`load.rs`): YAML → validated [`Config`].
-//! - `model.rs`, `provider.rs`, `pipeline.rs`, `breaker.rs`: the schema, with each field's
+//! - `model.rs`, `provider.rs`, `pipeline.rs`, `breaker.rs`, `cluster.rs`: the schema, with each field's
 //!   default in its doc comment; `endpoint.rs`: `providers[].endpoints` templates.
 //! - [`duration`] and [`size`]: `30s`-style durations and `10MB`-style sizes (binary units);
 //!   [`bounds`]: the upper bound of each of them and of every count.
@@ -22,6 +22,7 @@
 
 pub mod bounds;
 mod breaker;
+mod cluster;
 pub mod duration;
 mod endpoint;
 mod error;
@@ -38,6 +39,7 @@ mod validate;
 mod tests;
 
 pub use breaker::{BreakerSettings, DEFAULT_OPEN_TIMEOUT_MAX};
+pub use cluster::ClusterConfig;
 pub(crate) use endpoint::{is_unreserved, stands_for_itself};
 pub use endpoint::{EndpointTemplate, TemplateSegment, MAX_ENDPOINT_LEN};
 pub use error::{ConfigError, Location, Position};

@@ -45,6 +45,9 @@ pub struct Config {
     /// Load shedding on memory or queue pressure.
     #[serde(default)]
     pub global_health: GlobalHealthConfig,
+    /// Breaker state shared by replicas through Redis. `None`: each replica decides alone.
+    #[serde(default)]
+    pub cluster: Option<super::ClusterConfig>,
     /// Positions of the fields in the source, for errors raised after loading.
     #[serde(skip)]
     pub(crate) spans: SpanMap,

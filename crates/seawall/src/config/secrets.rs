@@ -35,6 +35,8 @@ pub struct Secrets {
     /// Values of `providers[].api_key_env` and `providers[].targets[].api_key_env`, by
     /// provider and target name (`""` for the one-target form).
     pub provider_keys: BTreeMap<(String, String), Secret>,
+    /// Value of `cluster.redis_url_env`, if configured.
+    pub redis_url: Option<Secret>,
 }
 
 impl Config {
@@ -72,6 +74,9 @@ impl Config {
         let mut secrets = Secrets::default();
         if let Some(var) = &self.admin.token_env {
             secrets.admin_token = Some(read("admin.token_env", var)?);
+        }
+        if let Some(cluster) = &self.cluster {
+            secrets.redis_url = Some(read("cluster.redis_url_env", &cluster.redis_url_env)?);
         }
         if let Some(auth) = self.auth.as_ref().filter(|a| a.mode == AuthMode::Tokens) {
             for (i, var) in auth.tokens_env.iter().enumerate() {

@@ -180,6 +180,24 @@ fn full_fixture_loads_every_key() {
     assert_eq!(g.memory_threshold, 1 << 30, "1024MB is read as 1024 MiB");
     assert_eq!((g.queue_threshold_percent, g.recover_percent), (80, 90));
     assert_eq!(g.check_interval, Duration::from_secs(30));
+    let k = c.cluster.as_ref().unwrap();
+    assert_eq!(
+        (
+            k.redis_url_env.as_str(),
+            k.key_prefix.as_str(),
+            k.node_id.as_deref()
+        ),
+        ("SEAWALL_REDIS_URL", "seawall:prod", Some("gw-1"))
+    );
+    assert_eq!(k.trip_quorum, 2);
+    assert_eq!(
+        (k.quorum_window, k.probe_lease, k.connect_timeout),
+        (
+            Duration::from_secs(20),
+            Duration::from_secs(3),
+            Duration::from_secs(1)
+        )
+    );
     assert_eq!(
         c.position_of("providers[1].name"),
         Some(Position::new(16, 11))
@@ -449,6 +467,28 @@ fn queue_threshold_percent_outside_1_to_100_is_rejected() {
     );
     let err = parse_err("global_health:\n  queue_threshold_percent: 0\n");
     assert_eq!(err.path(), Some("global_health.queue_threshold_percent"));
+}
+
+#[test]
+fn cluster_settings_are_checked_with_their_position() {
+    let err = parse_err("cluster:\n  redis_url_env: R\n  trip_quorum: 0\n");
+    assert_error(&err, "cluster.trip_quorum", 3, 16, "must be at least 1");
+    let err = parse_err("cluster:\n  redis_url_env: R\n  key_prefix: 'a b'\n");
+    assert_error(
+        &err,
+        "cluster.key_prefix",
+        3,
+        15,
+        "may hold only letters, digits, `-`, `_`, `.` and `:`",
+    );
+    let err = parse_err("cluster: { redis_url_env: R, probe_lease: 2h }");
+    assert_eq!(err.path(), Some("cluster.probe_lease"));
+    let err = parse_err("cluster: { key_prefix: x }");
+    assert!(err.to_string().contains("redis_url_env"), "{err}");
+    let c = crate::config::parse("cluster: { redis_url_env: R }").unwrap();
+    let k = c.cluster.unwrap();
+    assert_eq!((k.key_prefix.as_str(), k.trip_quorum), ("seawall", 1));
+    assert_eq!(k.probe_lease, Duration::from_secs(5));
 }
 
 #[test]

@@ -29,7 +29,8 @@ pub(crate) fn validate(config: &Config) -> Checked {
     v.feature_flags(config)?;
     v.telemetry(config)?;
     v.pipelines(&config.pipelines)?;
-    v.global_health(config)
+    v.global_health(config)?;
+    v.cluster(config)
 }
 
 /// Builds an `Invalid` error at `path`, positioned at that field or its nearest ancestor.
@@ -734,6 +735,55 @@ impl Validator<'_> {
             bounds::MEASUREMENT,
         )?;
         self.percent("global_health.recover_percent", g.recover_percent)
+    }
+
+    fn cluster(&self, c: &Config) -> Checked {
+        use super::cluster::{MAX_NODE_ID, MAX_PREFIX, MAX_QUORUM};
+        let Some(k) = &c.cluster else {
+            return Ok(());
+        };
+        if k.redis_url_env.trim().is_empty() {
+            return self.fail("cluster.redis_url_env", "must name an environment variable");
+        }
+        let prefix_ok = |ch: char| ch.is_ascii_alphanumeric() || "-_.:".contains(ch);
+        if k.key_prefix.is_empty() || k.key_prefix.len() > MAX_PREFIX {
+            return self.fail(
+                "cluster.key_prefix",
+                format!("must be 1 to {MAX_PREFIX} bytes long"),
+            );
+        }
+        if !k.key_prefix.chars().all(prefix_ok) {
+            return self.fail(
+                "cluster.key_prefix",
+                "may hold only letters, digits, `-`, `_`, `.` and `:`",
+            );
+        }
+        if let Some(node) = &k.node_id {
+            let printable = node.chars().all(|ch| ch.is_ascii_graphic());
+            if node.is_empty() || node.len() > MAX_NODE_ID || !printable {
+                return self.fail(
+                    "cluster.node_id",
+                    format!("must be 1 to {MAX_NODE_ID} printable ASCII characters, no spaces"),
+                );
+            }
+        }
+        self.count(
+            "cluster.trip_quorum",
+            u64::from(k.trip_quorum),
+            1,
+            MAX_QUORUM,
+        )?;
+        self.period(
+            "cluster.quorum_window",
+            k.quorum_window,
+            bounds::CLUSTER_PERIOD,
+        )?;
+        self.period("cluster.probe_lease", k.probe_lease, bounds::CLUSTER_PERIOD)?;
+        self.period(
+            "cluster.connect_timeout",
+            k.connect_timeout,
+            bounds::CLUSTER_PERIOD,
+        )
     }
 }
 

@@ -5,7 +5,8 @@
 //! - [`daemon`]: `App` from YAML in-process, its admin JSON and `/metrics`, its stop.
 //! - [`inproc`]: the gateway and the pipelines built from the library on a manual clock (the
 //!   one place that touches `Gateway`, `Breakers` and `Pipelines` directly).
-//! - [`process`]: the real `seawall` binary as a child process.
+//! - [`process`]: the real `seawall` binary as a child process; [`replica`]: one replica of
+//!   a fleet (the binary with a cluster); [`redis`]: a real `redis-server`.
 //! - [`client`]: HTTP requests and whole answers; [`wire`]: raw HTTP/1.1 bytes on a socket.
 //! - [`upstream`]: a scripted mock provider; [`collector`]: a scripted pipeline collector;
 //!   [`flags`]: a scripted feature-flag service. All three run on [`serve`].
@@ -27,6 +28,8 @@ pub mod inproc;
 pub mod ports;
 pub mod probes;
 pub mod process;
+pub mod redis;
+pub mod replica;
 pub mod serve;
 pub mod temp;
 pub mod upstream;
