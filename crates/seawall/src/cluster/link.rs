@@ -14,7 +14,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::directory::Directory;
 use super::message::{
-    left_until, now_ms, AdminAction, Event, FleetKey, Message, ModeRecord, OpenRecord, VERSION,
+    left_until, now_ms, now_us, AdminAction, Event, FleetKey, Message, ModeRecord, OpenRecord,
+    VERSION,
 };
 use super::metrics::Families;
 use super::store::{Keys, Loaded, Store, Vote};
@@ -325,8 +326,8 @@ impl Link {
                 first,
                 reason,
             } => {
-                let delay = now_ms().saturating_sub(m.sent_ms);
-                self.metrics.propagation.observe(delay as f64 / 1000.0);
+                let delay = now_us().saturating_sub(m.sent_us);
+                self.metrics.propagation.observe(delay as f64 / 1e6);
                 let record = OpenRecord {
                     key: m.key,
                     until_ms,

@@ -94,9 +94,8 @@ pub struct Message {
     pub v: u8,
     /// The sender's `node_id`.
     pub node: String,
-    /// When it was sent (Unix milliseconds): the receiver measures propagation with it.
-    #[serde(deserialize_with = "millis")]
-    pub sent_ms: u64,
+    /// When it was sent (Unix microseconds): the receiver measures propagation with it.
+    pub sent_us: u64,
     /// Which breaker.
     pub key: FleetKey,
     /// What happened.
@@ -170,6 +169,14 @@ fn millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         .ok_or_else(|| serde::de::Error::custom("milliseconds must be a non-negative number"))
 }
 
+/// Now, in Unix microseconds.
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as u64
+}
+
 /// Now, in Unix milliseconds.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -202,7 +209,7 @@ mod tests {
         let m = Message {
             v: VERSION,
             node: "a-1".into(),
-            sent_ms: 1_764_480_000_123,
+            sent_us: 1_764_480_000_123_456,
             key: key(),
             event: Event::Trip {
                 until_ms: 1_764_480_005_123,
@@ -214,7 +221,7 @@ mod tests {
         assert!(text.contains(r#""type":"trip""#), "{text}");
         assert!(!text.contains("target"), "empty labels stay out: {text}");
         assert_eq!(serde_json::from_str::<Message>(&text).unwrap(), m);
-        let admin = r#"{"v":1,"node":"b","sent_ms":1,"key":{"kind":"output","name":"o","endpoint":"http://x"},"type":"admin","action":"force_open"}"#;
+        let admin = r#"{"v":1,"node":"b","sent_us":1,"key":{"kind":"output","name":"o","endpoint":"http://x"},"type":"admin","action":"force_open"}"#;
         let m: Message = serde_json::from_str(admin).unwrap();
         assert_eq!(m.event.kind(), "admin");
         let lua = r#"{"key":{"kind":"provider","name":"a","endpoint":"/"},"until_ms":1.764480005123e+12,"first":"n","reason":"r"}"#;

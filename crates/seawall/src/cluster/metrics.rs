@@ -30,8 +30,8 @@ impl Families {
         let families = Families {
             connected: Gauge::default(),
             messages: Family::default(),
-            // 0.5 ms to about 4 s.
-            propagation: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            // 50 µs to about 3 s.
+            propagation: Histogram::new(exponential_buckets(0.000_05, 2.0, 17)),
             leases: Counter::default(),
             dropped: Counter::default(),
         };

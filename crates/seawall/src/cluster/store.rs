@@ -16,8 +16,18 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, RedisResult, Script};
 
 use super::message::{
-    now_ms, AdminAction, Event, FleetKey, Message, ModeRecord, OpenRecord, VERSION,
+    now_ms, now_us, AdminAction, Event, FleetKey, Message, ModeRecord, OpenRecord, VERSION,
 };
+
+/// A trip message (`Message`'s JSON, as Rust wrote it) with its `first` and `reason` replaced:
+/// text substitution, so its numbers pass untouched (Lua's cjson rounds to 14 digits).
+const WITH: &str = r#"
+local function with(message, first, reason)
+  local quoted = function(s) return (cjson.encode(s):gsub('%%', '%%%%')) end
+  message = message:gsub('"first":"[^"]*"', '"first":' .. quoted(first), 1)
+  return (message:gsub('"reason":"[^"]*"', '"reason":' .. quoted(reason), 1))
+end
+"#;
 
 /// Adds a trip toward the quorum; opens the fleet's breaker when the quorum is reached, or
 /// extends an open one. Returns `{0, ''}` (below quorum), `{1, record}` (already open at
@@ -45,10 +55,7 @@ if not open then
 end
 local text = cjson.encode(record)
 redis.call('HSET', KEYS[2], ARGV[5], text)
-local m = cjson.decode(ARGV[7])
-m.first = record.first
-m.reason = record.reason
-redis.call('PUBLISH', ARGV[8], cjson.encode(m))
+redis.call('PUBLISH', ARGV[8], with(ARGV[7], record.first, record.reason))
 return {2, text}
 ";
 
@@ -61,9 +68,7 @@ if current then record.first = cjson.decode(current).first end
 local text = cjson.encode(record)
 redis.call('HSET', KEYS[1], ARGV[1], text)
 if redis.call('GET', KEYS[2]) == ARGV[5] then redis.call('DEL', KEYS[2]) end
-local m = cjson.decode(ARGV[3])
-m.first = record.first
-redis.call('PUBLISH', ARGV[4], cjson.encode(m))
+redis.call('PUBLISH', ARGV[4], with(ARGV[3], record.first, record.reason))
 return text
 ";
 
@@ -165,7 +170,7 @@ impl Store {
         let m = Message {
             v: VERSION,
             node: self.node.clone(),
-            sent_ms: now_ms(),
+            sent_us: now_us(),
             key: key.clone(),
             event,
         };
@@ -194,7 +199,7 @@ impl Store {
             first: self.node.clone(),
             reason: reason.to_owned(),
         };
-        let (code, text): (u8, String) = Script::new(VOTE)
+        let (code, text): (u8, String) = Script::new(&format!("{WITH}{VOTE}"))
             .key(self.keys.votes(id))
             .key(self.keys.open())
             .arg(&self.node)
@@ -240,7 +245,7 @@ impl Store {
             first: self.node.clone(),
             reason: reason.to_owned(),
         };
-        let text: String = Script::new(REOPEN)
+        let text: String = Script::new(&format!("{WITH}{REOPEN}"))
             .key(self.keys.open())
             .key(self.keys.lease(id))
             .arg(id)
