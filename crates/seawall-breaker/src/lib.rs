@@ -63,7 +63,7 @@ mod window;
 #[cfg(feature = "tower")]
 pub mod tower;
 
-pub use breaker::{CallError, CircuitBreaker};
+pub use breaker::{CallError, CircuitBreaker, StreakWatcher};
 pub use clock::{Clock, ManualClock};
 pub use config::{Config, ConfigBuilder, ConfigError, Window};
 pub use permit::{Outcome, OwnedPermit, Permit, Rejected};

@@ -279,7 +279,14 @@ pub fn record_transition(metrics: &Metrics, labels: &BreakerLabels, t: &Transiti
             model = %labels.model, from = %t.from, to = %t.to, mode = %t.mode,
             reason = %t.reason, "circuit breaker state change");
     }
-    metrics.tell_watcher(labels, t);
+    metrics.tell_transition(labels, t);
+}
+
+/// Has `b` report its failure runs to `metrics`' watcher, if one is set by then (the cluster
+/// adds them up across replicas).
+pub fn report_streaks(b: &CircuitBreaker, metrics: &Arc<Metrics>, labels: BreakerLabels) {
+    let m = metrics.clone();
+    b.on_failure_streak(move |streak| m.tell_streak(&labels, streak));
 }
 
 impl ProviderBreakers {
@@ -404,7 +411,9 @@ impl TargetBreakers {
                 },
                 move |k: &BreakerKey, b: &CircuitBreaker| {
                     apply_mode(b, disabled, mo.load(Ordering::Relaxed));
-                    m2.set_breaker_state(&l2(k), b.state());
+                    let labels = l2(k);
+                    m2.set_breaker_state(&labels, b.state());
+                    report_streaks(b, &m2, labels);
                 },
             )
         };
@@ -439,6 +448,7 @@ impl TargetBreakers {
         apply_mode(&overflow, disabled, false);
         {
             let (m, l) = (metrics.clone(), labels_of(&overflow_key));
+            report_streaks(&overflow, &m, l.clone());
             overflow.on_state_change(move |t| record_transition(&m, &l, t));
         }
         Ok(TargetBreakers {

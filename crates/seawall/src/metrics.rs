@@ -75,12 +75,18 @@ pub struct Metrics {
     routes: RwLock<HashMap<String, HashMap<String, Arc<RouteMetrics>>>>,
     /// Recent breaker transitions, recorded next to the state gauges.
     timeline: Timeline,
-    /// Told of every breaker transition after it is recorded (the cluster, when on).
-    watcher: OnceLock<TransitionWatcher>,
+    /// Told of every breaker transition and failure run (the cluster, when on).
+    watcher: OnceLock<Box<dyn BreakerWatcher>>,
 }
 
-/// A callback told of every breaker transition (see [`Metrics::watch_transitions`]).
-pub type TransitionWatcher = Box<dyn Fn(&BreakerLabels, &Transition) + Send + Sync>;
+/// What watches every breaker of the daemon (see [`Metrics::watch_breakers`]): the cluster.
+/// Both calls run on the thread that caused them; keep them short and never blocking.
+pub trait BreakerWatcher: Send + Sync {
+    /// A breaker changed state (after its log line, metrics and timeline entry).
+    fn transition(&self, labels: &BreakerLabels, t: &Transition);
+    /// A closed breaker's run of failures is now `streak` long (0: a success ended it).
+    fn streak(&self, labels: &BreakerLabels, streak: u32);
+}
 
 /// One route's upstream metrics.
 struct RouteMetrics {
@@ -159,16 +165,23 @@ impl Metrics {
         }
     }
 
-    /// Has `watcher` told of every breaker transition from now on, after its log line, metrics
-    /// and timeline entry (one watcher per daemon: the cluster). Ignored if one is set.
-    pub fn watch_transitions(&self, watcher: TransitionWatcher) {
+    /// Has `watcher` told of every breaker transition and failure run from now on (one
+    /// watcher per daemon: the cluster). Ignored if one is set.
+    pub fn watch_breakers(&self, watcher: Box<dyn BreakerWatcher>) {
         let _ = self.watcher.set(watcher);
     }
 
-    /// Tells the watcher, if any, of `t`.
-    pub(crate) fn tell_watcher(&self, labels: &BreakerLabels, t: &Transition) {
-        if let Some(watch) = self.watcher.get() {
-            watch(labels, t);
+    /// Tells the watcher, if any, of transition `t`.
+    pub(crate) fn tell_transition(&self, labels: &BreakerLabels, t: &Transition) {
+        if let Some(watcher) = self.watcher.get() {
+            watcher.transition(labels, t);
+        }
+    }
+
+    /// Tells the watcher, if any, of a failure run's new length.
+    pub(crate) fn tell_streak(&self, labels: &BreakerLabels, streak: u32) {
+        if let Some(watcher) = self.watcher.get() {
+            watcher.streak(labels, streak);
         }
     }
 

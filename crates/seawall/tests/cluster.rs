@@ -1,5 +1,5 @@
 //! The fleet over a real `redis-server` and real `seawall` processes: a storm on one replica
-//! opens all; a quorum of two ignores one replica's trip; one probe round for the whole fleet;
+//! opens all; failures spread over the replicas add up; a quorum of two ignores one replica's trip; one probe round for the whole fleet;
 //! an operator's action on one replica applies to all; Redis killed and restarted mid-storm
 //! fails no request and the fleet converges; a replica started mid-outage rejects at once.
 //!
@@ -22,7 +22,7 @@ fn fleet_yaml(upstream: &MockUpstream, node: &str, quorum: u32, open: &str) -> S
     kind: generic
     base_url: '{}'
     circuit_breaker: {{ failure_threshold: 3, open_timeout: {open}, jitter: 0, half_open_max_calls: 2 }}
-cluster: {{ redis_url_env: SEAWALL_REDIS_URL, node_id: {node}, trip_quorum: {quorum}, probe_lease: 1s }}
+cluster: {{ redis_url_env: SEAWALL_REDIS_URL, node_id: {node}, trip_quorum: {quorum} }}
 ",
         upstream.url()
     )
@@ -108,6 +108,33 @@ async fn a_storm_on_one_replica_opens_the_whole_fleet() {
         .map(|n| n["id"].as_str().unwrap())
         .collect();
     assert_eq!(nodes, ["a", "b", "c"], "{view}");
+}
+
+#[tokio::test]
+async fn failures_spread_over_the_fleet_add_up_to_the_threshold() {
+    let Some(redis) = Redis::start() else { return };
+    let upstream = MockUpstream::start(Reply::status(503)).await;
+    let fleet = replicas(&redis, &upstream, &["a", "b", "c"], 1, "60s").await;
+    // One failure on each replica, as a load balancer spreads a storm: three in all.
+    for replica in &fleet {
+        assert_eq!(replica.post("/p/v1/messages").await, 503);
+    }
+    for replica in &fleet {
+        eventually("the fleet opens on three failures in all", || {
+            is_open(replica, "/v1/messages")
+        })
+        .await;
+    }
+    assert_eq!(
+        upstream.count(),
+        3,
+        "failure_threshold failures reached the provider, no more"
+    );
+    let b = fleet[2].breaker("p", "/v1/messages").await.unwrap();
+    assert_eq!(
+        b["tripped_by"], "a",
+        "the replica whose run began first: {b}"
+    );
 }
 
 #[tokio::test]

@@ -97,6 +97,30 @@ impl CircuitBreaker {
         self.inner.probes_held.store(hold, Release);
     }
 
+    /// Has `watch` told the length of the current run of failures while closed: the new
+    /// length after each failure, and 0 when a success ends a run. Replicas that add their
+    /// runs up can open together after `failure_threshold` failures in all, not on each.
+    /// One watcher per breaker; later calls are ignored. It runs on the caller's thread,
+    /// only on failures and on the first success after them, never on a plain success.
+    ///
+    /// ```
+    /// use seawall_breaker::{CircuitBreaker, Config};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let cb = CircuitBreaker::new(Config::default());
+    /// let runs = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = runs.clone();
+    /// cb.on_failure_streak(move |n| seen.lock().unwrap().push(n));
+    /// cb.try_acquire().unwrap().failure();
+    /// cb.try_acquire().unwrap().failure();
+    /// cb.try_acquire().unwrap().success();
+    /// cb.try_acquire().unwrap().success();
+    /// assert_eq!(*runs.lock().unwrap(), [1, 2, 0]);
+    /// ```
+    pub fn on_failure_streak(&self, watch: impl Fn(u32) + Send + Sync + 'static) {
+        let _ = self.inner.streak_watcher.set(Box::new(watch));
+    }
+
     /// Whether probes are held ([`hold_probes`](Self::hold_probes)).
     pub fn probes_held(&self) -> bool {
         self.inner.probes_held()

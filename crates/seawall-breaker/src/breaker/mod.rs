@@ -34,6 +34,10 @@ fn millis(nanos: u64) -> u32 {
     (nanos / 1_000_000) as u32 & STARTED_MASK
 }
 
+/// A callback told the length of the current run of failures (see
+/// [`CircuitBreaker::on_failure_streak`]).
+pub type StreakWatcher = Box<dyn Fn(u32) + Send + Sync>;
+
 /// A deadline that never arrives.
 const NEVER: u64 = u64::MAX;
 /// The retry hint given while half-open probe slots are all taken, or while probes are held
@@ -78,6 +82,9 @@ pub(crate) struct Inner {
     slow_call_nanos: u64,
     rejected: StripedCounter,
     would_reject: StripedCounter,
+    /// Told of every change of `consecutive_failures` while closed (see
+    /// [`CircuitBreaker::on_failure_streak`]).
+    streak_watcher: std::sync::OnceLock<StreakWatcher>,
     config: Config,
     control: Mutex<Control>,
 }
@@ -134,6 +141,7 @@ impl CircuitBreaker {
             slow_call_nanos: saturating_nanos(config.slow_call_duration),
             rejected: StripedCounter::default(),
             would_reject: StripedCounter::default(),
+            streak_watcher: std::sync::OnceLock::new(),
             control: Mutex::new(Control {
                 reason: None,
                 since: now,

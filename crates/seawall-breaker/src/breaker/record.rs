@@ -16,6 +16,7 @@ impl Inner {
                         && self.consecutive_failures.load(Relaxed) != 0
                     {
                         self.consecutive_failures.store(0, Relaxed);
+                        self.tell_streak(0);
                     }
                     return;
                 }
@@ -24,6 +25,14 @@ impl Inner {
             }
         }
         self.record_slow(t, outcome);
+    }
+
+    /// Tells the streak watcher, if any, the run's new length.
+    #[inline(never)]
+    fn tell_streak(&self, streak: u32) {
+        if let Some(watch) = self.streak_watcher.get() {
+            watch(streak);
+        }
     }
 
     #[inline(never)]
@@ -53,9 +62,13 @@ impl Inner {
             Outcome::Ignore => return,
         };
         let streak = if failure {
-            self.consecutive_failures.fetch_add(1, AcqRel) + 1
+            let streak = self.consecutive_failures.fetch_add(1, AcqRel) + 1;
+            self.tell_streak(streak);
+            streak
         } else {
-            self.consecutive_failures.store(0, Relaxed);
+            if self.consecutive_failures.swap(0, Relaxed) != 0 {
+                self.tell_streak(0);
+            }
             0
         };
         let totals = self.window.as_ref().map(|w| w.record(now, failure, slow));

@@ -45,6 +45,8 @@ pub(crate) enum Local {
         reason: Reason,
         open_for: Duration,
     },
+    /// A closed breaker's run of failures is now `streak` long (0: ended by a success).
+    Streak { labels: BreakerLabels, streak: u32 },
     /// A breaker closed after its probes succeeded.
     Recovered { labels: BreakerLabels },
     /// An operator acted on a breaker here.
@@ -417,6 +419,7 @@ impl Link {
                 reason,
                 open_for,
             } => self.tripped(store, &labels, reason, open_for).await,
+            Local::Streak { labels, streak } => self.streak(store, &labels, streak).await,
             Local::Recovered { labels } => {
                 let id = breaker_id(&labels);
                 let key = FleetKey::of(&labels);
@@ -489,6 +492,43 @@ impl Link {
                 self.metrics.count("sent", "trip");
                 tracing::info!(id, name = %key.name, endpoint = %key.endpoint, %reason,
                     first = %record.first, "cluster: the fleet opens this breaker");
+            }
+            self.apply_open(&id, record);
+        }
+        Ok(())
+    }
+
+    /// A run of failures here: added to the fleet's, which opens every replica once the runs
+    /// add up to the breaker's `failure_threshold`.
+    async fn streak(
+        &mut self,
+        store: &mut Store,
+        labels: &BreakerLabels,
+        streak: u32,
+    ) -> Result<(), SessionError> {
+        let Some(b) = self.directory.find(labels) else {
+            return Ok(());
+        };
+        if b.mode() != Mode::Normal {
+            return Ok(());
+        }
+        let id = breaker_id(labels);
+        let key = FleetKey::of(labels);
+        let config = b.config();
+        let until = now_ms().saturating_add(config.open_timeout().as_millis() as u64);
+        let (threshold, quorum, window) = (
+            config.failure_threshold(),
+            self.settings.quorum,
+            self.settings.window,
+        );
+        let vote = store
+            .streak(&id, &key, streak, threshold, quorum, window, until)
+            .await?;
+        if let Vote::Open { record, published } = vote {
+            if published {
+                self.metrics.count("sent", "trip");
+                tracing::info!(id, name = %key.name, endpoint = %key.endpoint,
+                    "cluster: the fleet's failures in a row reached the threshold; the fleet opens");
             }
             self.apply_open(&id, record);
         }

@@ -4,6 +4,9 @@
 //! replica's trips and recoveries for one task (`link.rs`), which tells the fleet over a
 //! Redis channel and applies what other replicas tell it:
 //!
+//! - **Failure runs** add up (`STREAK`): once the runs of `trip_quorum` replicas reach the
+//!   breaker's `failure_threshold`, the fleet opens it, so a storm spread over N replicas
+//!   costs the provider about `failure_threshold` failures, not N times that.
 //! - **Trips** count as votes (`store.rs`'s `VOTE` script); once `trip_quorum` replicas
 //!   tripped a breaker within `quorum_window` the fleet opens it: every replica opens it for
 //!   the same period, reason `remote`. A trip carrying `Retry-After` opens the fleet at once.
@@ -38,9 +41,10 @@ pub use message::AdminAction;
 
 use crate::config::{ClusterConfig, Secret};
 use crate::labels::BreakerLabels;
-use crate::metrics::Metrics;
+use crate::metrics::{BreakerWatcher, Metrics};
 use link::{FleetState, Link, Local, Settings};
 use message::{now_ms, FleetKey};
+use seawall_breaker::Transition;
 use store::Keys;
 
 /// How many transitions may wait for the task; more are dropped (and counted) and caught up
@@ -81,14 +85,9 @@ impl Cluster {
         let node = config.node_id.clone().unwrap_or_else(default_node_id);
         let families = Arc::new(metrics::Families::register(metrics));
         let (tx, rx) = mpsc::channel(OUTBOX);
-        let watcher_tx = tx.clone();
-        let watcher_families = families.clone();
-        metrics.watch_transitions(Box::new(move |labels, t| {
-            if let Some(event) = link::local_event(labels, t) {
-                if watcher_tx.try_send(event).is_err() {
-                    watcher_families.dropped.inc();
-                }
-            }
+        metrics.watch_breakers(Box::new(Watcher {
+            outbox: tx.clone(),
+            metrics: families.clone(),
         }));
         let state = Arc::new(Mutex::new(FleetState::default()));
         let (loaded_tx, loaded) = watch::channel(false);
@@ -202,6 +201,36 @@ impl Cluster {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FleetState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Queues what the fleet must hear of for the task; never blocks (a full queue drops and
+/// counts, and the next reconnect catches up).
+struct Watcher {
+    outbox: mpsc::Sender<Local>,
+    metrics: Arc<metrics::Families>,
+}
+
+impl Watcher {
+    fn queue(&self, event: Local) {
+        if self.outbox.try_send(event).is_err() {
+            self.metrics.dropped.inc();
+        }
+    }
+}
+
+impl BreakerWatcher for Watcher {
+    fn transition(&self, labels: &BreakerLabels, t: &Transition) {
+        if let Some(event) = link::local_event(labels, t) {
+            self.queue(event);
+        }
+    }
+
+    fn streak(&self, labels: &BreakerLabels, streak: u32) {
+        self.queue(Local::Streak {
+            labels: labels.clone(),
+            streak,
+        });
     }
 }
 

@@ -8,6 +8,7 @@
 //! | `{p}:modes` | hash id → [`ModeRecord`] | operators' `force_open` / `disable` |
 //! | `{p}:nodes` | hash node → last heartbeat (Unix ms) | the fleet's replicas |
 //! | `{p}:votes:{id}` | sorted set node → trip time | trips toward `trip_quorum` |
+//! | `{p}:streaks:{id}` | hash node → failures in a row | runs added up toward `failure_threshold` |
 //! | `{p}:lease:{id}` | string, with expiry | the replica probing for the fleet |
 
 use std::time::Duration;
@@ -30,7 +31,7 @@ end
 "#;
 
 /// Adds a trip toward the quorum; opens the fleet's breaker when the quorum is reached, or
-/// extends an open one. Returns `{0, ''}` (below quorum), `{1, record}` (already open at
+/// extends an open one by more than a second (a longer `Retry-After`). Returns `{0, ''}` (below quorum), `{1, record}` (already open at
 /// least that long) or `{2, record}` (opened or extended now, message published).
 const VOTE: &str = r"
 local now = tonumber(ARGV[2])
@@ -42,7 +43,7 @@ local current = redis.call('HGET', KEYS[2], ARGV[5])
 local open = false
 if current then
   local c = cjson.decode(current)
-  if c.until_ms >= record.until_ms then return {1, current} end
+  if c.until_ms + 1000 >= record.until_ms then return {1, current} end
   if c.until_ms > now then
     open = true
     record.first = c.first
@@ -59,6 +60,46 @@ redis.call('PUBLISH', ARGV[8], with(ARGV[7], record.first, record.reason))
 return {2, text}
 ";
 
+/// One replica's run of failures is now ARGV[2] long (kept as `count started_ms`): the fleet
+/// opens once the runs of at least `quorum` replicas add up to `failure_threshold`; its first
+/// replica is the one whose run began first. Returns like [`VOTE`].
+const STREAK: &str = r"
+local now = tonumber(ARGV[10])
+if tonumber(ARGV[2]) == 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return {0, ''}
+end
+local started = now
+local prev = redis.call('HGET', KEYS[1], ARGV[1])
+if prev then started = tonumber(string.match(prev, ' (%d+)$')) or now end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. string.format('%d', started))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local current = redis.call('HGET', KEYS[2], ARGV[6])
+if current and cjson.decode(current).until_ms > now then return {1, current} end
+local sum, replicas, first, earliest = 0, 0, ARGV[1], nil
+local runs = redis.call('HGETALL', KEYS[1])
+for i = 1, #runs, 2 do
+  local count, since = string.match(runs[i + 1], '^(%d+) (%d+)$')
+  count, since = tonumber(count), tonumber(since)
+  if count and count > 0 then
+    sum = sum + count
+    replicas = replicas + 1
+    if earliest == nil or since < earliest then
+      earliest = since
+      first = runs[i]
+    end
+  end
+end
+if sum < tonumber(ARGV[4]) or replicas < tonumber(ARGV[5]) then return {0, ''} end
+redis.call('DEL', KEYS[1])
+local record = cjson.decode(ARGV[7])
+record.first = first
+local text = cjson.encode(record)
+redis.call('HSET', KEYS[2], ARGV[6], text)
+redis.call('PUBLISH', ARGV[9], with(ARGV[8], first, record.reason))
+return {2, text}
+";
+
 /// The probing replica's round failed: the fleet stays open until the new deadline (the
 /// outage keeps its first replica); the lease goes.
 const REOPEN: &str = r"
@@ -72,10 +113,10 @@ redis.call('PUBLISH', ARGV[4], with(ARGV[3], record.first, record.reason))
 return text
 ";
 
-/// The fleet's breaker closes: its record, votes and (our) lease go.
+/// The fleet's breaker closes: its record, votes, failure runs and (our) lease go.
 const CLOSE: &str = r"
 redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[2], KEYS[4])
 if redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
 redis.call('PUBLISH', ARGV[3], ARGV[2])
 return 1
@@ -144,6 +185,9 @@ impl Keys {
     }
     fn votes(&self, id: &str) -> String {
         format!("{}:votes:{id}", self.prefix)
+    }
+    fn streaks(&self, id: &str) -> String {
+        format!("{}:streaks:{id}", self.prefix)
     }
     fn lease(&self, id: &str) -> String {
         format!("{}:lease:{id}", self.prefix)
@@ -221,6 +265,56 @@ impl Store {
         })
     }
 
+    /// This replica's run of failures of `id` is `streak` long: the runs of the fleet add up
+    /// toward `threshold` (from at least `quorum` replicas, within `window`); the fleet opens
+    /// until `until_ms` when they reach it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn streak(
+        &mut self,
+        id: &str,
+        key: &FleetKey,
+        streak: u32,
+        threshold: u32,
+        quorum: u32,
+        window: Duration,
+        until_ms: u64,
+    ) -> RedisResult<Vote> {
+        let reason = "consecutive_failures";
+        let record = OpenRecord {
+            key: key.clone(),
+            until_ms,
+            first: self.node.clone(),
+            reason: reason.to_owned(),
+        };
+        let event = Event::Trip {
+            until_ms,
+            first: self.node.clone(),
+            reason: reason.to_owned(),
+        };
+        let (code, text): (u8, String) = Script::new(&format!("{WITH}{STREAK}"))
+            .key(self.keys.streaks(id))
+            .key(self.keys.open())
+            .arg(&self.node)
+            .arg(streak)
+            .arg(window.as_millis().max(1) as u64)
+            .arg(threshold)
+            .arg(quorum)
+            .arg(id)
+            .arg(serde_json::to_string(&record).expect("a record serialises"))
+            .arg(self.message(key, event))
+            .arg(self.keys.channel())
+            .arg(now_ms())
+            .invoke_async(&mut self.conn)
+            .await?;
+        Ok(match code {
+            0 => Vote::Below,
+            _ => Vote::Open {
+                record: parse_record(&text).unwrap_or(record),
+                published: code == 2,
+            },
+        })
+    }
+
     /// This replica's trip of `id` no longer counts (it recovered on its own).
     pub(super) async fn withdraw_vote(&mut self, id: &str) -> RedisResult<()> {
         self.conn.zrem(self.keys.votes(id), &self.node).await
@@ -264,6 +358,7 @@ impl Store {
             .key(self.keys.open())
             .key(self.keys.votes(id))
             .key(self.keys.lease(id))
+            .key(self.keys.streaks(id))
             .arg(id)
             .arg(self.message(key, Event::Close))
             .arg(self.keys.channel())
@@ -322,6 +417,7 @@ impl Store {
                 pipe.hdel(self.keys.modes(), id)
                     .hdel(self.keys.open(), id)
                     .del(self.keys.votes(id))
+                    .del(self.keys.streaks(id))
                     .del(self.keys.lease(id));
             }
             AdminAction::ForceOpen | AdminAction::Disable => {
