@@ -22,11 +22,11 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::Limits;
 use crate::http1::codec::head::MAX_HEAD_BYTES;
+use crate::http1::inbound::ClientStream;
 use crate::http1::io::Deadline;
 use crate::message::{Body, BoxError, Reply, RequestBody};
 
@@ -39,7 +39,7 @@ pub(super) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Serves an h2c connection until it ends; once `stopping` resolves, the connection is told
 /// to finish its streams and close.
 pub(super) async fn serve<H, F>(
-    stream: TcpStream,
+    stream: ClientStream,
     read: Bytes,
     remote: SocketAddr,
     handler: H,
@@ -170,7 +170,7 @@ impl hyper::body::Body for Tracked {
 /// (the client does not read what it asked for).
 struct Rewind {
     read: Bytes,
-    inner: TcpStream,
+    inner: ClientStream,
     write_stall: Deadline,
     /// A write is waiting for the socket: the stall timer runs.
     stalled: bool,
