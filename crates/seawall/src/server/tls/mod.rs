@@ -123,8 +123,9 @@ impl TlsAcceptor {
     }
 
     /// Reads the certificate and key files again and serves them from the next handshake
-    /// on. On error the certificate served so far stays, and the error says why. Blocking
-    /// file I/O.
+    /// on (open connections, and clients resuming a TLS session from before, keep theirs).
+    /// On error the certificate served so far stays, and the error says why. Blocking file
+    /// I/O.
     pub fn reload(&self) -> Result<(), TlsFileError> {
         let settings = self.settings.load_full();
         self.reload_from(&settings)
