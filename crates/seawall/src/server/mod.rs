@@ -210,8 +210,10 @@ async fn connection<H, F>(
     let mut stopping: Pin<&mut (dyn Future<Output = ()> + Send)> = stopping;
     let (stream, buf, h2) = match on.tls {
         Some(tls) => {
+            // Boxed, like h2 below: a plaintext connection's task need not carry room for a
+            // handshake's state.
             let handshake = tokio::select! {
-                accepted = tls.accept(tcp, on.remote) => accepted,
+                accepted = Box::pin(tls.accept(tcp, on.remote)) => accepted,
                 () = stopping.as_mut() => None,
             };
             let Some((stream, negotiated)) = handshake else {

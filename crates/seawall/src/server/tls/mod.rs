@@ -181,41 +181,63 @@ impl TlsAcceptor {
     /// The TLS handshake on a new connection from `remote`, within the handshake timeout.
     /// `None` when it failed or timed out (counted, logged at debug: scanners do this all
     /// day) or when the client closed before sending anything (a port probe or a TCP health
-    /// check: not counted).
+    /// check: not counted). A failure is counted before the connection closes, so whoever
+    /// sees it closed finds it counted.
     pub(crate) async fn accept(
         &self,
         tcp: TcpStream,
         remote: SocketAddr,
     ) -> Option<(TlsStream<TcpStream>, Negotiated)> {
         let timeout = self.settings.load().handshake_timeout;
-        let handshake = async move {
-            let mut first = [0u8; 1];
-            if tcp.peek(&mut first).await? == 0 {
-                return Ok(None);
-            }
-            self.acceptor.accept(tcp).await.map(Some)
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let timed_out = || {
+            format!(
+                "no handshake within {}",
+                humantime::format_duration(timeout)
+            )
         };
-        let failed = match tokio::time::timeout(timeout, handshake).await {
-            Ok(Ok(Some(stream))) => {
-                let negotiated = match stream.get_ref().1.alpn_protocol() {
-                    Some(b"h2") => Negotiated::H2,
-                    _ => Negotiated::Http1,
-                };
-                return Some((stream, negotiated));
-            }
-            Ok(Ok(None)) => {
+        let mut first = [0u8; 1];
+        let peeked = tokio::select! {
+            peeked = tcp.peek(&mut first) => peeked.map_err(|e| e.to_string()),
+            () = &mut deadline => Err(timed_out()),
+        };
+        match peeked {
+            Ok(0) => {
                 tracing::debug!(listener = self.listener, %remote, "closed before a TLS handshake");
                 return None;
             }
-            Ok(Err(error)) => error.to_string(),
-            Err(_) => format!(
-                "no handshake within {}",
-                humantime::format_duration(timeout)
-            ),
+            Ok(_) => {}
+            Err(error) => {
+                self.failed(remote, &error);
+                return None;
+            }
+        }
+        // Pinned here, so a handshake that times out still holds the connection while the
+        // failure is counted.
+        let handshake = self.acceptor.accept(tcp).into_fallible();
+        tokio::pin!(handshake);
+        let (error, _held) = tokio::select! {
+            accepted = &mut handshake => match accepted {
+                Ok(stream) => {
+                    let negotiated = match stream.get_ref().1.alpn_protocol() {
+                        Some(b"h2") => Negotiated::H2,
+                        _ => Negotiated::Http1,
+                    };
+                    return Some((stream, negotiated));
+                }
+                Err((error, tcp)) => (error.to_string(), Some(tcp)),
+            },
+            () = &mut deadline => (timed_out(), None),
         };
-        self.metrics.handshake_failures.inc();
-        tracing::debug!(listener = self.listener, %remote, error = %failed, "TLS handshake failed");
+        self.failed(remote, &error);
         None
+    }
+
+    /// Counts and logs a failed handshake.
+    fn failed(&self, remote: SocketAddr, error: &str) {
+        self.metrics.handshake_failures.inc();
+        tracing::debug!(listener = self.listener, %remote, %error, "TLS handshake failed");
     }
 }
 
