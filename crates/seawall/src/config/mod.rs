@@ -10,7 +10,7 @@
 //! - `spans.rs`: field path → position map built from the YAML events, so checks run after
 //!   deserialisation (`validate.rs`) still report `line:column`.
 //! - `secrets.rs`: [`Config::resolve_secrets`]; `error.rs`: [`ConfigError`].
-//! - `tls.rs`: [`TlsConfig`] (`server.tls`, `admin.tls`) and reading its PEM files.
+//! - `tls/`: [`TlsConfig`] (`server.tls`, `admin.tls`) and reading its PEM files.
 //!
 //! ```
 //! let yaml = "providers: [{ name: a, kind: openai, base_url: 'https://api.openai.com', fallbacks: [b] }]";
