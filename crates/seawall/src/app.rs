@@ -1,7 +1,8 @@
 //! Assembles the daemon from a [`Config`]: metrics, breakers and their ticker, the pipelines,
 //! the global health monitor, the gateway (with `/ingest/{pipeline}` on its listener), the
-//! admin API, and the two listeners, with ordered graceful shutdown: the gateway listener
-//! drains, then the pipelines drain their queues, then the admin listener stops.
+//! admin API, and the two listeners (each over TLS when configured), with ordered graceful
+//! shutdown: the gateway listener drains, then the pipelines drain their queues, then the
+//! admin listener stops.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,7 +29,7 @@ use tokio::time::Instant;
 use crate::admin::{Admin, Readiness};
 use crate::breakers::{tokio_clock, Breakers};
 use crate::cluster::{Cluster, ClusterError, Directory};
-use crate::config::{AuthMode, Config, Position, Secrets};
+use crate::config::{AuthMode, Config, Position, Secrets, TlsFileError};
 use crate::flags::{self, Flags, FlagsError};
 use crate::gateway::{Gateway, GatewayError};
 use crate::health::{Health, MemoryProbe, Probes, ProcessMemory, QueueProbe};
@@ -37,6 +38,7 @@ use crate::message::Reply;
 use crate::metrics::Metrics;
 use crate::pipeline::{PipelineError, Pipelines};
 use crate::router::Router;
+use crate::server::tls::{self, TlsAcceptor, TlsError, TlsMetrics};
 use crate::server::workers::Workers;
 use crate::server::{self, Balance, Limits, Timeouts};
 use crate::telemetry::Telemetry;
@@ -93,6 +95,16 @@ pub enum AppError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// A listener's TLS could not be set up (its certificate or key files).
+    #[error("cannot serve TLS ({field}{}): {source}", at(*position))]
+    Tls {
+        /// The field at fault: `server.tls.cert_path`, `admin.tls.key_path`, …
+        field: String,
+        /// Its position in the configuration file, when written there.
+        position: Option<Position>,
+        /// Why (boxed: it is large, and rare).
+        source: Box<TlsError>,
+    },
 }
 
 fn at(position: Option<Position>) -> String {
@@ -102,14 +114,17 @@ fn at(position: Option<Position>) -> String {
 impl AppError {
     /// Whether the configuration itself is at fault (the CLI exits 2 for those, 1 otherwise).
     pub fn is_config_error(&self) -> bool {
-        matches!(
-            self,
-            Self::AuthRequired { .. }
-                | Self::Breaker { .. }
-                | Self::Flags(_)
-                | Self::Pipeline(_)
-                | Self::Cluster(_)
-        )
+        match self {
+            Self::Tls { source, .. } => matches!(**source, TlsError::Files(_)),
+            other => matches!(
+                other,
+                Self::AuthRequired { .. }
+                    | Self::Breaker { .. }
+                    | Self::Flags(_)
+                    | Self::Pipeline(_)
+                    | Self::Cluster(_)
+            ),
+        }
     }
 }
 
@@ -162,9 +177,12 @@ impl App {
             )?)),
             None => None,
         };
+        let [gateway_tls, admin_tls] = tls_acceptors(&config, &metrics)?;
         let (mut gateway_listeners, gateway_addr) = bind_workers(&config)?;
         let (admin_listener, admin_addr) =
             bind(&config, "admin.listen", config.admin.listen).await?;
+        tls::warn_if_plaintext("gateway", "server", gateway_addr, gateway_tls.is_some());
+        tls::warn_if_plaintext("admin", "admin", admin_addr, admin_tls.is_some());
         // Last of the fallible steps: it spawns the output workers.
         let pipelines = if config.pipelines.is_empty() {
             None
@@ -251,6 +269,7 @@ impl App {
                 .map_err(bind_error(&config, "server.listen", config.server.listen))?;
             tokio::spawn(server::serve(
                 listener,
+                gateway_tls.clone(),
                 handler,
                 recv(stop.subscribe()),
                 gateway_limits,
@@ -263,6 +282,7 @@ impl App {
                 // Each thread keeps and reuses its own upstream connections.
                 on_thread_start: outbound::use_pool_stripe,
                 limits: gateway_limits,
+                tls: gateway_tls.clone(),
                 balance,
             };
             tokio::spawn(server::workers::serve(gateway_listeners, handler, workers))
@@ -272,6 +292,7 @@ impl App {
         let (admin_stop, admin_stopped) = broadcast::channel::<()>(1);
         let admin_server = tokio::spawn(server::serve(
             admin_listener,
+            admin_tls.clone(),
             move |req, remote| std::future::ready(Reply::from(admin.handle(&req, remote))),
             recv(admin_stopped),
             admin_limits(),
@@ -334,7 +355,8 @@ impl App {
             Some(a) if a.mode == AuthMode::None => "none",
             Some(_) => "tokens",
         };
-        tracing::info!(gateway = %gateway_addr, admin = %admin_addr, ?providers, ?pipelines, auth,
+        tracing::info!(gateway = %gateway_addr, gateway_tls = gateway_tls.is_some(),
+            admin = %admin_addr, admin_tls = admin_tls.is_some(), ?providers, ?pipelines, auth,
             global_health = config.global_health.enabled,
             cluster = config.cluster.is_some(),
             telemetry = config.telemetry.as_ref().map(|t| t.pipeline.as_str()),
@@ -342,6 +364,7 @@ impl App {
         Ok(RunningApp {
             gateway_addr,
             admin_addr,
+            tls: [gateway_tls, admin_tls].into_iter().flatten().collect(),
             pipelines: stopping,
             stop,
             readiness,
@@ -389,6 +412,8 @@ pub struct RunningApp {
     gateway_addr: SocketAddr,
     /// Where the admin API actually listens.
     admin_addr: SocketAddr,
+    /// The listeners' TLS (none, one or both), for [`RunningApp::reload_certificates`].
+    tls: Vec<Arc<TlsAcceptor>>,
     /// Told to stop accepting events at the first shutdown signal.
     pipelines: Option<Arc<Pipelines>>,
     /// Sending stops the gateway listener (the rest follows once it has drained).
@@ -408,6 +433,20 @@ impl RunningApp {
     /// The admin listener's bound address.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
+    }
+
+    /// Reads every TLS listener's certificate and key files again; each listener serves its
+    /// new certificate from its next handshake on. A listener whose files cannot be read
+    /// keeps serving its previous certificate; the first such error is returned (each is
+    /// logged). Blocking file I/O.
+    pub fn reload_certificates(&self) -> Result<(), TlsFileError> {
+        let mut first_error = None;
+        for acceptor in &self.tls {
+            if let Err(error) = acceptor.reload() {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Starts a graceful shutdown: `/readyz` turns 503, ingest answers `503 shutting_down`
@@ -454,6 +493,45 @@ fn bind_workers(config: &Config) -> Result<(Vec<std::net::TcpListener>, SocketAd
     let listeners = listeners.map_err(&error)?;
     let local = listeners[0].local_addr().map_err(&error)?;
     Ok((listeners, local))
+}
+
+/// The TLS of the gateway and of the admin listener, each when configured, with their series.
+fn tls_acceptors(
+    config: &Config,
+    metrics: &Metrics,
+) -> Result<[Option<Arc<TlsAcceptor>>; 2], AppError> {
+    let listeners = [
+        ("gateway", "server.tls", config.server.tls.as_ref()),
+        ("admin", "admin.tls", config.admin.tls.as_ref()),
+    ];
+    let serving: Vec<&'static str> = listeners
+        .iter()
+        .filter(|(_, _, tls)| tls.is_some())
+        .map(|(name, _, _)| *name)
+        .collect();
+    let mut series = metrics.tls_listeners(&serving).into_iter();
+    let mut acceptors = [None, None];
+    for ((name, section, settings), acceptor) in listeners.into_iter().zip(&mut acceptors) {
+        let Some(settings) = settings else { continue };
+        let (handshake_failures, certificate_expiry) = series.next().unwrap_or_default();
+        let metrics = TlsMetrics {
+            handshake_failures,
+            certificate_expiry,
+        };
+        let tls = TlsAcceptor::new(name, settings, metrics).map_err(|source| {
+            let field = match &source {
+                TlsError::Files(e) => format!("{section}.{}", e.field().key()),
+                TlsError::Setup(_) => section.to_owned(),
+            };
+            AppError::Tls {
+                position: config.position_of(&field),
+                field,
+                source: Box::new(source),
+            }
+        })?;
+        *acceptor = Some(Arc::new(tls));
+    }
+    Ok(acceptors)
 }
 
 /// Turns an error binding `field`'s address into the configuration error that names it.

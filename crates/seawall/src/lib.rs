@@ -20,8 +20,8 @@
 //! - [`memory`]: the exact count of bytes held in queues, buffers and bodies being read.
 //! - [`telemetry`]: the gateway's request events, sent to a pipeline.
 //! - [`demo`]: the self-contained `seawall demo`.
-//! - [`server`]: the listeners' accept loop (HTTP/1.1 + h2c, connection bound, graceful
-//!   shutdown) and the gateway's worker threads.
+//! - [`server`]: the listeners' accept loop (HTTP/1.1 + h2c, or TLS with ALPN `h2` and
+//!   `http/1.1`; connection bound, graceful shutdown) and the gateway's worker threads.
 //! - `router`: the gateway listener's routes (`/ingest/…` to the pipelines, the rest to the
 //!   gateway).
 //! - [`admin`]: the admin listener's routes (`/metrics`, `/readyz`, `/v1/breakers`, …).

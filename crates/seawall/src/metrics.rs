@@ -37,6 +37,11 @@ struct WorkerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     provider: String,
     endpoint: String,
@@ -370,6 +375,38 @@ impl Metrics {
         );
         (0..workers)
             .map(|worker| family.get_or_create(&WorkerLabels { worker }).clone())
+            .collect()
+    }
+
+    /// For each listener named in `listeners` (those serving TLS), its failed handshakes
+    /// (`seawall_tls_handshake_failures_total{listener}`) and its certificate's `notAfter`
+    /// in Unix seconds (`seawall_tls_certificate_expiry_seconds{listener}`). Call once, at
+    /// start; with no TLS listener neither family is registered.
+    pub(crate) fn tls_listeners(&self, listeners: &[&'static str]) -> Vec<(Counter, Gauge)> {
+        if listeners.is_empty() {
+            return Vec::new();
+        }
+        let failures = Family::<ListenerLabels, Counter>::default();
+        let expiry = Family::<ListenerLabels, Gauge>::default();
+        self.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed or timed out, by listener",
+            failures.clone(),
+        );
+        self.register(
+            "tls_certificate_expiry_seconds",
+            "When the listener's TLS certificate expires (notAfter), in Unix seconds",
+            expiry.clone(),
+        );
+        listeners
+            .iter()
+            .map(|&listener| {
+                let labels = ListenerLabels { listener };
+                (
+                    failures.get_or_create(&labels).clone(),
+                    expiry.get_or_create(&labels).clone(),
+                )
+            })
             .collect()
     }
 

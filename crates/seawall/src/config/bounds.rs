@@ -12,6 +12,8 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 pub const SHUTDOWN_GRACE: Duration = HOUR;
 /// `providers[].timeouts.connect` and `feature_flags.fetch_timeout`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// `server.tls.handshake_timeout` and `admin.tls.handshake_timeout`.
+pub const TLS_HANDSHAKE: Duration = Duration::from_secs(5 * 60);
 /// `providers[].timeouts.first_byte`, `.idle`, `pipelines[].outputs[].timeout` and every
 /// `server.timeouts` key.
 pub const REQUEST_TIMEOUT: Duration = HOUR;

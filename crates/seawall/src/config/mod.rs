@@ -10,6 +10,7 @@
 //! - `spans.rs`: field path → position map built from the YAML events, so checks run after
 //!   deserialisation (`validate.rs`) still report `line:column`.
 //! - `secrets.rs`: [`Config::resolve_secrets`]; `error.rs`: [`ConfigError`].
+//! - `tls/`: [`TlsConfig`] (`server.tls`, `admin.tls`) and reading its PEM files.
 //!
 //! ```
 //! let yaml = "providers: [{ name: a, kind: openai, base_url: 'https://api.openai.com', fallbacks: [b] }]";
@@ -33,6 +34,7 @@ mod provider;
 mod secrets;
 pub mod size;
 mod spans;
+mod tls;
 mod validate;
 
 #[cfg(test)]
@@ -57,3 +59,6 @@ pub use provider::{
     Target, TargetConfig, DEFAULT_IDLE_EVICT, MAX_IDLE_EVICT,
 };
 pub use secrets::{Secret, Secrets};
+#[cfg(test)]
+pub(crate) use tls::testing;
+pub use tls::{TlsConfig, TlsField, TlsFileError, MAX_PEM_BYTES};

@@ -11,6 +11,7 @@ use super::error::Position;
 use super::pipeline::{default_max_body, PipelineConfig};
 use super::provider::ProviderConfig;
 use super::spans::SpanMap;
+use super::tls::TlsConfig;
 use super::{duration, size};
 
 /// The whole daemon configuration, as loaded from one YAML file and validated.
@@ -86,6 +87,8 @@ pub struct ServerConfig {
     pub timeouts: ServerTimeouts,
     /// HTTP/2 (h2c) settings.
     pub h2: H2Config,
+    /// Serve the gateway over TLS (ALPN `h2`, `http/1.1`). Default: none, plaintext.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -98,6 +101,7 @@ impl Default for ServerConfig {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             timeouts: ServerTimeouts::default(),
             h2: H2Config::default(),
+            tls: None,
         }
     }
 }
@@ -160,6 +164,8 @@ pub struct AdminConfig {
     /// Name of the environment variable holding the bearer token required by
     /// `POST /v1/breakers/...`. Default: none, and then those endpoints are refused.
     pub token_env: Option<String>,
+    /// Serve the admin API over TLS. Default: none, plaintext; `server.tls` is not inherited.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for AdminConfig {
@@ -167,6 +173,7 @@ impl Default for AdminConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             token_env: None,
+            tls: None,
         }
     }
 }

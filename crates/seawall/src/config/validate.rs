@@ -11,6 +11,7 @@ use super::model::{AuthMode, Config};
 use super::pipeline::{OutputConfig, OutputType, PipelineConfig};
 use super::provider::{ProviderConfig, MAX_IDLE_EVICT};
 use super::spans::{join_index, join_key as key, SpanMap};
+use super::tls::TlsConfig;
 
 /// Provider names that would shadow the gateway's own routes.
 const RESERVED_PROVIDER_NAMES: &[&str] = &["ingest"];
@@ -238,6 +239,7 @@ impl Validator<'_> {
             1,
             bounds::H2_STREAMS,
         )?;
+        self.tls("server.tls", c.server.tls.as_ref())?;
         if c.auth.is_none() && !c.server.listen.ip().is_loopback() {
             return self.fail(
                 "server.listen",
@@ -260,10 +262,26 @@ impl Validator<'_> {
                 format!("admin.listen and server.listen are both {}", c.admin.listen),
             );
         }
-        match &c.admin.token_env {
-            Some(var) => self.env_name("admin.token_env", var),
-            None => Ok(()),
+        if let Some(var) = &c.admin.token_env {
+            self.env_name("admin.token_env", var)?;
         }
+        self.tls("admin.tls", c.admin.tls.as_ref())
+    }
+
+    /// A listener's TLS section: both files named, a handshake timeout within its bound (the
+    /// files themselves are read by [`Config::check_files`]).
+    fn tls(&self, at: &str, tls: Option<&TlsConfig>) -> Checked {
+        let Some(tls) = tls else { return Ok(()) };
+        for (field, path) in [("cert_path", &tls.cert_path), ("key_path", &tls.key_path)] {
+            if path.as_os_str().is_empty() {
+                return self.fail(&key(at, field), "must name a PEM file");
+            }
+        }
+        self.period(
+            &key(at, "handshake_timeout"),
+            tls.handshake_timeout,
+            bounds::TLS_HANDSHAKE,
+        )
     }
 
     fn auth(&self, c: &Config) -> Checked {
@@ -789,8 +807,10 @@ impl Validator<'_> {
 
 impl Config {
     /// Checks what the configuration names on this host, which [`parse`](super::parse)
-    /// leaves alone: the directory of each `file` output exists (the file itself is created
-    /// at start-up), and the path is not a directory. `seawall check` and `seawall run` call it.
+    /// leaves alone: the TLS certificate and key files of `server.tls` and `admin.tls` can be
+    /// read and belong together, the directory of each `file` output exists (the file itself
+    /// is created at start-up), and the path is not a directory. `seawall check` and
+    /// `seawall run` call it.
     ///
     /// ```
     /// let yaml = "pipelines: [{ name: p, outputs: [{ name: f, type: file, path: /no-such-dir/x.ndjson }] }]";
@@ -801,6 +821,15 @@ impl Config {
     /// );
     /// ```
     pub fn check_files(&self) -> Result<(), ConfigError> {
+        for (at, tls) in [
+            ("server.tls", &self.server.tls),
+            ("admin.tls", &self.admin.tls),
+        ] {
+            if let Some(Err(error)) = tls.as_ref().map(TlsConfig::load) {
+                let field = key(at, error.field().key());
+                return Err(invalid_at(&self.spans, &field, error.to_string()));
+            }
+        }
         for (i, p) in self.pipelines.iter().enumerate() {
             for (j, o) in p.outputs.iter().enumerate() {
                 let Some(path) = o.path.as_deref() else {

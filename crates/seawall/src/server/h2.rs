@@ -1,6 +1,7 @@
-//! h2c with prior knowledge: a connection that opens with the HTTP/2 preface is handed to
-//! hyper's HTTP/2 server, with the bytes already read replayed in front of the socket.
-//! Replies are written from a map ([`Reply::into_http`]).
+//! HTTP/2: h2c with prior knowledge (a plaintext connection that opens with the HTTP/2
+//! preface, the bytes already read replayed in front of the socket) or h2 over TLS (ALPN
+//! settled on `h2`), handed to hyper's HTTP/2 server. Replies are written from a map
+//! ([`Reply::into_http`]).
 //!
 //! The same limits as HTTP/1: heads of at most 64 KiB, request bodies that pause longer than
 //! `request_body_idle` fail, a connection with no open stream closes after `keepalive_idle`,
@@ -22,11 +23,11 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::Limits;
 use crate::http1::codec::head::MAX_HEAD_BYTES;
+use crate::http1::inbound::ClientStream;
 use crate::http1::io::Deadline;
 use crate::message::{Body, BoxError, Reply, RequestBody};
 
@@ -36,10 +37,10 @@ const IDLE_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(1
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 pub(super) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Serves an h2c connection until it ends; once `stopping` resolves, the connection is told
-/// to finish its streams and close.
+/// Serves an HTTP/2 connection until it ends; once `stopping` resolves, the connection is
+/// told to finish its streams and close.
 pub(super) async fn serve<H, F>(
-    stream: TcpStream,
+    stream: ClientStream,
     read: Bytes,
     remote: SocketAddr,
     handler: H,
@@ -170,7 +171,7 @@ impl hyper::body::Body for Tracked {
 /// (the client does not read what it asked for).
 struct Rewind {
     read: Bytes,
-    inner: TcpStream,
+    inner: ClientStream,
     write_stall: Deadline,
     /// A write is waiting for the socket: the stall timer runs.
     stalled: bool,

@@ -1,7 +1,9 @@
 //! The accept loop shared by the gateway and the admin listener: HTTP/1.1 and h2c on one
-//! port, a bound on concurrent connections, and graceful shutdown with a grace period.
-//! HTTP/1 connections are served by the crate's own transport (`crate::http1::inbound`); a
-//! connection opening with the HTTP/2 preface goes to hyper's HTTP/2 server (`h2.rs`).
+//! port (or, with TLS, HTTP/1.1 and h2 as ALPN settles), a bound on concurrent connections,
+//! and graceful shutdown with a grace period. HTTP/1 connections are served by the crate's
+//! own transport (`crate::http1::inbound`); a connection opening with the HTTP/2 preface,
+//! or a TLS connection that settled on `h2`, goes to hyper's HTTP/2 server (`h2.rs`).
+//! [`tls`] holds the TLS side: handshake, certificate, reload.
 //! Handlers get a request with a [`RequestBody`] and answer a [`Reply`], whatever the
 //! protocol.
 //!
@@ -12,6 +14,7 @@
 
 mod balance;
 mod h2;
+pub mod tls;
 pub(crate) mod workers;
 
 use std::future::Future;
@@ -30,8 +33,9 @@ use tokio::task::JoinSet;
 
 pub(crate) use self::balance::Balance;
 use self::h2::PREFACE;
-use crate::http1::inbound;
+use self::tls::{Negotiated, TlsAcceptor};
 pub use crate::http1::inbound::Timeouts;
+use crate::http1::inbound::{self, ClientStream};
 use crate::http1::io::READ_CHUNK;
 use crate::message::Reply;
 pub use crate::message::RequestBody;
@@ -66,12 +70,14 @@ impl Limits {
 /// spin while the condition lasts.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Serves `listener` with `handler` until `shutdown` resolves, then drains gracefully.
+/// Serves `listener` with `handler` until `shutdown` resolves, then drains gracefully; over
+/// TLS when `tls` is given, else plaintext.
 ///
 /// `handler` is called once per request with the client's address. Returns once every
 /// connection has closed or has been dropped at the end of the grace period.
 pub async fn serve<H, F>(
     listener: TcpListener,
+    tls: Option<Arc<TlsAcceptor>>,
     handler: H,
     shutdown: impl Future<Output = ()>,
     limits: Limits,
@@ -80,7 +86,7 @@ pub async fn serve<H, F>(
     F: Future<Output = Reply> + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    serve_with_slots(listener, handler, shutdown, limits, slots, None).await;
+    serve_with_slots(listener, tls, handler, shutdown, limits, slots, None).await;
 }
 
 /// [`serve`] with the connection permits in `slots` (`limits.max_connections` of them),
@@ -88,6 +94,7 @@ pub async fn serve<H, F>(
 /// of listeners sharing one socket.
 pub(crate) async fn serve_with_slots<H, F>(
     listener: TcpListener,
+    tls: Option<Arc<TlsAcceptor>>,
     handler: H,
     shutdown: impl Future<Output = ()>,
     limits: Limits,
@@ -143,8 +150,15 @@ pub(crate) async fn serve_with_slots<H, F>(
         let handler = handler.clone();
         let stopped = stopped.clone();
         let stopping = stopping.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
-            connection(stream, remote, handler, stopped, &stopping, limits).await;
+            let on = Connection {
+                remote,
+                stopping_now: &stopping,
+                limits,
+                tls: tls.as_deref(),
+            };
+            connection(stream, on, handler, stopped).await;
             drop((permit, seat));
         });
     }
@@ -168,14 +182,23 @@ pub(crate) async fn serve_with_slots<H, F>(
     connections.shutdown().await;
 }
 
-/// Serves one connection: HTTP/1 unless it opens with the HTTP/2 preface (h2c).
-async fn connection<H, F>(
-    mut stream: TcpStream,
+/// What a connection's task knows besides its socket and handler.
+struct Connection<'a> {
     remote: SocketAddr,
+    /// Set when shutdown starts (checked without waiting).
+    stopping_now: &'a AtomicBool,
+    limits: Limits,
+    /// The listener's TLS, if it serves TLS.
+    tls: Option<&'a TlsAcceptor>,
+}
+
+/// Serves one connection: with TLS, the handshake first and then the protocol ALPN settled
+/// on; in plaintext, HTTP/1 unless it opens with the HTTP/2 preface (h2c).
+async fn connection<H, F>(
+    tcp: TcpStream,
+    on: Connection<'_>,
     handler: H,
     mut stopped: watch::Receiver<bool>,
-    stopping_now: &AtomicBool,
-    limits: Limits,
 ) where
     H: Fn(Request<RequestBody>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Reply> + Send + 'static,
@@ -185,39 +208,68 @@ async fn connection<H, F>(
     };
     tokio::pin!(stopping);
     let mut stopping: Pin<&mut (dyn Future<Output = ()> + Send)> = stopping;
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    // Read until HTTP/1 and the h2 preface can be told apart.
-    let sniff = async {
-        loop {
-            if stream.read_buf(&mut buf).await? == 0 {
-                return Ok::<_, std::io::Error>(false);
+    let (stream, buf, h2) = match on.tls {
+        Some(tls) => {
+            // Boxed, like h2 below: a plaintext connection's task need not carry room for a
+            // handshake's state.
+            let handshake = tokio::select! {
+                accepted = Box::pin(tls.accept(tcp, on.remote)) => accepted,
+                () = stopping.as_mut() => None,
+            };
+            let Some((stream, negotiated)) = handshake else {
+                return;
+            };
+            let h2 = matches!(negotiated, Negotiated::H2);
+            let buf = BytesMut::with_capacity(if h2 { 0 } else { READ_CHUNK });
+            (ClientStream::from(stream), buf, h2)
+        }
+        None => {
+            let mut tcp = tcp;
+            let mut buf = BytesMut::with_capacity(READ_CHUNK);
+            // Read until HTTP/1 and the h2 preface can be told apart.
+            let sniff = async {
+                loop {
+                    if tcp.read_buf(&mut buf).await? == 0 {
+                        return Ok::<_, std::io::Error>(false);
+                    }
+                    if buf.len() >= PREFACE.len() || !PREFACE.starts_with(&buf) {
+                        return Ok(true);
+                    }
+                }
+            };
+            let idle = on.limits.timeouts.keepalive_idle;
+            let readable = tokio::select! {
+                read = tokio::time::timeout(idle, sniff) => matches!(read, Ok(Ok(true))),
+                () = stopping.as_mut() => false,
+            };
+            if !readable {
+                return;
             }
-            if buf.len() >= PREFACE.len() || !PREFACE.starts_with(&buf) {
-                return Ok(true);
-            }
+            let h2 = buf.starts_with(PREFACE);
+            (ClientStream::from(tcp), buf, h2)
         }
     };
-    let readable = tokio::select! {
-        read = tokio::time::timeout(limits.timeouts.keepalive_idle, sniff) => matches!(read, Ok(Ok(true))),
-        () = stopping.as_mut() => false,
-    };
-    if !readable {
-        return;
-    }
-    if buf.starts_with(PREFACE) {
+    if h2 {
         // Boxed: every HTTP/1 connection's task would otherwise carry room for hyper's
         // HTTP/2 connection state.
-        let h2 = h2::serve(stream, buf.freeze(), remote, handler, stopping, limits);
+        let h2 = h2::serve(
+            stream,
+            buf.freeze(),
+            on.remote,
+            handler,
+            stopping,
+            on.limits,
+        );
         Box::pin(h2).await;
     } else {
         inbound::serve(
             stream,
             buf,
-            remote,
+            on.remote,
             &handler,
             stopping,
-            stopping_now,
-            limits.timeouts,
+            on.stopping_now,
+            on.limits.timeouts,
         )
         .await;
     }
@@ -260,7 +312,7 @@ mod tests {
         let shutdown = async {
             let _ = stopped.await;
         };
-        let server = tokio::spawn(serve(listener, handler, shutdown, limits));
+        let server = tokio::spawn(serve(listener, None, handler, shutdown, limits));
         (addr, stop, server)
     }
 

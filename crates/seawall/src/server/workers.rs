@@ -19,6 +19,7 @@ use http::Request;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{oneshot, Semaphore};
 
+use super::tls::TlsAcceptor;
 use super::{serve_with_slots, Balance, Limits};
 use crate::message::{Reply, RequestBody};
 
@@ -52,6 +53,8 @@ pub(crate) struct Workers<S, T> {
     /// upstream connection pool stripe).
     pub(crate) on_thread_start: T,
     pub(crate) limits: Limits,
+    /// The listener's TLS, shared by every thread (it is served in plaintext without).
+    pub(crate) tls: Option<Arc<TlsAcceptor>>,
     /// One connection count per listener.
     pub(crate) balance: Arc<Balance>,
 }
@@ -74,13 +77,14 @@ pub(crate) async fn serve<H, F, S, SF, T>(
         shutdown,
         on_thread_start,
         limits,
+        tls,
         balance,
     } = workers;
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut finished = Vec::with_capacity(listeners.len());
     for (index, listener) in listeners.into_iter().enumerate() {
         let (done, finish) = oneshot::channel::<()>();
-        let (handler, slots, stop) = (handler.clone(), slots.clone(), shutdown());
+        let (handler, slots, stop, tls) = (handler.clone(), slots.clone(), shutdown(), tls.clone());
         let worker = Some((balance.clone(), index));
         let retire = balance.clone();
         let on_thread_start = on_thread_start.clone();
@@ -102,7 +106,8 @@ pub(crate) async fn serve<H, F, S, SF, T>(
                 runtime.block_on(async move {
                     match TcpListener::from_std(listener) {
                         Ok(listener) => {
-                            serve_with_slots(listener, handler, stop, limits, slots, worker).await;
+                            serve_with_slots(listener, tls, handler, stop, limits, slots, worker)
+                                .await;
                         }
                         Err(error) => {
                             tracing::error!(%error, "cannot register a gateway listener");
@@ -161,6 +166,7 @@ mod tests {
             },
             on_thread_start: |_| {},
             limits,
+            tls: None,
             balance,
         };
         let server = tokio::spawn(serve(

@@ -64,6 +64,11 @@ impl Daemon {
         self.app.admin_addr()
     }
 
+    /// The running daemon itself.
+    pub fn app(&self) -> &RunningApp {
+        &self.app
+    }
+
     /// The URL of `path` on the gateway.
     pub fn gateway(&self, path: &str) -> String {
         format!("http://{}{path}", self.gateway_addr())

@@ -14,6 +14,7 @@
 //! - [`probes`]: fake global-health probes.
 //! - [`exposition`]: reading Prometheus samples.
 //! - [`wait`]: bounded waits; [`ports`]: refused and free ports; [`temp`]: fresh temp paths.
+//! - [`tls`]: a test CA, its server certificates as PEM files, and a TLS client.
 //!
 //! Each binary uses part of it, hence `dead_code` is allowed here.
 #![allow(dead_code)]
@@ -32,6 +33,7 @@ pub mod redis;
 pub mod replica;
 pub mod serve;
 pub mod temp;
+pub mod tls;
 pub mod upstream;
 pub mod wait;
 pub mod wire;

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::pump::BodyPump;
+use super::stream::ClientStream;
 use super::Timeouts;
 use crate::http1::codec::decode::{Decoder, Framing};
 use crate::http1::codec::head::{self, HeadError, RequestHead, MAX_HEAD_BYTES};
@@ -28,7 +28,7 @@ const LINGER_BYTES: usize = 1024 * 1024;
 
 /// The client's socket and what has been read from it but not used yet.
 pub(super) struct Socket {
-    io: TcpStream,
+    io: ClientStream,
     pub(super) buf: BytesMut,
     /// The client closed its side (or the connection failed): nothing more will arrive.
     pub(super) eof: bool,
@@ -45,7 +45,7 @@ impl Socket {
     }
 
     /// The socket itself, for a tunnel.
-    pub(super) fn io_mut(&mut self) -> &mut TcpStream {
+    pub(super) fn io_mut(&mut self) -> &mut ClientStream {
         &mut self.io
     }
 
@@ -95,7 +95,7 @@ pub(super) struct ClientConn<'s> {
 
 impl<'s> ClientConn<'s> {
     pub(super) fn new(
-        io: TcpStream,
+        io: ClientStream,
         buf: BytesMut,
         timeouts: Timeouts,
         stopping: Pin<&'s mut (dyn Future<Output = ()> + Send)>,

@@ -8,6 +8,7 @@
 //! - `pump`: moves request body bytes from the socket to the handler when it asks.
 //! - `respond`: writes a [`Reply`](crate::message::Reply): head, framing, body.
 //! - `tunnel`: after a `101`, carries bytes both ways between the client and the upstream.
+//! - `stream`: the client's connection, plain TCP or TLS.
 //!
 //! While the handler works, the connection keeps reading the socket: a client that closes or
 //! resets its connection is gone, and the handler's future is dropped (which cancels an
@@ -19,6 +20,7 @@
 mod conn;
 mod pump;
 mod respond;
+mod stream;
 mod tunnel;
 
 use std::future::Future;
@@ -27,13 +29,12 @@ use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use http::{Method, Request, StatusCode, Version};
-use tokio::net::TcpStream;
-
 use self::conn::ClientConn;
+pub(crate) use self::stream::ClientStream;
 use crate::http1::codec::head::{HeadError, RequestHead};
 use crate::message::{json_error, Reply, RequestBody, UpgradeRequest};
+use bytes::BytesMut;
+use http::{Method, Request, StatusCode, Version};
 
 /// How long a client connection may wait at each step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +64,7 @@ impl Default for Timeouts {
 /// Serves HTTP/1 requests on `stream` (whose first bytes are already in `buf`) until the
 /// client closes, asks to close, errs, idles out, or `stopping` resolves between requests.
 pub(crate) async fn serve<H, F>(
-    stream: TcpStream,
+    stream: ClientStream,
     buf: BytesMut,
     remote: SocketAddr,
     handler: &H,
