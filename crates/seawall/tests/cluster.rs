@@ -1,7 +1,7 @@
 //! The fleet over a real `redis-server` and real `seawall` processes: a storm on one replica
 //! opens all; failures spread over the replicas add up; a quorum of two ignores one replica's trip; one probe round for the whole fleet;
-//! an operator's action on one replica applies to all; Redis killed and restarted mid-storm
-//! fails no request and the fleet converges; a replica started mid-outage rejects at once.
+//! an operator's action on one replica applies to all; Redis killed and restarted mid-storm,
+//! or hung, fails no request and the fleet converges; a replica started mid-outage rejects at once.
 //!
 //! Skipped (with a message) when `redis-server` is missing, except under CI.
 
@@ -395,4 +395,35 @@ cluster: {{ redis_url_env: SEAWALL_REDIS_URL, node_id: {node} }}
 async fn output_open(replica: &Replica, url: &str) -> bool {
     let b = replica.breaker("o", url).await;
     b.is_some_and(|b| b["state"] == "open")
+}
+
+#[tokio::test]
+async fn a_hung_redis_fails_no_request_and_the_fleet_catches_up() {
+    let Some(redis) = Redis::start() else { return };
+    let upstream = MockUpstream::start(Reply::ok()).await;
+    upstream.route("/v1/down", Reply::status(503));
+    let fleet = replicas(&redis, &upstream, &["a", "b"], 1, "60s").await;
+    redis.freeze();
+    // Requests go on while Redis answers nothing; the replicas notice within their timeouts.
+    for _ in 0..20 {
+        for replica in &fleet {
+            assert_eq!(replica.post("/p/v1/messages").await, 200);
+        }
+    }
+    for replica in &fleet {
+        eventually("the replicas give the hung Redis up", || {
+            connected(replica, 0.0)
+        })
+        .await;
+    }
+    trip(&fleet[0], "/v1/down").await;
+    assert_eq!(fleet[1].post("/p/v1/messages").await, 200);
+    redis.thaw();
+    for replica in &fleet {
+        eventually("they reconnect", || connected(replica, 1.0)).await;
+    }
+    eventually("the trip made meanwhile reaches the other", || {
+        is_open(&fleet[1], "/v1/down")
+    })
+    .await;
 }

@@ -1,5 +1,6 @@
 //! A real `redis-server` on a free loopback port, for the cluster tests: started, killed
-//! (SIGKILL) and started again on the same port, stopped when dropped.
+//! (SIGKILL) and started again on the same port, frozen (SIGSTOP) and thawed, stopped when
+//! dropped.
 //!
 //! Needs `redis-server` (Debian's `redis-server` package; `.ci/run` installs it). Without it
 //! the tests that need it are skipped with a message, except under CI (`CI` set), where they
@@ -69,6 +70,22 @@ impl Redis {
         }
     }
 
+    /// Stops it with SIGSTOP: connections stay open but nothing is answered (a hung Redis).
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen one go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill").args([sig, &pid]).status().unwrap();
+        assert!(status.success());
+    }
+
     /// Starts it (again) on the same port, empty, and waits until it answers `PING`.
     pub fn restart(&mut self) {
         self.kill();
@@ -108,6 +125,9 @@ impl Redis {
 
 impl Drop for Redis {
     fn drop(&mut self) {
+        if self.child.is_some() {
+            self.signal("-CONT");
+        }
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
