@@ -5,7 +5,8 @@ use foldhash::HashMap;
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -31,9 +32,12 @@ type KeyedHook<K> = Arc<dyn Fn(&K, &CircuitBreaker) + Send + Sync>;
 /// assert!(a.ptr_eq(&registry.get(&("openai", "/v1/chat/completions")).unwrap()));
 /// ```
 pub struct Registry<K> {
-    template: Config,
-    max_keys: usize,
-    idle_after: Duration,
+    template: RwLock<Config>,
+    /// The template's clock, read by every `get`.
+    clock: crate::Clock,
+    max_keys: AtomicUsize,
+    /// Nanoseconds.
+    idle_after: AtomicU64,
     entries: RwLock<HashMap<K, Entry>>,
     listener: Option<KeyedListener<K>>,
     on_create: Option<KeyedHook<K>>,
@@ -61,9 +65,10 @@ where
     /// An empty registry; by default at most 10,000 keys, idle after 10 minutes.
     pub fn new(template: Config) -> Self {
         Registry {
-            template,
-            max_keys: 10_000,
-            idle_after: Duration::from_secs(600),
+            clock: template.clock.clone(),
+            template: RwLock::new(template),
+            max_keys: AtomicUsize::new(10_000),
+            idle_after: AtomicU64::new(saturating_nanos(Duration::from_secs(600))),
             entries: RwLock::new(HashMap::default()),
             listener: None,
             on_create: None,
@@ -72,15 +77,40 @@ where
     }
 
     /// The most breakers held at once.
-    pub fn max_keys(mut self, max_keys: usize) -> Self {
-        self.max_keys = max_keys.max(1);
+    pub fn max_keys(self, max_keys: usize) -> Self {
+        self.set_max_keys(max_keys);
         self
     }
 
     /// How long a closed breaker must go unused before it may be evicted.
-    pub fn idle_after(mut self, idle_after: Duration) -> Self {
-        self.idle_after = idle_after;
+    pub fn idle_after(self, idle_after: Duration) -> Self {
+        self.set_idle_after(idle_after);
         self
+    }
+
+    /// Changes [`max_keys`](Self::max_keys) of a registry in use (a lower bound evicts
+    /// nothing at once: it refuses new keys until idle ones are evicted).
+    pub fn set_max_keys(&self, max_keys: usize) {
+        self.max_keys.store(max_keys.max(1), Relaxed);
+    }
+
+    /// Changes [`idle_after`](Self::idle_after) of a registry in use.
+    pub fn set_idle_after(&self, idle_after: Duration) {
+        self.idle_after.store(saturating_nanos(idle_after), Relaxed);
+    }
+
+    /// Makes `template` the policy of every breaker: new ones are created from it, and every
+    /// existing one is [reconfigured](CircuitBreaker::reconfigure) (keeping its state).
+    pub fn reconfigure(&self, template: Config) {
+        let mut current = self
+            .template
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        *current = template.clone();
+        drop(current);
+        for b in self.breakers() {
+            b.reconfigure(template.clone());
+        }
     }
 
     /// A listener added to every breaker the registry creates, told the key.
@@ -124,16 +154,15 @@ where
             e.touch(now);
             return Ok(e.breaker.clone());
         }
-        if entries.len() >= self.max_keys {
+        let max_keys = self.max_keys.load(Relaxed);
+        if entries.len() >= max_keys {
             self.evict_locked(&mut entries, now);
-            if entries.len() >= self.max_keys {
-                return Err(RegistryFull {
-                    max_keys: self.max_keys,
-                });
+            if entries.len() >= max_keys {
+                return Err(RegistryFull { max_keys });
             }
         }
         let owned = key.to_owned();
-        let breaker = CircuitBreaker::new(self.template.clone());
+        let breaker = CircuitBreaker::new(self.template());
         if let Some(l) = &self.listener {
             let (l, k) = (l.clone(), owned.clone());
             breaker.on_state_change(move |t| l(&k, t));
@@ -170,7 +199,7 @@ where
     }
 
     fn evict_locked(&self, entries: &mut HashMap<K, Entry>, now: u64) -> usize {
-        let idle = saturating_nanos(self.idle_after);
+        let idle = self.idle_after.load(Relaxed);
         let before = entries.len();
         entries.retain(|k, e| {
             let unused = now.saturating_sub(e.last_used.load(Ordering::Relaxed)) >= idle;
@@ -225,8 +254,11 @@ where
     }
 
     /// The template new breakers are made from.
-    pub fn template(&self) -> &Config {
-        &self.template
+    pub fn template(&self) -> Config {
+        self.template
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn breakers(&self) -> Vec<CircuitBreaker> {
@@ -235,7 +267,7 @@ where
     }
 
     fn now(&self) -> u64 {
-        self.template.clock.now_nanos()
+        self.clock.now_nanos()
     }
 }
 
@@ -258,7 +290,7 @@ impl<K> fmt::Debug for Registry<K> {
             .len();
         f.debug_struct("Registry")
             .field("len", &len)
-            .field("max_keys", &self.max_keys)
+            .field("max_keys", &self.max_keys.load(Relaxed))
             .finish()
     }
 }

@@ -8,7 +8,7 @@ use super::*;
 impl Inner {
     #[inline(always)]
     pub(super) fn ticket(&self, w: Word, kind: TicketKind) -> Ticket {
-        let started = if self.track_slow {
+        let started = if self.timed.load(Relaxed) {
             self.start_time()
         } else {
             0
@@ -52,7 +52,7 @@ impl Inner {
                 State::Open if w.mode() == Mode::ForcedOpen => {
                     self.rejected.increment();
                     return Err(Rejected {
-                        retry_after_nanos: saturating_nanos(self.config.open_timeout),
+                        retry_after_nanos: saturating_nanos(self.policy().config.open_timeout),
                         forced: true,
                     });
                 }
@@ -74,7 +74,9 @@ impl Inner {
                         self.expire_probes(w.generation(), now);
                     } else if self.probes_held() {
                         return self.refuse(w, PROBES_BUSY_HINT);
-                    } else if w.in_flight() + w.successes() < self.config.half_open_max_calls {
+                    } else if w.in_flight() + w.successes()
+                        < self.policy().config.half_open_max_calls
+                    {
                         let next = w.0 + IN_FLIGHT_ONE;
                         match self.word.compare_exchange(w.0, next, AcqRel, Acquire) {
                             Ok(_) => {
@@ -112,7 +114,9 @@ impl Inner {
         };
         match w.state() {
             State::Closed => Ok(()),
-            State::Open if w.mode() == Mode::ForcedOpen => refused(self.config.open_timeout, true),
+            State::Open if w.mode() == Mode::ForcedOpen => {
+                refused(self.policy().config.open_timeout, true)
+            }
             State::Open => {
                 let (now, until) = (self.now(), self.open_until.load(Acquire));
                 if now < until {
@@ -125,7 +129,7 @@ impl Inner {
             }
             State::HalfOpen => {
                 let expired = self.now() >= self.probe_deadline.load(Acquire);
-                let room = w.in_flight() + w.successes() < self.config.half_open_max_calls;
+                let room = w.in_flight() + w.successes() < self.policy().config.half_open_max_calls;
                 if expired || (room && !self.probes_held()) {
                     Ok(())
                 } else {

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering::*;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use crate::clock::saturating_nanos;
+use crate::clock::{saturating_nanos, Clock};
 use crate::config::Config;
 use crate::permit::{Outcome, OwnedPermit, Permit, Rejected, Ticket, TicketKind, STARTED_MASK};
 use crate::snapshot::{Counts, Snapshot};
@@ -26,8 +26,11 @@ use crate::window::Rolling;
 
 mod admit;
 mod fleet;
+mod policy;
 mod record;
 mod transitions;
+
+use policy::{Policy, PolicyCell};
 
 /// Milliseconds of a clock reading, truncated to the width a ticket keeps.
 fn millis(nanos: u64) -> u32 {
@@ -75,17 +78,20 @@ pub(crate) struct Inner {
     /// While set, no probe starts here: an ended open period does not go half-open and a
     /// half-open round admits no new probe (another replica probes for the fleet).
     probes_held: AtomicBool,
-    /// Outcomes over the rolling window, only when a rate threshold is configured.
-    window: Option<Rolling>,
-    /// Whether permits time their calls (a slow-call threshold is configured).
-    track_slow: bool,
-    slow_call_nanos: u64,
+    /// The policy and what is derived from it; replaced whole by `reconfigure`.
+    policy: PolicyCell,
+    /// Whether outcomes of closed calls need only the failure streak (no window, no timing):
+    /// the policy's answer, kept where the success fast path reads it with one load.
+    simple: AtomicBool,
+    /// Whether permits time their calls (a slow-call threshold is set): read on admission.
+    timed: AtomicBool,
+    /// The breaker's time; kept across reconfigurations.
+    clock: Clock,
     rejected: StripedCounter,
     would_reject: StripedCounter,
     /// Told of every change of `consecutive_failures` while closed (see
     /// [`CircuitBreaker::on_failure_streak`]).
     streak_watcher: std::sync::OnceLock<StreakWatcher>,
-    config: Config,
     control: Mutex<Control>,
 }
 
@@ -136,9 +142,10 @@ impl CircuitBreaker {
             probe_deadline: AtomicU64::new(NEVER),
             consecutive_failures: AtomicU32::new(0),
             probes_held: AtomicBool::new(false),
-            window: config.tracks_window().then(|| Rolling::new(config.window)),
-            track_slow: config.tracks_slow_calls(),
-            slow_call_nanos: saturating_nanos(config.slow_call_duration),
+            simple: AtomicBool::new(false),
+            timed: AtomicBool::new(false),
+            clock: config.clock.clone(),
+            policy: PolicyCell::new(Policy::new(config, None)),
             rejected: StripedCounter::default(),
             would_reject: StripedCounter::default(),
             streak_watcher: std::sync::OnceLock::new(),
@@ -151,8 +158,8 @@ impl CircuitBreaker {
                 rng,
                 listeners: Arc::from(Vec::new()),
             }),
-            config,
         };
+        inner.publish_policy_flags();
         CircuitBreaker {
             inner: Arc::new(inner),
         }
@@ -318,9 +325,9 @@ impl CircuitBreaker {
         ctl.listeners = Arc::from(all);
     }
 
-    /// The policy.
-    pub fn config(&self) -> &Config {
-        &self.inner.config
+    /// The policy (the one set by [`reconfigure`](Self::reconfigure), if called since).
+    pub fn config(&self) -> Config {
+        self.inner.policy().config.clone()
     }
 
     /// Whether two handles share one breaker.
@@ -352,7 +359,7 @@ impl Inner {
 
     #[inline]
     fn now(&self) -> u64 {
-        self.config.clock.now_nanos()
+        self.clock.now_nanos()
     }
 
     fn lock(&self) -> MutexGuard<'_, Control> {
@@ -366,6 +373,7 @@ impl Inner {
         let w = self.load();
         let now = self.now();
         let totals = self
+            .policy()
             .window
             .as_ref()
             .map(|win| win.totals(now))

@@ -8,7 +8,7 @@ use super::*;
 impl Inner {
     #[inline(always)]
     pub(crate) fn record(&self, t: Ticket, outcome: Outcome) {
-        if t.kind() == TicketKind::Closed && self.window.is_none() && !self.track_slow {
+        if t.kind() == TicketKind::Closed && self.simple.load(Relaxed) {
             match outcome {
                 Outcome::Success => {
                     // The hot path: two loads, and a store only after a failure streak.
@@ -45,8 +45,9 @@ impl Inner {
     }
 
     pub(super) fn is_slow(&self, t: Ticket, now: u64) -> bool {
+        let policy = self.policy();
         let elapsed_ms = millis(now).wrapping_sub(t.started_ms()) & STARTED_MASK;
-        self.track_slow && u64::from(elapsed_ms) * 1_000_000 >= self.slow_call_nanos
+        policy.track_slow && u64::from(elapsed_ms) * 1_000_000 >= policy.slow_call_nanos
     }
 
     pub(super) fn record_closed(&self, t: Ticket, outcome: Outcome) {
@@ -71,8 +72,9 @@ impl Inner {
             }
             0
         };
-        let totals = self.window.as_ref().map(|w| w.record(now, failure, slow));
-        let cfg = &self.config;
+        let policy = self.policy();
+        let totals = policy.window.as_ref().map(|w| w.record(now, failure, slow));
+        let cfg = &policy.config;
         let over = |count: u64, threshold: Option<f64>| match (totals, threshold) {
             (Some(t), Some(th)) => {
                 t.calls >= u64::from(cfg.minimum_calls) && count as f64 >= th * t.calls as f64
@@ -113,7 +115,8 @@ impl Inner {
             Outcome::Success => {
                 let after =
                     self.update_probes(t.generation(), |w| w.0 - IN_FLIGHT_ONE + SUCCESS_ONE);
-                if after.is_some_and(|w| w.successes() >= self.config.half_open_max_calls) {
+                if after.is_some_and(|w| w.successes() >= self.policy().config.half_open_max_calls)
+                {
                     self.close(t.generation(), now);
                 }
             }

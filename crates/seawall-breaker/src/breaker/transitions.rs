@@ -32,7 +32,8 @@ impl Inner {
     /// backoff nor `open_timeout` lengthens it), else `open_timeout` doubled per trip in a row
     /// (capped by `open_timeout_max`), plus jitter.
     pub(super) fn open_period(&self, ctl: &mut Control, hint: Option<Duration>) -> Duration {
-        let cfg = &self.config;
+        let policy = self.policy();
+        let cfg = &policy.config;
         if let Some(hint) = hint {
             return hint.min(cfg.retry_after_max);
         }
@@ -99,7 +100,8 @@ impl Inner {
             && cur.state() == State::HalfOpen
             && self.probe_deadline.load(Acquire) == NEVER
         {
-            let deadline = now.saturating_add(saturating_nanos(self.config.half_open_timeout));
+            let deadline =
+                now.saturating_add(saturating_nanos(self.policy().config.half_open_timeout));
             self.probe_deadline.store(deadline, Release);
         }
     }
@@ -121,7 +123,7 @@ impl Inner {
         let cur = self.load();
         if cur.generation() != generation
             || cur.state() != State::HalfOpen
-            || cur.successes() < self.config.half_open_max_calls
+            || cur.successes() < self.policy().config.half_open_max_calls
         {
             return;
         }
@@ -172,7 +174,7 @@ impl Inner {
 
     pub(super) fn clear_counts(&self) {
         self.consecutive_failures.store(0, Relaxed);
-        if let Some(w) = &self.window {
+        if let Some(w) = &self.policy().window {
             w.clear();
         }
     }
