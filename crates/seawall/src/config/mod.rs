@@ -47,8 +47,8 @@ pub use model::{
     ServerConfig, ServerTimeouts, TelemetryConfig,
 };
 pub use pipeline::{
-    BatchConfig, FallbackConfig, OutputConfig, OutputType, PipelineConfig, QueueConfig,
-    RerouteConfig, ResilienceConfig, SamplingConfig,
+    BatchConfig, BufferConfig, BufferType, FallbackConfig, OutputConfig, OutputType,
+    PipelineConfig, QueueConfig, RerouteConfig, ResilienceConfig, SamplingConfig, SyncPolicy,
 };
 pub use provider::{
     ProviderConfig, ProviderKind, ProviderTimeouts, DEFAULT_IDLE_EVICT, MAX_IDLE_EVICT,

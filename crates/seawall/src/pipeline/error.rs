@@ -26,6 +26,17 @@ pub enum PipelineError {
         #[source]
         source: PolicyError,
     },
+    /// A disk buffer's directory cannot be used (not writable, locked by another process).
+    #[error("pipeline `{pipeline}`: buffer.path {}: {source}", path.display())]
+    Buffer {
+        /// The pipeline's name.
+        pipeline: String,
+        /// `buffer.path`.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
     /// The TLS client settings for `http` outputs could not be built.
     #[error("TLS setup for http outputs failed: {0}")]
     Tls(String),

@@ -13,9 +13,13 @@
 //! - `sink.rs`: sending one NDJSON batch to `http`, `file`, `stdout` or `blackhole`.
 //! - `deliver.rs`: one batch's walk over the endpoints (reroute rules).
 //! - `worker.rs`: batching, holding events while the output cannot deliver, the retry buffer.
+//! - `disk/`: the disk buffer (`buffer.type: disk`): a segmented log per pipeline, a cursor
+//!   file per output, replay at start; `durable.rs`: a worker's side of it.
 //! - `metrics.rs`, `view.rs`: the Prometheus families and `GET /v1/pipelines`.
 
 mod deliver;
+mod disk;
+mod durable;
 mod error;
 mod events;
 mod ingest;
@@ -36,19 +40,21 @@ use seawall_breaker::{CircuitBreaker, Clock};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::PipelineConfig;
+use crate::config::{BufferType, OutputType, PipelineConfig, SyncPolicy};
 use crate::health::Health;
 use crate::http1::outbound::Pools;
 use crate::memory::Budget;
 use crate::metrics::{BreakerLabels, Metrics};
 
 pub use error::PipelineError;
-pub use view::{DroppedView, EndpointView, FillView, OutputView, PipelineView};
+pub use view::{BufferView, DroppedView, EndpointView, FillView, OutputView, PipelineView};
 
 use deliver::Route;
+use disk::{Disk, Refused};
+use durable::Durable;
 use events::Chunk;
 use ledger::DropReason;
-use output::Output;
+use output::{Output, Shared};
 use worker::Worker;
 
 /// Every configured pipeline, its outputs and their worker tasks.
@@ -80,16 +86,41 @@ struct Pipeline {
     accepted: AtomicU64,
     accepted_metric: Counter,
     outputs: Vec<Arc<Output>>,
+    /// With `buffer.type: disk`: the log every accepted event is appended to first.
+    disk: Option<Arc<Disk>>,
 }
 
 impl Pipeline {
-    /// Offers `events` to every output.
-    fn accept(&self, events: &Chunk) {
+    /// Offers `events` to every output. With a disk buffer they are appended to the log first
+    /// (and offered in log order): refused when the log is full or cannot be written. Returns
+    /// one past the last event's log index (0 without a disk buffer).
+    fn accept(&self, events: &Chunk) -> Result<u64, Refused> {
         let n = events.events() as u64;
+        let end = match &self.disk {
+            None => {
+                for output in &self.outputs {
+                    output.offer(events);
+                }
+                0
+            }
+            Some(disk) => disk.log.append(events, |first, end| {
+                for output in &self.outputs {
+                    output.offer_logged(events, first, end);
+                }
+            })?,
+        };
         self.accepted.fetch_add(n, Ordering::Relaxed);
         self.accepted_metric.inc_by(n);
-        for output in &self.outputs {
-            output.offer(events);
+        Ok(end)
+    }
+
+    /// Accepts `events` as [`accept`](Self::accept) does and, with `sync: always`, waits until
+    /// they are on stable storage.
+    async fn accept_durably(&self, events: &Chunk) -> Result<(), Refused> {
+        let end = self.accept(events)?;
+        match &self.disk {
+            Some(disk) => disk.synced(end).await,
+            None => Ok(()),
         }
     }
 }
@@ -120,11 +151,35 @@ impl Pipelines {
         let (draining, _) = watch::channel(false);
         let mut pipelines = Vec::new();
         let mut workers = Vec::new();
+        let shared = Shared {
+            clock: &clock,
+            metrics: &metrics,
+            families: &families,
+            budget: &budget,
+            pools,
+        };
         for p in configs {
+            let (disk, resumed) = open_disk(p, &families)?;
+            let end = disk.as_ref().map_or(0, |d| d.log.end());
             let mut outputs = Vec::new();
-            for o in &p.outputs {
-                let (output, sinks) =
-                    output::build(p, o, &clock, &metrics, &families, &budget, pools)?;
+            for (i, o) in p.outputs.iter().enumerate() {
+                let resume = resumed.get(i).map(|r| (&r.mark, end, r.pos));
+                let (output, sinks) = output::build(p, o, &shared, resume)?;
+                let durable = disk.as_ref().zip(resumed.get(i)).map(|(d, r)| {
+                    let syncs_file =
+                        o.kind == OutputType::File && p.buffer.sync != SyncPolicy::None;
+                    Durable::new(
+                        d.clone(),
+                        r.file.clone(),
+                        r.mark,
+                        syncs_file,
+                        p.buffer.sync_interval,
+                    )
+                });
+                let id_prefix = output
+                    .ledger
+                    .batch_prefix()
+                    .unwrap_or_else(|| fastrand::u64(..));
                 workers.push(Worker {
                     pipeline: p.name.clone(),
                     output: output.clone(),
@@ -134,18 +189,22 @@ impl Pipelines {
                         timeout: o.timeout,
                         max_reroutes: p.fallback.reroute.max_attempts,
                     },
-                    id_prefix: fastrand::u64(..),
+                    id_prefix,
                     draining: draining.subscribe(),
+                    durable,
                 });
                 outputs.push(output);
             }
+            let accepted_metric = families.accepted(&p.name);
+            accepted_metric.inc_by(end);
             pipelines.push(Pipeline {
                 name: p.name.clone(),
                 max_body: p.max_body,
                 max_depth: p.max_depth,
-                accepted: AtomicU64::new(0),
-                accepted_metric: families.accepted(&p.name),
+                accepted: AtomicU64::new(end),
+                accepted_metric,
                 outputs,
+                disk,
             });
         }
         // Spawn only once everything is built, so a failed start leaves no task behind.
@@ -178,8 +237,7 @@ impl Pipelines {
         match serde_json::to_vec(&event) {
             Ok(mut text) => {
                 text.push(b'\n');
-                p.accept(&Chunk::new(self.budget.hold(text), 1));
-                true
+                p.accept(&Chunk::new(self.budget.hold(text), 1)).is_ok()
             }
             Err(_) => false,
         }
@@ -209,9 +267,14 @@ impl Pipelines {
     }
 
     /// Highest fill ratio (0.0..=1.0) among all output queues, for the global health monitor.
+    /// Outputs of a disk-buffered pipeline do not count: their queue is a copy of the log, which
+    /// sheds by `max_size` itself.
     pub fn queue_fill(&self) -> f64 {
-        self.outputs()
-            .map(|o| o.ledger.levels().0 as f64 / o.ledger.queue_capacity().max(1) as f64)
+        self.pipelines
+            .iter()
+            .filter(|p| p.disk.is_none())
+            .flat_map(|p| p.outputs.iter())
+            .map(|o| o.ledger.levels().queued as f64 / o.ledger.queue_capacity().max(1) as f64)
             .fold(0.0, f64::max)
             .min(1.0)
     }
@@ -240,7 +303,9 @@ impl Pipelines {
     /// Stops accepting, lets workers drain their queues and retry buffers for up to `grace`,
     /// then stops them and counts what is left as dropped with reason `shutdown` (a batch
     /// cut off mid-send included: it is not known to have arrived), logging each output's
-    /// final accounting. Resolves when the workers have stopped.
+    /// final accounting. With a disk buffer nothing is dropped: what is left stays in the log
+    /// (synced, with the cursor files) for the next start. Resolves when the workers have
+    /// stopped.
     pub async fn shutdown(&self, grace: Duration) {
         self.stop_accepting();
         self.draining.send_replace(true);
@@ -260,8 +325,11 @@ impl Pipelines {
             }
         }
         for p in &self.pipelines {
+            if let Some(disk) = &p.disk {
+                disk.close();
+            }
             for o in &p.outputs {
-                log_final(&p.name, o);
+                log_final(&p.name, o, p.disk.is_some());
             }
         }
     }
@@ -282,23 +350,48 @@ impl std::fmt::Debug for Pipelines {
     }
 }
 
-/// Drops what `o` still holds as `shutdown` and logs its final accounting: `warn` when it
-/// lost events, `info` otherwise.
-fn log_final(pipeline: &str, o: &Output) {
-    let left_pending = o.ledger.drop_all_pending().pending();
+/// Opens the disk buffer of `p`, if it has one: the log, and where each output resumes. The
+/// pending events of outputs no longer configured are counted as dropped `output_removed`.
+fn open_disk(
+    p: &PipelineConfig,
+    families: &metrics::Families,
+) -> Result<(Option<Arc<Disk>>, Vec<disk::Resumed>), PipelineError> {
+    if p.buffer.kind != BufferType::Disk {
+        return Ok((None, Vec::new()));
+    }
+    let names: Vec<&str> = p.outputs.iter().map(|o| o.name.as_str()).collect();
+    let (disk, resumed, removed) = Disk::open(&p.name, &p.buffer, &names, families.buffer(&p.name))
+        .map_err(|source| PipelineError::Buffer {
+            pipeline: p.name.clone(),
+            path: p.buffer.path.clone().unwrap_or_default(),
+            source,
+        })?;
+    for r in removed {
+        families.removed(&p.name, &r.output, r.pending);
+    }
+    Ok((Some(Arc::new(disk)), resumed))
+}
+
+/// Drops what `o` still holds as `shutdown` (with a disk buffer: keeps it in the log) and logs
+/// its final accounting: `warn` when it lost events, `info` otherwise.
+fn log_final(pipeline: &str, o: &Output, on_disk: bool) {
+    let left_pending = o.ledger.close().pending();
+    let kept_on_disk = if on_disk { left_pending } else { 0 };
     let c = o.ledger.counts();
     let by = |r: DropReason| c.dropped[r as usize];
-    let (queue_full, buffer_full, rejected, shutdown) = (
+    let (queue_full, buffer_full, rejected, shutdown, corrupt) = (
         by(DropReason::QueueFull),
         by(DropReason::BufferFull),
         by(DropReason::Rejected),
         by(DropReason::Shutdown),
+        by(DropReason::Corrupt),
     );
     macro_rules! final_line {
         ($level:ident) => {
             tracing::$level!(pipeline, output = %o.name, accepted = c.accepted,
                 delivered = c.delivered, sampled_out = c.sampled_out, queue_full, buffer_full,
-                rejected, shutdown, left_pending, "output stopped: final accounting")
+                rejected, shutdown, corrupt, left_pending, kept_on_disk,
+                "output stopped: final accounting")
         };
     }
     if c.sampled_out + c.dropped_total() > 0 {

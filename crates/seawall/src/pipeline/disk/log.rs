@@ -1,0 +1,405 @@
+//! A pipeline's log: segment files of records under one directory, appended by ingest, read by
+//! each output from its own cursor, freed from the oldest once every output has passed them.
+//!
+//! One small lock guards the tail (the open segment, the list of segments, the next event
+//! index). An append writes its record with positional writes under that lock, then offers the
+//! events to the outputs in log order, so an output that keeps up takes them from memory and
+//! reads the file only once it has fallen behind. The lock is never held across an `fsync` of
+//! the open segment: the syncer (`sync.rs`) takes a handle and syncs outside it, so requests
+//! arriving while one sync runs share the next.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use tokio::sync::watch;
+
+use super::record::{self, Kind, HEADER};
+use super::segment;
+use super::BufferMetrics;
+use crate::config::SyncPolicy;
+use crate::pipeline::events::Chunk;
+
+/// Where a record starts in the log: its segment (named by its first event) and offset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Pos {
+    pub(crate) segment: u64,
+    pub(crate) offset: u64,
+}
+
+/// One segment as the log knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Seg {
+    /// Its first event index (its name).
+    pub(crate) first: u64,
+    /// One past its last event.
+    pub(crate) end: u64,
+    /// Bytes of its records.
+    pub(crate) bytes: u64,
+}
+
+/// Why an append was refused; ingest answers 503 with `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The log would pass `max_size`.
+    Full,
+    /// Writing failed (a full file system, an I/O error).
+    Failing,
+}
+
+/// Whether the log takes appends, as last seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shedding {
+    No,
+    Full,
+    Failing,
+}
+
+impl Shedding {
+    /// For `/v1/pipelines`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Shedding::No => "accepting",
+            Shedding::Full => "full",
+            Shedding::Failing => "failing",
+        }
+    }
+}
+
+/// The sync progress the syncer publishes, in event indexes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Synced {
+    /// Every event below it is on stable storage.
+    pub(crate) upto: u64,
+    /// A sync covering every event below it failed.
+    pub(crate) failed_upto: u64,
+}
+
+struct Tail {
+    /// The open (last) segment.
+    file: Arc<File>,
+    /// Oldest first; the last one is open.
+    segments: VecDeque<Seg>,
+    /// The index the next appended event gets.
+    next: u64,
+    /// Bytes of every segment together.
+    bytes: u64,
+    shedding: Shedding,
+    /// Appended since the last sync.
+    unsynced: bool,
+    /// A write failed: the open segment may hold part of a record past its known end.
+    broken: bool,
+    /// Set by `close`: the syncer stops.
+    closed: bool,
+}
+
+/// A pipeline's log.
+pub(crate) struct Log {
+    dir: PathBuf,
+    pub(crate) pipeline: String,
+    pub(crate) max_size: u64,
+    segment_size: u64,
+    pub(crate) policy: SyncPolicy,
+    tail: Mutex<Tail>,
+    /// Wakes the syncer (`sync: always`, and `close`).
+    pub(crate) wake: Condvar,
+    pub(crate) synced: watch::Sender<Synced>,
+    pub(crate) metrics: BufferMetrics,
+}
+
+/// A segment's size: an eighth of the bound, within 64 KiB ..= 128 MiB.
+fn segment_size(max_size: u64) -> u64 {
+    (max_size / 8).clamp(64 << 10, 128 << 20)
+}
+
+impl Log {
+    /// A log over `segments` (oldest first, the last one open; at least one) in `dir`.
+    pub(crate) fn new(
+        dir: &Path,
+        pipeline: &str,
+        (max_size, policy): (u64, SyncPolicy),
+        segments: VecDeque<Seg>,
+        metrics: BufferMetrics,
+    ) -> io::Result<Log> {
+        let open = segments.back().copied().ok_or(io::ErrorKind::NotFound)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.join(segment::file_name(open.first)))?;
+        let bytes = segments.iter().map(|s| s.bytes).sum();
+        let (synced, _) = watch::channel(Synced {
+            upto: open.end,
+            failed_upto: 0,
+        });
+        let log = Log {
+            dir: dir.to_owned(),
+            pipeline: pipeline.to_owned(),
+            max_size,
+            segment_size: segment_size(max_size),
+            policy,
+            tail: Mutex::new(Tail {
+                file: Arc::new(file),
+                next: open.end,
+                segments,
+                bytes,
+                shedding: Shedding::No,
+                unsynced: false,
+                broken: false,
+                closed: false,
+            }),
+            wake: Condvar::new(),
+            synced,
+            metrics,
+        };
+        log.publish(&log.lock());
+        Ok(log)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tail> {
+        self.tail.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends `events` as one record and, still in log order, calls `offer` with the index
+    /// of its first event and where the record after it will start. Returns one past its last
+    /// event. Refused when it would pass `max_size` or writing fails; a failed write leaves
+    /// the log as it was (the partial record is cut before the next append).
+    pub(crate) fn append(
+        &self,
+        events: &Chunk,
+        offer: impl FnOnce(u64, Pos),
+    ) -> Result<u64, Refused> {
+        let mut t = self.lock();
+        let n = events.events() as u64;
+        if n == 0 {
+            return Ok(t.next);
+        }
+        let size = (HEADER + events.len()) as u64;
+        if t.bytes + size > self.max_size {
+            self.shed(&mut t, Shedding::Full, None);
+            self.metrics.refused_full.inc();
+            return Err(Refused::Full);
+        }
+        if let Err(e) = self.write(&mut t, events, size) {
+            t.broken = true;
+            self.metrics.io_errors.inc();
+            self.metrics.refused_failing.inc();
+            self.shed(&mut t, Shedding::Failing, Some(&e));
+            return Err(Refused::Failing);
+        }
+        let first = t.next;
+        t.next += n;
+        let open = t.segments.back_mut().expect("the open segment");
+        open.bytes += size;
+        open.end = first + n;
+        let end = Pos {
+            segment: open.first,
+            offset: open.bytes,
+        };
+        t.bytes += size;
+        t.unsynced = true;
+        offer(first, end);
+        if t.shedding != Shedding::No {
+            self.shed(&mut t, Shedding::No, None);
+        }
+        self.publish(&t);
+        if self.policy == SyncPolicy::Always {
+            self.wake.notify_one();
+        }
+        Ok(t.next)
+    }
+
+    /// Writes one record at the end of the open segment (a new one when it is full, or after
+    /// a failed write left part of a record behind).
+    fn write(&self, t: &mut Tail, events: &Chunk, size: u64) -> io::Result<()> {
+        let open = *t.segments.back().expect("the open segment");
+        if t.broken {
+            t.file.set_len(open.bytes)?;
+        }
+        if open.bytes > 0 && (t.broken || open.bytes + size > self.segment_size) {
+            self.roll(t)?;
+        }
+        t.broken = false;
+        let at = t.segments.back().map_or(0, |s| s.bytes);
+        let payload = events.text();
+        let n = u32::try_from(events.events()).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let head = record::header(Kind::Events, t.next, n, payload);
+        t.file.write_all_at(&head, at)?;
+        t.file.write_all_at(payload, at + HEADER as u64)
+    }
+
+    /// Closes the open segment (synced, unless `sync: none`) and opens a new one named by the
+    /// next event index.
+    fn roll(&self, t: &mut Tail) -> io::Result<()> {
+        if self.policy != SyncPolicy::None {
+            t.file.sync_data()?;
+        }
+        let path = self.dir.join(segment::file_name(t.next));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        if self.policy != SyncPolicy::None {
+            File::open(&self.dir)?.sync_all()?;
+        }
+        t.file = Arc::new(file);
+        t.segments.push_back(Seg {
+            first: t.next,
+            end: t.next,
+            bytes: 0,
+        });
+        self.metrics.segments.set(t.segments.len() as i64);
+        Ok(())
+    }
+
+    /// Records a change of shedding state, with its log line.
+    fn shed(&self, t: &mut Tail, to: Shedding, error: Option<&io::Error>) {
+        if t.shedding == to {
+            return;
+        }
+        t.shedding = to;
+        self.metrics.shedding.set(i64::from(to != Shedding::No));
+        let (pipeline, bytes, max_size) = (&self.pipeline, t.bytes, self.max_size);
+        match to {
+            Shedding::Full => tracing::warn!(
+                pipeline,
+                bytes,
+                max_size,
+                "disk buffer full: shedding ingest until outputs free segments"
+            ),
+            Shedding::Failing => {
+                tracing::error!(pipeline, error = %error.map(ToString::to_string).unwrap_or_default(),
+                "disk buffer write failed: shedding ingest")
+            }
+            Shedding::No => {
+                tracing::info!(pipeline, bytes, max_size, "disk buffer accepting again")
+            }
+        }
+    }
+
+    fn publish(&self, t: &Tail) {
+        self.metrics
+            .bytes
+            .set(i64::try_from(t.bytes).unwrap_or(i64::MAX));
+        self.metrics.segments.set(t.segments.len() as i64);
+    }
+
+    /// The index the next appended event gets: the number of events ever appended.
+    pub(crate) fn end(&self) -> u64 {
+        self.lock().next
+    }
+
+    /// Bytes on disk, segments, and the shedding state.
+    pub(crate) fn levels(&self) -> (u64, usize, Shedding) {
+        let t = self.lock();
+        (t.bytes, t.segments.len(), t.shedding)
+    }
+
+    /// The segment `first` names, and whether it is the open one.
+    pub(crate) fn segment(&self, first: u64) -> Option<(Seg, bool, Option<Seg>)> {
+        let t = self.lock();
+        let i = t.segments.iter().position(|s| s.first == first)?;
+        let next = t.segments.get(i + 1).copied();
+        Some((t.segments[i], next.is_none(), next))
+    }
+
+    /// The path of the segment `first` names.
+    pub(crate) fn segment_path(&self, first: u64) -> PathBuf {
+        self.dir.join(segment::file_name(first))
+    }
+
+    /// Deletes every closed segment whose events all lie below `upto` (the lowest cursor
+    /// written and synced).
+    pub(crate) fn release(&self, upto: u64) {
+        let mut t = self.lock();
+        while t.segments.len() > 1 && t.segments[0].end <= upto {
+            let gone = t.segments[0];
+            if let Err(error) = std::fs::remove_file(self.segment_path(gone.first)) {
+                if error.kind() != io::ErrorKind::NotFound {
+                    self.metrics.io_errors.inc();
+                    tracing::warn!(pipeline = %self.pipeline, %error, "cannot free a disk buffer segment");
+                    break;
+                }
+            }
+            t.segments.pop_front();
+            t.bytes -= gone.bytes;
+        }
+        self.publish(&t);
+    }
+
+    /// Where the next record will start.
+    pub(crate) fn tail(&self) -> Pos {
+        let t = self.lock();
+        let open = t.segments.back().expect("the open segment");
+        Pos {
+            segment: open.first,
+            offset: open.bytes,
+        }
+    }
+
+    /// The end of the oldest segment: nothing is freed until every cursor has reached it.
+    pub(crate) fn oldest_end(&self) -> Option<u64> {
+        let t = self.lock();
+        (t.segments.len() > 1).then(|| t.segments[0].end)
+    }
+
+    /// The lowest event index a segment still holds.
+    pub(crate) fn head(&self) -> u64 {
+        self.lock().segments.front().map_or(0, |s| s.first)
+    }
+
+    /// Syncs the open segment if anything was appended since the last sync, publishing the
+    /// progress. The lock is held only to take the handle.
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        let (file, upto) = {
+            let mut t = self.lock();
+            if !t.unsynced {
+                return Ok(());
+            }
+            t.unsynced = false;
+            (t.file.clone(), t.next)
+        };
+        let result = file.sync_data();
+        self.metrics.syncs.inc();
+        self.synced.send_modify(|s| match &result {
+            Ok(()) => s.upto = s.upto.max(upto),
+            Err(_) => s.failed_upto = s.failed_upto.max(upto),
+        });
+        if let Err(error) = &result {
+            self.metrics.io_errors.inc();
+            let mut t = self.lock();
+            t.broken = true;
+            self.shed(&mut t, Shedding::Failing, Some(error));
+        }
+        result
+    }
+
+    /// Waits (on the syncer's thread) until there is something to sync or the log is closed;
+    /// `None` waits for a wake-up, else at most that long. True once closed.
+    pub(crate) fn wait(&self, at_most: Option<std::time::Duration>) -> bool {
+        let t = self.lock();
+        if t.closed {
+            return true;
+        }
+        match at_most {
+            Some(d) => match self.wake.wait_timeout(t, d) {
+                Ok((t, _)) => t.closed,
+                Err(e) => e.into_inner().0.closed,
+            },
+            None => match self.wake.wait_while(t, |t| !t.closed && !t.unsynced) {
+                Ok(t) => t.closed,
+                Err(e) => e.into_inner().closed,
+            },
+        }
+    }
+
+    /// Stops the syncer (after its last sync).
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_all();
+    }
+}

@@ -1,0 +1,149 @@
+//! The disk buffer (`pipelines[].buffer.type: disk`): a segmented append-only log per pipeline
+//! under `{path}/{pipeline}/` and a cursor file per output, so an event answered 202 survives a
+//! crash of the daemon and every output resumes where it stopped.
+//!
+//! # Layout
+//! - `record.rs`: the record format (checksummed header, NDJSON payload; holes).
+//! - `segment.rs`: a segment file's name and the scan that checks it.
+//! - `log.rs`: appending (under `max_size`), segment roll and freeing, shedding state.
+//! - `sync.rs`: the syncer thread (`sync: always` group commits, `interval`).
+//! - `reader.rs`: an output reading its events back.
+//! - `cursor.rs`: an output's cursor file (position, batch in flight, accounting).
+//! - `replay.rs`: opening the directory at start: checks, cuts, cursor reconciliation.
+
+mod cursor;
+mod log;
+mod reader;
+mod record;
+mod replay;
+mod segment;
+mod sync;
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+
+pub(crate) use cursor::{CursorFile, Mark, REASONS};
+pub(crate) use log::{Log, Pos, Refused};
+pub(crate) use reader::{Item, Reader};
+pub(crate) use replay::{Removed, Resumed};
+
+use crate::config::{BufferConfig, SyncPolicy};
+
+/// A disk buffer's series (`seawall_buffer_*`, by pipeline).
+#[derive(Clone, Default)]
+pub(crate) struct BufferMetrics {
+    pub(crate) bytes: Gauge,
+    pub(crate) segments: Gauge,
+    /// 1 while ingest is shed (full or failing).
+    pub(crate) shedding: Gauge,
+    pub(crate) refused_full: Counter,
+    pub(crate) refused_failing: Counter,
+    pub(crate) io_errors: Counter,
+    pub(crate) syncs: Counter,
+    /// Events lost to a torn or corrupt log, found at replay.
+    pub(crate) corrupt_events: Counter,
+}
+
+/// One pipeline's disk buffer: its log, its outputs' cursor files and its syncer.
+pub(crate) struct Disk {
+    pub(crate) log: Arc<Log>,
+    /// Every output's cursor file: segments are freed below the lowest cursor.
+    cursors: Vec<Arc<CursorFile>>,
+    syncer: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) path: std::path::PathBuf,
+    /// Held open for the process's life: its lock keeps a second daemon out.
+    _lock: File,
+}
+
+impl Disk {
+    /// Opens `{config.path}/{pipeline}` for `outputs` (replaying it) and starts its syncer.
+    pub(crate) fn open(
+        pipeline: &str,
+        config: &BufferConfig,
+        outputs: &[&str],
+        metrics: BufferMetrics,
+    ) -> std::io::Result<(Disk, Vec<Resumed>, Vec<Removed>)> {
+        let root = config.path.as_deref().unwrap_or(Path::new("."));
+        let path = root.join(pipeline);
+        let opened = replay::open(
+            &path,
+            pipeline,
+            (config.max_size, config.sync),
+            outputs,
+            metrics,
+        )?;
+        let syncer = sync::spawn(opened.log.clone(), config.sync_interval)?;
+        let cursors = opened.outputs.iter().map(|r| r.file.clone()).collect();
+        let disk = Disk {
+            log: opened.log,
+            cursors,
+            syncer: Mutex::new(syncer),
+            path,
+            _lock: opened.lock,
+        };
+        Ok((disk, opened.outputs, opened.removed))
+    }
+
+    /// Frees the segments every output has passed; cursor files are synced first (unless
+    /// `sync: none`), so no cursor can come back from a crash pointing into a freed segment.
+    pub(crate) fn release(&self) {
+        let lowest = self.cursors.iter().map(|c| c.written()).min();
+        let Some(lowest) = lowest else { return };
+        if self.log.oldest_end().is_none_or(|end| end > lowest) {
+            return;
+        }
+        if self.log.policy != SyncPolicy::None {
+            for c in &self.cursors {
+                if let Err(error) = c.sync() {
+                    self.log.metrics.io_errors.inc();
+                    tracing::warn!(pipeline = %self.log.pipeline, %error,
+                        "cannot sync a cursor file: segments kept");
+                    return;
+                }
+            }
+        }
+        self.log.release(lowest);
+    }
+
+    /// Waits until events below `end` are synced (`sync: always`); refused when that sync
+    /// failed.
+    pub(crate) async fn synced(&self, end: u64) -> Result<(), Refused> {
+        if self.log.policy != SyncPolicy::Always {
+            return Ok(());
+        }
+        let mut rx = self.log.synced.subscribe();
+        let seen = rx
+            .wait_for(|s| s.upto >= end || s.failed_upto >= end)
+            .await
+            .map(|s| *s);
+        match seen {
+            Ok(s) if s.failed_upto >= end => Err(Refused::Failing),
+            Ok(_) => Ok(()),
+            Err(_) => Err(Refused::Failing),
+        }
+    }
+
+    /// Stops the syncer after a last sync and syncs every cursor file (the segments and
+    /// cursors stay for the next start).
+    pub(crate) fn close(&self) {
+        self.log.close();
+        let syncer = self.syncer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = syncer {
+            let _ = handle.join();
+        }
+        let _ = self.log.sync();
+        for c in &self.cursors {
+            let _ = c.sync();
+        }
+    }
+
+    /// `sync` as configured.
+    pub(crate) fn policy(&self) -> SyncPolicy {
+        self.log.policy
+    }
+}
