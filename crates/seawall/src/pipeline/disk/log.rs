@@ -299,12 +299,12 @@ impl Log {
         (t.bytes, t.segments.len(), t.shedding)
     }
 
-    /// The segment `first` names, and whether it is the open one.
-    pub(crate) fn segment(&self, first: u64) -> Option<(Seg, bool, Option<Seg>)> {
+    /// The segment `first` names and the one after it; when it was freed (every cursor had
+    /// passed it), the oldest one after it instead.
+    pub(crate) fn segment(&self, first: u64) -> Option<(Seg, Option<Seg>)> {
         let t = self.lock();
-        let i = t.segments.iter().position(|s| s.first == first)?;
-        let next = t.segments.get(i + 1).copied();
-        Some((t.segments[i], next.is_none(), next))
+        let i = t.segments.iter().position(|s| s.first >= first)?;
+        Some((t.segments[i], t.segments.get(i + 1).copied()))
     }
 
     /// The path of the segment `first` names.
@@ -338,6 +338,23 @@ impl Log {
         Pos {
             segment: open.first,
             offset: open.bytes,
+        }
+    }
+
+    /// Closes the open segment once every output has passed all of it (`lowest`, the lowest
+    /// cursor), so it can be freed: when it is half full, or at once while ingest is shed for
+    /// want of room (a small `max_size` could otherwise stay full of delivered events).
+    pub(crate) fn roll_passed(&self, lowest: u64) {
+        let mut t = self.lock();
+        let open = *t.segments.back().expect("the open segment");
+        let worth =
+            open.bytes >= self.segment_size / 2 || (t.shedding == Shedding::Full && open.bytes > 0);
+        if t.next <= lowest && worth && !t.broken {
+            if let Err(error) = self.roll(&mut t) {
+                t.broken = true;
+                self.metrics.io_errors.inc();
+                self.shed(&mut t, Shedding::Failing, Some(&error));
+            }
         }
     }
 

@@ -94,6 +94,7 @@ impl Disk {
     pub(crate) fn release(&self) {
         let lowest = self.cursors.iter().map(|c| c.written()).min();
         let Some(lowest) = lowest else { return };
+        self.log.roll_passed(lowest);
         if self.log.oldest_end().is_none_or(|end| end > lowest) {
             return;
         }

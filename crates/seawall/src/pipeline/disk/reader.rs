@@ -39,10 +39,24 @@ impl Reader {
         budget: &Arc<Budget>,
     ) -> io::Result<Vec<Item>> {
         let seg = loop {
-            let Some((seg, _, next)) = log.segment(from.segment) else {
+            let Some((seg, next)) = log.segment(from.segment) else {
                 let what = format!("segment {} was freed under a reader", from.segment);
                 return Err(io::Error::new(io::ErrorKind::NotFound, what));
             };
+            if seg.first != from.segment {
+                // Freed once the reader had read all of it: go on with the next one.
+                from = Pos {
+                    segment: seg.first,
+                    offset: 0,
+                };
+                if seg.first > expected {
+                    return Ok(vec![Item::Hole {
+                        first: expected,
+                        events: seg.first - expected,
+                        end: from,
+                    }]);
+                }
+            }
             if from.offset < seg.bytes {
                 break seg;
             }
