@@ -308,7 +308,12 @@ impl Ledger {
     /// endpoints, floored at `min_rate`): 1 up to the start fill, then falling linearly with the
     /// fill to `base` when full.
     pub(crate) fn rate(&self, base: f64) -> f64 {
-        self.rate_at(&self.lock().counts, base)
+        let s = self.lock();
+        if s.disk.is_some() {
+            // The log holds what arrives: nothing is sampled.
+            return 1.0;
+        }
+        self.rate_at(&s.counts, base)
     }
 
     fn rate_at(&self, counts: &Counts, base: f64) -> f64 {

@@ -11,6 +11,8 @@
 //! - `cursor.rs`: an output's cursor file (position, batch in flight, accounting).
 //! - `replay.rs`: opening the directory at start: checks, cuts, cursor reconciliation.
 
+#[cfg(all(test, feature = "bench-redb"))]
+mod compare;
 mod cursor;
 mod log;
 mod reader;
