@@ -5,7 +5,7 @@
 #   wrk (2 threads, CONNS connections) posts 1000-event NDJSON bodies for SECS seconds, then
 #   the output drains; events/s counts events the output delivered (GET /v1/pipelines) over
 #   the load time plus the drain.
-#   replay: REPLAY × 1000 events posted (bench/pipeline/post.py) to a disk-buffered pipeline
+#   replay: REPLAY × 1000 events posted (bench/pipeline/outage.py, unpaced) to a disk-buffered pipeline
 #   whose http output cannot deliver; SIGKILL; restart with the output's endpoint on the nginx
 #   sink: the replay's time (its log line) and the time until every event is delivered.
 # Prints Markdown tables. Installs nginx and wrk with apt-get when missing.
@@ -65,24 +65,7 @@ start() {
     echo "seawall did not start" >&2; exit 1
 }
 
-stats() { python3 bench/pipeline/stats.py "127.0.0.1:$ADMIN" "$1" out; }
-
-# drive P: wrk against pipeline P for SECS, then waits for the drain; prints
-# "delivered_per_s accepted delivered elapsed".
-drive() {
-    local p=$1 start end a d x pending
-    start=$(date +%s.%N)
-    PIPELINE=$p EVENTS=$EVENTS wrk -t2 -c"$CONNS" -d"${SECS}s" -s bench/pipeline/ingest.lua \
-        "http://127.0.0.1:$SW" > "$WORK/wrk-$p.txt"
-    for _ in $(seq 600); do
-        read -r a d x pending _ < <(stats "$p")
-        [ "$pending" = 0 ] && break
-        sleep 0.1
-    done
-    end=$(date +%s.%N)
-    python3 -c "import sys; a,d,s,e=map(float,sys.argv[1:]); print(f'{d/(e-s):.0f} {a:.0f} {d:.0f} {e-s:.1f}')" \
-        "$a" "$d" "$start" "$end"
-}
+source bench/pipeline/drive.sh
 
 config "http://127.0.0.1:$DEAD/dead" > "$WORK/seawall.yaml"
 start 1
@@ -92,12 +75,12 @@ declare -A RATE ACC
 for kind in bh web; do
     for mode in memory always interval none; do
         echo "$kind-$mode" >&2
-        read -r RATE[$kind-$mode] ACC[$kind-$mode] _ _ < <(drive "$kind-$mode")
+        read -r RATE[$kind-$mode] ACC[$kind-$mode] _ _ < <(drive "$kind-$mode" "$SECS")
     done
 done
 
 echo "replay: posting $REPLAY × $EVENTS events to an output that cannot deliver" >&2
-read -r R_ACC R_REF < <(python3 bench/pipeline/post.py "127.0.0.1:$SW" replay "$REPLAY" "$EVENTS")
+read -r R_ACC R_REF < <(python3 bench/pipeline/outage.py "127.0.0.1:$SW" replay 1000000000 3600 "$REPLAY")
 BYTES=$(du -sb "$WORK/buffers/replay" | cut -f1)
 kill -9 "$SWPID"; wait "$SWPID" 2>/dev/null || true
 config "http://127.0.0.1:$SINK/sink" > "$WORK/seawall.yaml"

@@ -71,21 +71,11 @@ pipelines:
     }
 
     async fn output(&self, name: &str) -> Value {
-        let views = client::get(&format!("http://{}/v1/pipelines", self.admin))
-            .await
-            .json();
-        let outputs = views[0]["outputs"].as_array().cloned().unwrap_or_default();
-        outputs
-            .into_iter()
-            .find(|o| o["name"] == name)
-            .unwrap_or_default()
+        client::output_view(self.admin, name).await
     }
 
     async fn buffer(&self) -> Value {
-        let views = client::get(&format!("http://{}/v1/pipelines", self.admin))
-            .await
-            .json();
-        views[0]["buffer"].clone()
+        client::pipeline_view(self.admin).await["buffer"].clone()
     }
 
     async fn metrics(&self) -> Exposition {
@@ -134,6 +124,33 @@ async fn post_all(url: &str, from: u64, n: u64, per: u64, acked: &Mutex<Vec<u64>
         }
     }
     refused
+}
+
+/// POSTs 100-event requests (seqs from 0) until one is not answered 202; returns that answer
+/// and how many were.
+async fn post_until_refused(s: &Setup, acked: &Mutex<Vec<u64>>) -> (client::Answer, u64) {
+    for n in 0..200 {
+        let req = client::request("POST", &s.ingest_url())
+            .header("content-type", "application/x-ndjson")
+            .body(client::body(&events(n * 100..(n + 1) * 100)))
+            .unwrap();
+        let answer = client::send(req).await;
+        if answer.status != 202 {
+            return (answer, n);
+        }
+        acked.lock().unwrap().extend(n * 100..(n + 1) * 100);
+    }
+    panic!("every request accepted: the buffer never refused");
+}
+
+/// POSTs the `n`th 100-event request; true (and recorded) if answered 202.
+async fn post_acked(s: &Setup, n: u64, acked: &Mutex<Vec<u64>>) -> bool {
+    let seqs = n * 100..(n + 1) * 100;
+    let ok = post(&s.ingest_url(), seqs.clone()).await == Some(202);
+    if ok {
+        acked.lock().unwrap().extend(seqs);
+    }
+    ok
 }
 
 fn seq(line: &str) -> u64 {
@@ -419,20 +436,7 @@ fn a_full_buffer_sheds_ingest_with_503_and_accepts_again_once_the_output_drains(
     let mut daemon = s.start();
     let acked = Mutex::new(Vec::new());
     rt.block_on(async {
-        let mut n = 0;
-        let answer = loop {
-            let req = client::request("POST", &s.ingest_url())
-                .header("content-type", "application/x-ndjson")
-                .body(client::body(&events(n * 100..(n + 1) * 100)))
-                .unwrap();
-            let answer = client::send(req).await;
-            if answer.status != 202 {
-                break answer;
-            }
-            acked.lock().unwrap().extend(n * 100..(n + 1) * 100);
-            n += 1;
-            assert!(n < 100, "never full");
-        };
+        let (answer, n) = post_until_refused(&s, &acked).await;
         assert_eq!(answer.status, 503, "{}", answer.text());
         assert_eq!(answer.json()["error"]["type"], "buffer_full");
         assert_eq!(answer.header("retry-after"), Some("1"));
@@ -453,15 +457,7 @@ fn a_full_buffer_sheds_ingest_with_503_and_accepts_again_once_the_output_drains(
         assert!(daemon.logged("disk buffer full: shedding ingest"));
 
         c.set(Mode::Ok);
-        eventually("ingest accepted again", || async {
-            let seqs = n * 100..(n + 1) * 100;
-            let ok = post(&s.ingest_url(), seqs.clone()).await == Some(202);
-            if ok {
-                acked.lock().unwrap().extend(seqs);
-            }
-            ok
-        })
-        .await;
+        eventually("ingest accepted again", || post_acked(&s, n, &acked)).await;
         daemon.wait_for("disk buffer accepting again", READY);
         let o = settle(|| s.output("c"), |o| o["pending"] == 0).await;
         assert_balanced(&o);
@@ -553,20 +549,7 @@ fn sheds_while_writes_fail(how: Failing) {
     wait_ready(&mut daemon.child, s.admin, READY);
     let acked = Mutex::new(Vec::new());
     rt.block_on(async {
-        let mut n = 0;
-        let answer = loop {
-            let req = client::request("POST", &s.ingest_url())
-                .header("content-type", "application/x-ndjson")
-                .body(client::body(&events(n * 100..(n + 1) * 100)))
-                .unwrap();
-            let answer = client::send(req).await;
-            if answer.status != 202 {
-                break answer;
-            }
-            acked.lock().unwrap().extend(n * 100..(n + 1) * 100);
-            n += 1;
-            assert!(n < 200, "writes never failed ({how:?})");
-        };
+        let (answer, n) = post_until_refused(&s, &acked).await;
         assert_eq!(answer.status, 503, "{}", answer.text());
         assert_eq!(answer.json()["error"]["type"], "buffer_failing");
         assert_eq!(answer.header("retry-after"), Some("1"));
@@ -578,15 +561,7 @@ fn sheds_while_writes_fail(how: Failing) {
         assert!(metrics.value::<u64>(r#"seawall_buffer_io_errors_total{pipeline="p"}"#) >= 1);
 
         c.set(Mode::Ok);
-        eventually("ingest accepted again", || async {
-            let seqs = n * 100..(n + 1) * 100;
-            let ok = post(&s.ingest_url(), seqs.clone()).await == Some(202);
-            if ok {
-                acked.lock().unwrap().extend(seqs);
-            }
-            ok
-        })
-        .await;
+        eventually("ingest accepted again", || post_acked(&s, n, &acked)).await;
         assert_eq!(s.buffer().await["state"], "accepting");
         let o = settle(|| s.output("c"), |o| o["pending"] == 0).await;
         assert_balanced(&o);

@@ -35,8 +35,7 @@ fn body() -> Bytes {
 }
 
 fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("seawall-compare-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = super::scratch(tag);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

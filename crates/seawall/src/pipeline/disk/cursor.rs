@@ -191,11 +191,7 @@ mod tests {
     use super::*;
 
     fn path() -> PathBuf {
-        std::env::temp_dir().join(format!(
-            "seawall-cursor-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ))
+        crate::pipeline::disk::scratch("cursor")
     }
 
     #[test]

@@ -36,6 +36,16 @@ pub(crate) use replay::{Removed, Resumed};
 
 use crate::config::{BufferConfig, SyncPolicy};
 
+/// A fresh path under the temp directory for a unit test (`tag` names the test's module).
+#[cfg(test)]
+pub(crate) fn scratch(tag: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "seawall-{tag}-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ))
+}
+
 /// A disk buffer's series (`seawall_buffer_*`, by pipeline).
 #[derive(Clone, Default)]
 pub(crate) struct BufferMetrics {

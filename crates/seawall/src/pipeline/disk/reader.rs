@@ -45,16 +45,9 @@ impl Reader {
             };
             if seg.first != from.segment {
                 // Freed once the reader had read all of it: go on with the next one.
-                from = Pos {
-                    segment: seg.first,
-                    offset: 0,
-                };
-                if seg.first > expected {
-                    return Ok(vec![Item::Hole {
-                        first: expected,
-                        events: seg.first - expected,
-                        end: from,
-                    }]);
+                from = start_of(seg.first);
+                if let Some(gap) = gap(expected, seg.first) {
+                    return Ok(vec![gap]);
                 }
             }
             if from.offset < seg.bytes {
@@ -63,16 +56,9 @@ impl Reader {
             let Some(next) = next else {
                 return Ok(Vec::new());
             };
-            from = Pos {
-                segment: next.first,
-                offset: 0,
-            };
-            if next.first > expected {
-                return Ok(vec![Item::Hole {
-                    first: expected,
-                    events: next.first - expected,
-                    end: from,
-                }]);
+            from = start_of(next.first);
+            if let Some(gap) = gap(expected, next.first) {
+                return Ok(vec![gap]);
             }
         };
         let file = self.file(log, seg.first)?;
@@ -138,6 +124,19 @@ impl Reader {
         }
         Ok(&self.open.as_ref().expect("just opened").1)
     }
+}
+
+fn start_of(segment: u64) -> Pos {
+    Pos { segment, offset: 0 }
+}
+
+/// The hole between event `expected` and the segment starting at event `first`, if any.
+fn gap(expected: u64, first: u64) -> Option<Item> {
+    (first > expected).then(|| Item::Hole {
+        first: expected,
+        events: first - expected,
+        end: start_of(first),
+    })
 }
 
 fn corrupt(at: Pos) -> io::Error {

@@ -329,11 +329,7 @@ mod tests {
     use crate::pipeline::events::Chunk;
 
     fn dir() -> PathBuf {
-        std::env::temp_dir().join(format!(
-            "seawall-replay-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ))
+        crate::pipeline::disk::scratch("replay")
     }
 
     fn chunk(from: u64, n: u64) -> Chunk {
@@ -353,6 +349,14 @@ mod tests {
             metrics.clone(),
         );
         (opened.unwrap(), metrics)
+    }
+
+    /// A fresh directory whose log holds `n` events for output `o`, opened.
+    fn log_with(n: u64) -> (PathBuf, Opened) {
+        let dir = dir();
+        let (opened, _) = open_log(&dir, 1 << 20, &["o"]);
+        opened.log.append(&chunk(0, n), |_, _| {}).unwrap();
+        (dir, opened)
     }
 
     /// Every event index read back from `pos` on (holes as `None`).
@@ -433,9 +437,7 @@ mod tests {
 
     #[test]
     fn a_replay_killed_between_writing_its_hole_and_cutting_counts_the_loss_once() {
-        let dir = dir();
-        let (opened, _) = open_log(&dir, 1 << 20, &["o"]);
-        opened.log.append(&chunk(0, 2), |_, _| {}).unwrap();
+        let (dir, opened) = log_with(2);
         drop(opened);
         let seg = dir.join(segment::file_name(0));
         let mut bytes = std::fs::read(&seg).unwrap();
@@ -466,9 +468,7 @@ mod tests {
 
     #[test]
     fn a_cursor_past_the_log_end_gets_a_hole_so_the_figures_still_add_up() {
-        let dir = dir();
-        let (opened, _) = open_log(&dir, 1 << 20, &["o"]);
-        opened.log.append(&chunk(0, 10), |_, _| {}).unwrap();
+        let (dir, opened) = log_with(10);
         let mut mark = opened.outputs[0].mark;
         mark.cursor = 25;
         mark.delivered = 25;

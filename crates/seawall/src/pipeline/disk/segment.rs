@@ -157,11 +157,7 @@ mod tests {
     }
 
     fn temp(bytes: &[u8]) -> std::path::PathBuf {
-        let path = std::env::temp_dir().join(format!(
-            "seawall-segment-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
+        let path = crate::pipeline::disk::scratch("segment");
         std::fs::write(&path, bytes).unwrap();
         path
     }
