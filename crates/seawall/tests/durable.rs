@@ -153,6 +153,32 @@ async fn post_acked(s: &Setup, n: u64, acked: &Mutex<Vec<u64>>) -> bool {
     ok
 }
 
+/// Clients `clients` (each its own range of seqs) post `per`-event requests to `s` until
+/// `threshold` events are acknowledged; then `daemon` is killed (SIGKILL) while they post.
+async fn kill_while_posting(
+    s: &Setup,
+    daemon: &mut Logged,
+    clients: std::ops::Range<u64>,
+    per: u64,
+    acked: &Arc<Mutex<Vec<u64>>>,
+    threshold: usize,
+) {
+    let posters: Vec<_> = clients
+        .map(|k| {
+            let (url, acked) = (s.ingest_url(), acked.clone());
+            tokio::spawn(async move { post_all(&url, k * 1_000_000, 500, per, &acked).await })
+        })
+        .collect();
+    eventually("enough events acknowledged", || async {
+        acked.lock().unwrap().len() >= threshold
+    })
+    .await;
+    daemon.kill();
+    for p in posters {
+        assert_eq!(p.await.unwrap(), 0, "nothing refused");
+    }
+}
+
 fn seq(line: &str) -> u64 {
     serde_json::from_str::<Value>(line).unwrap()["seq"]
         .as_u64()
@@ -209,23 +235,8 @@ fn every_event_answered_202_survives_sigkill_during_ingest_with_the_output_down(
     );
     let mut daemon = s.start();
     let acked = Arc::new(Mutex::new(Vec::new()));
-    rt.block_on(async {
-        // Four clients post 10-event requests; the daemon is killed mid-stream.
-        let posters: Vec<_> = (0..4u64)
-            .map(|k| {
-                let (url, acked) = (s.ingest_url(), acked.clone());
-                tokio::spawn(async move { post_all(&url, k * 1_000_000, 500, 10, &acked).await })
-            })
-            .collect();
-        eventually("1000 events acknowledged", || async {
-            acked.lock().unwrap().len() >= 1000
-        })
-        .await;
-        daemon.kill();
-        for p in posters {
-            assert_eq!(p.await.unwrap(), 0, "nothing refused");
-        }
-    });
+    // Four clients post 10-event requests; the daemon is killed mid-stream.
+    rt.block_on(kill_while_posting(&s, &mut daemon, 0..4, 10, &acked, 1000));
     let acked: HashSet<u64> = acked.lock().unwrap().iter().copied().collect();
     assert!(!daemon.logged("final accounting"), "killed, not stopped");
 
@@ -657,20 +668,7 @@ fn an_event_acknowledged_for_a_file_output_survives_sigkill_with_sync_always() {
             "synced before the 202"
         );
         acked.lock().unwrap().extend(0..10);
-        let posters: Vec<_> = (1..3u64)
-            .map(|k| {
-                let (url, acked) = (s.ingest_url(), acked.clone());
-                tokio::spawn(async move { post_all(&url, k * 1_000_000, 300, 7, &acked).await })
-            })
-            .collect();
-        eventually("700 acknowledged", || async {
-            acked.lock().unwrap().len() >= 700
-        })
-        .await;
-        daemon.kill();
-        for p in posters {
-            p.await.unwrap();
-        }
+        kill_while_posting(&s, &mut daemon, 1..3, 7, &acked, 700).await;
     });
     let _daemon = s.start();
     let o = rt.block_on(settle(|| s.output("f"), |o| o["pending"] == 0));

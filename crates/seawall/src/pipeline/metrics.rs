@@ -74,6 +74,50 @@ struct BufferFamilies {
     corrupt: Family<PipelineLabels, Counter>,
 }
 
+impl BufferFamilies {
+    fn register(&self, metrics: &Metrics) {
+        let gauge = |name, help, family: &Family<PipelineLabels, Gauge>| {
+            metrics.register(name, help, family.clone());
+        };
+        let counter = |name, help, family: &Family<PipelineLabels, Counter>| {
+            metrics.register(name, help, family.clone());
+        };
+        gauge(
+            "buffer_bytes",
+            "Bytes of a pipeline's disk buffer on disk",
+            &self.bytes,
+        );
+        gauge(
+            "buffer_segments",
+            "Segment files of a pipeline's disk buffer",
+            &self.segments,
+        );
+        gauge(
+            "buffer_shedding",
+            "1 while a pipeline's disk buffer refuses ingest (full, or writes failing)",
+            &self.shedding,
+        );
+        metrics.register(
+            "buffer_refused_requests",
+            "Ingest requests a disk buffer refused with 503, by reason (`full`: max_size reached; \
+             `failing`: writing or syncing failed)",
+            self.refused.clone(),
+        );
+        let failed = "Failed writes, syncs, reads and deletions of a disk buffer";
+        counter("buffer_io_errors", failed, &self.io_errors);
+        counter(
+            "buffer_syncs",
+            "fsyncs of a disk buffer's open segment",
+            &self.syncs,
+        );
+        counter(
+            "buffer_corrupt_events",
+            "Events a disk buffer lost to a torn or corrupt record, found at replay",
+            &self.corrupt,
+        );
+    }
+}
+
 /// One output's series.
 pub(crate) struct OutputMetrics {
     pub(crate) delivered: Counter,
@@ -145,53 +189,7 @@ impl Families {
              (floored at min_rate)",
             f.sampling.clone(),
         );
-        let b = &f.buffer;
-        let families: [(&str, &str, &Family<PipelineLabels, Gauge>); 3] = [
-            (
-                "buffer_bytes",
-                "Bytes of a pipeline's disk buffer on disk",
-                &b.bytes,
-            ),
-            (
-                "buffer_segments",
-                "Segment files of a pipeline's disk buffer",
-                &b.segments,
-            ),
-            (
-                "buffer_shedding",
-                "1 while a pipeline's disk buffer refuses ingest (full, or writes failing)",
-                &b.shedding,
-            ),
-        ];
-        for (name, help, family) in families {
-            metrics.register(name, help, family.clone());
-        }
-        metrics.register(
-            "buffer_refused_requests",
-            "Ingest requests a disk buffer refused with 503, by reason (`full`: max_size reached; \
-             `failing`: writing or syncing failed)",
-            b.refused.clone(),
-        );
-        let counters: [(&str, &str, &Family<PipelineLabels, Counter>); 3] = [
-            (
-                "buffer_io_errors",
-                "Failed writes, syncs, reads and deletions of a disk buffer",
-                &b.io_errors,
-            ),
-            (
-                "buffer_syncs",
-                "fsyncs of a disk buffer's open segment",
-                &b.syncs,
-            ),
-            (
-                "buffer_corrupt_events",
-                "Events a disk buffer lost to a torn or corrupt record, found at replay",
-                &b.corrupt,
-            ),
-        ];
-        for (name, help, family) in counters {
-            metrics.register(name, help, family.clone());
-        }
+        f.buffer.register(metrics);
         f
     }
 
