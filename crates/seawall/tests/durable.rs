@@ -241,12 +241,8 @@ fn every_event_answered_202_survives_sigkill_during_ingest_with_the_output_down(
     assert!(!daemon.logged("final accounting"), "killed, not stopped");
 
     c.set(Mode::Ok);
-    let daemon = s.start();
-    assert!(
-        daemon.logged("disk buffer replay done"),
-        "{}",
-        daemon.text()
-    );
+    let mut daemon = s.start();
+    daemon.wait_for("disk buffer replay done", READY);
     rt.block_on(async {
         eventually("every acknowledged event delivered", || async {
             let (_, _, got) = check_batches(&c);
@@ -348,7 +344,8 @@ fn sigkill_during_replay_loses_nothing() {
     );
 
     c.set(Mode::Ok);
-    let daemon = s.start();
+    let mut daemon = s.start();
+    daemon.wait_for("disk buffer replay done", READY);
     assert!(daemon.logged("\"corrupt_events\":0"), "{}", daemon.text());
     rt.block_on(async {
         let o = settle(|| s.output("c"), |o| o["pending"] == 0).await;
@@ -395,7 +392,8 @@ fn a_corrupted_and_a_truncated_segment_are_cut_and_counted_once_without_a_crash_
     drop(file);
 
     c.set(Mode::Ok);
-    let daemon = s.start();
+    let mut daemon = s.start();
+    daemon.wait_for("disk buffer replay done", READY);
     let cuts = daemon
         .lines()
         .iter()
@@ -424,7 +422,8 @@ fn a_corrupted_and_a_truncated_segment_are_cut_and_counted_once_without_a_crash_
     drop(daemon);
 
     // Started again: nothing cut, nothing counted twice, the figures kept.
-    let daemon = s.start();
+    let mut daemon = s.start();
+    daemon.wait_for("disk buffer replay done", READY);
     assert!(
         !daemon.logged("torn or corrupt tail cut"),
         "{}",
@@ -465,7 +464,7 @@ fn a_full_buffer_sheds_ingest_with_503_and_accepts_again_once_the_output_drains(
             ),
             1
         );
-        assert!(daemon.logged("disk buffer full: shedding ingest"));
+        daemon.wait_for("disk buffer full: shedding ingest", READY);
 
         c.set(Mode::Ok);
         eventually("ingest accepted again", || post_acked(&s, n, &acked)).await;
@@ -567,7 +566,7 @@ fn sheds_while_writes_fail(how: Failing) {
         assert_eq!(s.buffer().await["state"], "failing");
         let healthz = client::get(&format!("http://{}/healthz", s.admin)).await;
         assert_eq!(healthz.status, 200, "still running");
-        assert!(daemon.logged("disk buffer write failed: shedding ingest"));
+        daemon.wait_for("disk buffer write failed: shedding ingest", READY);
         let metrics = s.metrics().await;
         assert!(metrics.value::<u64>(r#"seawall_buffer_io_errors_total{pipeline="p"}"#) >= 1);
 
@@ -616,13 +615,9 @@ fn a_removed_output_is_counted_and_dropped_and_a_new_one_starts_at_the_tail() {
         yaml: s.yaml.replace(&before, &after),
         ..s
     };
-    let daemon = s.start();
-    assert!(
-        daemon.logged("output no longer configured: its cursor is dropped"),
-        "{}",
-        daemon.text()
-    );
-    assert!(daemon.logged("new output starts at the disk buffer's tail"));
+    let mut daemon = s.start();
+    daemon.wait_for("output no longer configured: its cursor is dropped", READY);
+    daemon.wait_for("new output starts at the disk buffer's tail", READY);
     assert!(!dir.join("p/b.cursor").exists());
     rt.block_on(async {
         for r in 0..5 {

@@ -86,6 +86,8 @@ pub fn read_all(pipe: Option<impl Read>) -> String {
 pub struct Logged {
     pub child: Child,
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Reads the pipe to its end (the child's exit).
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Logged {
@@ -95,14 +97,18 @@ impl Logged {
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let stderr = child.stderr.take().expect("piped stderr");
         let into = lines.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             use std::io::BufRead;
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { return };
                 into.lock().unwrap().push(line);
             }
         });
-        Logged { child, lines }
+        Logged {
+            child,
+            lines,
+            reader: Some(reader),
+        }
     }
 
     /// Every line logged so far.
@@ -141,10 +147,13 @@ impl Logged {
         }
     }
 
-    /// SIGKILL, and waits for the exit.
+    /// SIGKILL, and waits for the exit and for every line it logged to be read.
     pub fn kill(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
     }
 
     /// The whole log, for a failure message.
