@@ -98,10 +98,13 @@ fn at(position: Option<Position>) -> String {
 impl AppError {
     /// Whether the configuration itself is at fault (the CLI exits 2 for those, 1 otherwise).
     pub fn is_config_error(&self) -> bool {
-        matches!(
-            self,
-            Self::AuthRequired { .. } | Self::Breaker { .. } | Self::Flags(_) | Self::Pipeline(_)
-        )
+        match self {
+            Self::Pipeline(e) => e.is_config_error(),
+            _ => matches!(
+                self,
+                Self::AuthRequired { .. } | Self::Breaker { .. } | Self::Flags(_)
+            ),
+        }
     }
 }
 

@@ -684,3 +684,28 @@ fn an_event_acknowledged_for_a_file_output_survives_sigkill_with_sync_always() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_second_daemon_on_the_same_buffer_directory_is_refused_and_the_first_keeps_running() {
+    let dir = temp_dir("durable-lock");
+    let first = Setup::new(&dir, "", "      - { name: o, type: blackhole }\n");
+    let mut running = first.start();
+    let second = Setup::new(&dir, "", "      - { name: o, type: blackhole }\n");
+    let config = temp_path("lock.yaml");
+    std::fs::write(&config, &second.yaml).unwrap();
+    let out = seawall().args(["run", "-c"]).arg(&config).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "not a configuration error: {stderr}"
+    );
+    assert!(
+        stderr.contains("another process holds the buffer directory"),
+        "{stderr}"
+    );
+    assert!(running.child.try_wait().unwrap().is_none());
+    running.kill();
+    let _ = std::fs::remove_file(config);
+    let _ = std::fs::remove_dir_all(dir);
+}

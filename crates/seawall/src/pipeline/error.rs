@@ -41,3 +41,11 @@ pub enum PipelineError {
     #[error("TLS setup for http outputs failed: {0}")]
     Tls(String),
 }
+
+impl PipelineError {
+    /// Whether the configuration is at fault: not for a disk buffer's directory that cannot be
+    /// used (permissions, a full disk, another process holding it).
+    pub fn is_config_error(&self) -> bool {
+        !matches!(self, PipelineError::Buffer { .. })
+    }
+}
