@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use super::record::{self, Kind, HEADER};
 use super::segment;
+use super::spare::Spares;
 use super::BufferMetrics;
 use crate::config::SyncPolicy;
 use crate::pipeline::events::Chunk;
@@ -85,8 +86,13 @@ struct Tail {
     segments: VecDeque<Seg>,
     /// The index the next appended event gets.
     next: u64,
-    /// Bytes of every segment together.
+    /// Bytes the log takes on disk: the segments' records, the open file's whole length (a
+    /// reused file is longer than what is written over it so far) and the spares.
     bytes: u64,
+    /// The open file's length.
+    open_len: u64,
+    /// Freed segment files kept for reuse.
+    spares: Spares,
     shedding: Shedding,
     /// Appended since the last sync.
     unsynced: bool,
@@ -129,7 +135,8 @@ impl Log {
             .read(true)
             .write(true)
             .open(dir.join(segment::file_name(open.first)))?;
-        let bytes = segments.iter().map(|s| s.bytes).sum();
+        let bytes: u64 = segments.iter().map(|s| s.bytes).sum();
+        let open_len = file.metadata()?.len().max(open.bytes);
         let (synced, _) = watch::channel(Synced {
             upto: open.end,
             failed_upto: 0,
@@ -144,7 +151,9 @@ impl Log {
                 file: Arc::new(file),
                 next: open.end,
                 segments,
-                bytes,
+                bytes: bytes + (open_len - open.bytes),
+                open_len,
+                spares: Spares::new(dir),
                 shedding: Shedding::No,
                 unsynced: false,
                 broken: false,
@@ -178,12 +187,19 @@ impl Log {
         }
         let size = (HEADER + events.len()) as u64;
         if t.bytes + size > self.max_size {
+            let freed = t.spares.clear();
+            t.bytes -= freed;
+        }
+        if t.bytes + size > self.max_size {
             self.shed(&mut t, Shedding::Full, None);
             self.metrics.refused_full.inc();
             return Err(Refused::Full);
         }
         if let Err(e) = self.write(&mut t, events, size) {
             t.broken = true;
+            // The file system may be full: give it the spares' room for the next try.
+            let freed = t.spares.clear();
+            t.bytes -= freed;
             self.metrics.io_errors.inc();
             self.metrics.refused_failing.inc();
             self.shed(&mut t, Shedding::Failing, Some(&e));
@@ -198,7 +214,10 @@ impl Log {
             segment: open.first,
             offset: open.bytes,
         };
-        t.bytes += size;
+        if end.offset > t.open_len {
+            t.bytes += end.offset - t.open_len;
+            t.open_len = end.offset;
+        }
         t.unsynced = true;
         offer(first, end);
         if t.shedding != Shedding::No {
@@ -217,9 +236,11 @@ impl Log {
         let open = *t.segments.back().expect("the open segment");
         if t.broken {
             t.file.set_len(open.bytes)?;
+            t.bytes -= t.open_len - open.bytes;
+            t.open_len = open.bytes;
         }
         if open.bytes > 0 && (t.broken || open.bytes + size > self.segment_size) {
-            self.roll(t)?;
+            self.roll(t, true)?;
         }
         t.broken = false;
         let at = t.segments.back().map_or(0, |s| s.bytes);
@@ -230,23 +251,36 @@ impl Log {
         t.file.write_all_at(payload, at + HEADER as u64)
     }
 
-    /// Closes the open segment (synced, unless `sync: none`) and opens a new one named by the
-    /// next event index.
-    fn roll(&self, t: &mut Tail) -> io::Result<()> {
-        if self.policy != SyncPolicy::None {
+    /// Closes the open segment (`sync`ed unless `sync: none`, cut to its records) and opens
+    /// the next, named by the next event index: a spare file written over, or a new one.
+    fn roll(&self, t: &mut Tail, sync: bool) -> io::Result<()> {
+        if sync && self.policy != SyncPolicy::None {
             t.file.sync_data()?;
         }
+        let closing = t.segments.back().map_or(0, |s| s.bytes);
+        if t.open_len > closing {
+            t.file.set_len(closing)?;
+            t.bytes -= t.open_len - closing;
+            t.open_len = closing;
+        }
         let path = self.dir.join(segment::file_name(t.next));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
+        let (file, len) = match t.spares.reuse(&path)? {
+            Some(reused) => reused,
+            None => {
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path)?;
+                (file, 0)
+            }
+        };
         if self.policy != SyncPolicy::None {
             File::open(&self.dir)?.sync_all()?;
         }
         t.file = Arc::new(file);
+        t.open_len = len;
         t.segments.push_back(Seg {
             first: t.next,
             end: t.next,
@@ -312,23 +346,26 @@ impl Log {
         self.dir.join(segment::file_name(first))
     }
 
-    /// Deletes every closed segment whose events all lie below `upto` (the lowest cursor
-    /// written and synced).
+    /// Frees every closed segment whose events all lie below `upto` (the lowest cursor
+    /// written and synced): kept as a spare for reuse, or deleted.
     pub(crate) fn release(&self, upto: u64) {
-        let mut t = self.lock();
+        let mut guard = self.lock();
+        let t = &mut *guard;
         while t.segments.len() > 1 && t.segments[0].end <= upto {
             let gone = t.segments[0];
-            if let Err(error) = std::fs::remove_file(self.segment_path(gone.first)) {
-                if error.kind() != io::ErrorKind::NotFound {
+            match t.spares.keep(&self.segment_path(gone.first), gone.bytes) {
+                Ok(true) => {}
+                Ok(false) => t.bytes -= gone.bytes,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => t.bytes -= gone.bytes,
+                Err(error) => {
                     self.metrics.io_errors.inc();
                     tracing::warn!(pipeline = %self.pipeline, %error, "cannot free a disk buffer segment");
                     break;
                 }
             }
             t.segments.pop_front();
-            t.bytes -= gone.bytes;
         }
-        self.publish(&t);
+        self.publish(t);
     }
 
     /// Where the next record will start.
@@ -349,8 +386,9 @@ impl Log {
         let open = *t.segments.back().expect("the open segment");
         let worth =
             open.bytes >= self.segment_size / 2 || (t.shedding == Shedding::Full && open.bytes > 0);
+        // Every event in it is delivered: nothing to sync before it is freed.
         if t.next <= lowest && worth && !t.broken {
-            if let Err(error) = self.roll(&mut t) {
+            if let Err(error) = self.roll(&mut t, false) {
                 t.broken = true;
                 self.metrics.io_errors.inc();
                 self.shed(&mut t, Shedding::Failing, Some(&error));

@@ -5,7 +5,8 @@
 //! # Layout
 //! - `record.rs`: the record format (checksummed header, NDJSON payload; holes).
 //! - `segment.rs`: a segment file's name and the scan that checks it.
-//! - `log.rs`: appending (under `max_size`), segment roll and freeing, shedding state.
+//! - `log.rs`: appending (under `max_size`), segment roll and freeing, shedding state;
+//!   `spare.rs`: freed segment files kept to be written over.
 //! - `sync.rs`: the syncer thread (`sync: always` group commits, `interval`).
 //! - `reader.rs`: an output reading its events back.
 //! - `cursor.rs`: an output's cursor file (position, batch in flight, accounting).
@@ -19,6 +20,7 @@ mod reader;
 mod record;
 mod replay;
 mod segment;
+mod spare;
 mod sync;
 
 use std::fs::File;

@@ -20,6 +20,7 @@ use super::cursor::{CursorFile, Mark};
 use super::log::{Log, Pos, Seg};
 use super::record;
 use super::segment::{self, Tail};
+use super::spare;
 use super::BufferMetrics;
 use crate::config::SyncPolicy;
 
@@ -162,7 +163,9 @@ fn list(dir: &Path) -> io::Result<(Vec<u64>, Vec<Found>)> {
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(first) = segment::parse_name(&name) {
+        if spare::is_spare(&name) {
+            std::fs::remove_file(entry.path())?;
+        } else if let Some(first) = segment::parse_name(&name) {
             segments.push(first);
         } else if let Some(output) = name.strip_suffix(".cursor") {
             let (file, mark) = CursorFile::open(&entry.path())?;
@@ -204,7 +207,7 @@ fn check(
         let (mut bytes, mut end) = (scan.valid, scan.end);
         match scan.tail {
             Tail::Clean => {}
-            Tail::Remnant => cut(&path, scan.valid)?,
+            Tail::Remnant | Tail::Stale => cut(&path, scan.valid)?,
             Tail::Bad { lost: seen } => {
                 // A later segment names the exact loss; at the log's tail a hole keeps it.
                 let events = next.map_or(seen, |n| n.saturating_sub(scan.end));
@@ -402,6 +405,41 @@ mod tests {
         log.release(8000);
         assert!(log.head() > 0 && log.head() <= 8000, "{}", log.head());
         assert_eq!(log.end(), 10_000);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn freed_segments_are_written_over_and_a_restart_reads_only_the_new_records() {
+        let dir = dir();
+        let (opened, _) = open_log(&dir, 512 << 10, &["o"]);
+        let log = opened.log;
+        let files = || std::fs::read_dir(&dir).unwrap().count();
+        let mut most = 0;
+        for r in 0..600 {
+            log.append(&chunk(r * 50, 50), |_, _| {}).unwrap();
+            log.release(r * 50);
+            most = most.max(files());
+        }
+        let (bytes, segments, _) = log.levels();
+        assert!(bytes <= 512 << 10, "{bytes}");
+        assert!(
+            most <= segments + 5,
+            "segments, spares, cursor, lock: {most}"
+        );
+        drop((log, opened.lock));
+        let (opened, metrics) = open_log(&dir, 512 << 10, &["o"]);
+        assert_eq!(metrics.corrupt_events.get(), 0);
+        assert_eq!(opened.log.end(), 30_000);
+        let head = opened.log.head();
+        let read = read_all(
+            &opened.log,
+            Pos {
+                segment: head,
+                offset: 0,
+            },
+            head,
+        );
+        assert_eq!(read, (head..30_000).map(Some).collect::<Vec<_>>());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -44,6 +44,8 @@ pub(crate) enum Tail {
     Clean,
     /// What an earlier cut left behind its hole record: cut again, counted already.
     Remnant,
+    /// Records of an earlier use of a reused file: cut, nothing lost.
+    Stale,
     /// Bytes that are not valid records, from `valid` to `len`, holding at least `lost`
     /// events as far as can be told: a torn record's header, valid records further on, or
     /// else the line breaks in them (each event ends in one).
@@ -79,11 +81,22 @@ pub(crate) fn scan(
         }
         let header = if len - valid >= HEADER as u64 {
             reader.read_exact(&mut head)?;
-            Header::parse(&head).filter(|h| h.first >= end && valid + h.size() <= len)
+            Header::parse(&head)
         } else {
             head = [0; HEADER];
             None
         };
+        if header.is_some_and(|h| h.first < end) {
+            // Only a reused file holds a record from before this one's.
+            return Ok(Scan {
+                valid,
+                end,
+                len,
+                records,
+                tail: Tail::Stale,
+            });
+        }
+        let header = header.filter(|h| valid + h.size() <= len);
         let whole = match header {
             Some(h) => {
                 payload.resize(h.len as usize, 0);
@@ -122,17 +135,23 @@ pub(crate) fn scan(
 
 /// Events held by the bad bytes from `from` to the end of the file at `path`, counted from
 /// event `end`: up to the end of the furthest valid record among them, or of the torn
-/// `header`, or else one per line break.
+/// `header`, or else one per line break before the first record of an earlier use of the
+/// file (a reused one).
 fn lost_after(path: &Path, from: u64, end: u64, header: Option<Header>) -> io::Result<u64> {
     let mut rest = Vec::new();
     let mut file = File::open(path)?;
     io::Seek::seek(&mut file, io::SeekFrom::Start(from))?;
     file.read_to_end(&mut rest)?;
     let mut furthest = header.map(|h| h.end());
+    let mut stale_at = rest.len();
     for at in memchr::memmem::find_iter(&rest, b"SWL1") {
-        let Some(h) = Header::parse(&rest[at..]).filter(|h| h.first >= end) else {
+        let Some(h) = Header::parse(&rest[at..]) else {
             continue;
         };
+        if h.first < end {
+            stale_at = stale_at.min(at);
+            continue;
+        }
         let body = rest.get(at + HEADER..at + HEADER + h.len as usize);
         if body.is_some_and(|b| h.payload_ok(b)) {
             furthest = furthest.max(Some(h.end()));
@@ -140,7 +159,7 @@ fn lost_after(path: &Path, from: u64, end: u64, header: Option<Header>) -> io::R
     }
     Ok(match furthest {
         Some(furthest) => furthest - end,
-        None => memchr::memchr_iter(b'\n', &rest).count() as u64,
+        None => memchr::memchr_iter(b'\n', &rest[..stale_at]).count() as u64,
     })
 }
 
@@ -219,6 +238,30 @@ mod tests {
         assert_eq!(
             scan(&path, 0, |_, _| {}).unwrap().tail,
             Tail::Bad { lost: 2 }
+        );
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn a_reused_files_older_records_after_the_new_ones_are_stale_not_lost() {
+        let mut bytes = record(500, &["{}", "{}"]);
+        let keep = bytes.len() as u64;
+        bytes.extend(record(130, &["{\"old\":1}"]));
+        let path = temp(&bytes);
+        let scan = scan(&path, 500, |_, _| {}).unwrap();
+        assert_eq!((scan.tail, scan.valid, scan.end), (Tail::Stale, keep, 502));
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn garbage_before_a_reused_files_older_records_counts_only_its_own_lines() {
+        let mut bytes = record(500, &["{}"]);
+        bytes.extend(b"{\"torn\":1}\n{\"to");
+        bytes.extend(record(130, &["{}", "{}", "{}"]));
+        let path = temp(&bytes);
+        assert_eq!(
+            scan(&path, 500, |_, _| {}).unwrap().tail,
+            Tail::Bad { lost: 1 }
         );
         std::fs::remove_file(path).unwrap();
     }
