@@ -8,7 +8,8 @@
 //! - `events.rs`: [`Chunk`](events::Chunk), a run of events in one shared buffer.
 //! - `ingest.rs`: the HTTP handler (method, path, content type, size and memory limits,
 //!   all-or-nothing acceptance).
-//! - `ledger.rs`: an output's queue, retry buffer and exact accounting under one small lock.
+//! - `ledger/`: an output's queue, retry buffer and exact accounting under one small lock;
+//!   `ledger/logged.rs`: the same with a disk buffer (its place in the log).
 //! - `output.rs`: an output's endpoints and breakers, built from configuration.
 //! - `sink.rs`: sending one NDJSON batch to `http`, `file`, `stdout` or `blackhole`.
 //! - `deliver.rs`: one batch's walk over the endpoints (reroute rules).

@@ -22,6 +22,8 @@ mod replay;
 mod segment;
 mod spare;
 mod sync;
+#[cfg(test)]
+mod tests;
 
 use std::fs::File;
 use std::path::Path;
