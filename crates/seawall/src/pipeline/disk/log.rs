@@ -13,6 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use tokio::sync::watch;
@@ -96,6 +97,10 @@ struct Tail {
     shedding: Shedding,
     /// Appended since the last sync.
     unsynced: bool,
+    /// Closed segments not synced yet: the syncer syncs them (never under this lock).
+    closing: Vec<Arc<File>>,
+    /// A segment file was created since the last sync: the directory is synced too.
+    dir_dirty: bool,
     /// A write failed: the open segment may hold part of a record past its known end.
     broken: bool,
     /// Set by `close`: the syncer stops.
@@ -114,6 +119,19 @@ pub(crate) struct Log {
     pub(crate) wake: Condvar,
     pub(crate) synced: watch::Sender<Synced>,
     pub(crate) metrics: BufferMetrics,
+    /// Copies of the tail's figures, so an output's worker can tell whether anything is to
+    /// be freed without taking the lock: the next index, the open segment's bytes, the
+    /// oldest segment's end (`u64::MAX` with only the open one), and whether ingest is shed
+    /// for want of room.
+    hint: Hint,
+}
+
+#[derive(Default)]
+struct Hint {
+    next: AtomicU64,
+    open_bytes: AtomicU64,
+    oldest_end: AtomicU64,
+    full: AtomicBool,
 }
 
 /// A segment's size: an eighth of the bound, within 64 KiB ..= 128 MiB.
@@ -156,12 +174,15 @@ impl Log {
                 spares: Spares::new(dir),
                 shedding: Shedding::No,
                 unsynced: false,
+                closing: Vec::new(),
+                dir_dirty: false,
                 broken: false,
                 closed: false,
             }),
             wake: Condvar::new(),
             synced,
             metrics,
+            hint: Hint::default(),
         };
         log.publish(&log.lock());
         Ok(log)
@@ -240,7 +261,7 @@ impl Log {
             t.open_len = open.bytes;
         }
         if open.bytes > 0 && (t.broken || open.bytes + size > self.segment_size) {
-            self.roll(t, true)?;
+            self.roll(t, false)?;
         }
         t.broken = false;
         let at = t.segments.back().map_or(0, |s| s.bytes);
@@ -251,11 +272,17 @@ impl Log {
         t.file.write_all_at(payload, at + HEADER as u64)
     }
 
-    /// Closes the open segment (`sync`ed unless `sync: none`, cut to its records) and opens
-    /// the next, named by the next event index: a spare file written over, or a new one.
-    fn roll(&self, t: &mut Tail, sync: bool) -> io::Result<()> {
-        if sync && self.policy != SyncPolicy::None {
-            t.file.sync_data()?;
+    /// Closes the open segment (cut to its records; the syncer syncs it, unless `sync: none`
+    /// or `delivered`) and opens the next, named by the next event index: a spare file written
+    /// over, or a new one.
+    fn roll(&self, t: &mut Tail, delivered: bool) -> io::Result<()> {
+        if self.policy != SyncPolicy::None {
+            if !delivered {
+                let closed = t.file.clone();
+                t.closing.push(closed);
+            }
+            t.dir_dirty = true;
+            t.unsynced = true;
         }
         let closing = t.segments.back().map_or(0, |s| s.bytes);
         if t.open_len > closing {
@@ -276,9 +303,6 @@ impl Log {
                 (file, 0)
             }
         };
-        if self.policy != SyncPolicy::None {
-            File::open(&self.dir)?.sync_all()?;
-        }
         t.file = Arc::new(file);
         t.open_len = len;
         t.segments.push_back(Seg {
@@ -286,7 +310,6 @@ impl Log {
             end: t.next,
             bytes: 0,
         });
-        self.metrics.segments.set(t.segments.len() as i64);
         Ok(())
     }
 
@@ -297,6 +320,9 @@ impl Log {
         }
         t.shedding = to;
         self.metrics.shedding.set(i64::from(to != Shedding::No));
+        self.hint
+            .full
+            .store(to == Shedding::Full, Ordering::Release);
         let (pipeline, bytes, max_size) = (&self.pipeline, t.bytes, self.max_size);
         match to {
             Shedding::Full => tracing::warn!(
@@ -320,6 +346,15 @@ impl Log {
             .bytes
             .set(i64::try_from(t.bytes).unwrap_or(i64::MAX));
         self.metrics.segments.set(t.segments.len() as i64);
+        let h = &self.hint;
+        h.next.store(t.next, Ordering::Release);
+        let open = t.segments.back().map_or(0, |s| s.bytes);
+        h.open_bytes.store(open, Ordering::Release);
+        let oldest = (t.segments.len() > 1).then(|| t.segments[0].end);
+        h.oldest_end
+            .store(oldest.unwrap_or(u64::MAX), Ordering::Release);
+        h.full
+            .store(t.shedding == Shedding::Full, Ordering::Release);
     }
 
     /// The index the next appended event gets: the number of events ever appended.
@@ -382,24 +417,31 @@ impl Log {
     /// cursor), so it can be freed: when it is half full, or at once while ingest is shed for
     /// want of room (a small `max_size` could otherwise stay full of delivered events).
     pub(crate) fn roll_passed(&self, lowest: u64) {
+        let h = &self.hint;
+        let worth = h.open_bytes.load(Ordering::Acquire) >= self.segment_size / 2
+            || h.full.load(Ordering::Acquire);
+        if !worth || h.next.load(Ordering::Acquire) > lowest {
+            return;
+        }
         let mut t = self.lock();
         let open = *t.segments.back().expect("the open segment");
         let worth =
             open.bytes >= self.segment_size / 2 || (t.shedding == Shedding::Full && open.bytes > 0);
         // Every event in it is delivered: nothing to sync before it is freed.
         if t.next <= lowest && worth && !t.broken {
-            if let Err(error) = self.roll(&mut t, false) {
+            if let Err(error) = self.roll(&mut t, true) {
                 t.broken = true;
                 self.metrics.io_errors.inc();
                 self.shed(&mut t, Shedding::Failing, Some(&error));
             }
+            self.publish(&t);
         }
     }
 
-    /// The end of the oldest segment: nothing is freed until every cursor has reached it.
-    pub(crate) fn oldest_end(&self) -> Option<u64> {
-        let t = self.lock();
-        (t.segments.len() > 1).then(|| t.segments[0].end)
+    /// The end of the oldest segment (`u64::MAX` with only the open one): nothing is freed
+    /// until every cursor has reached it.
+    pub(crate) fn oldest_end(&self) -> u64 {
+        self.hint.oldest_end.load(Ordering::Acquire)
     }
 
     /// The lowest event index a segment still holds.
@@ -410,15 +452,23 @@ impl Log {
     /// Syncs the open segment if anything was appended since the last sync, publishing the
     /// progress. The lock is held only to take the handle.
     pub(crate) fn sync(&self) -> io::Result<()> {
-        let (file, upto) = {
+        let (file, closed, dir, upto) = {
             let mut t = self.lock();
             if !t.unsynced {
                 return Ok(());
             }
             t.unsynced = false;
-            (t.file.clone(), t.next)
+            let dir = std::mem::take(&mut t.dir_dirty);
+            (t.file.clone(), std::mem::take(&mut t.closing), dir, t.next)
         };
-        let result = file.sync_data();
+        let result = closed
+            .iter()
+            .chain([&file])
+            .try_for_each(|f| f.sync_data())
+            .and_then(|()| match dir {
+                true => File::open(&self.dir)?.sync_all(),
+                false => Ok(()),
+            });
         self.metrics.syncs.inc();
         self.synced.send_modify(|s| match &result {
             Ok(()) => s.upto = s.upto.max(upto),

@@ -111,7 +111,7 @@ impl Disk {
         let lowest = self.cursors.iter().map(|c| c.written()).min();
         let Some(lowest) = lowest else { return };
         self.log.roll_passed(lowest);
-        if self.log.oldest_end().is_none_or(|end| end > lowest) {
+        if self.log.oldest_end() > lowest {
             return;
         }
         if self.log.policy != SyncPolicy::None {
