@@ -83,8 +83,9 @@ struct Pipeline {
     max_body: u64,
     /// `max_depth`: deepest nesting of an event.
     max_depth: u32,
-    /// Events accepted (every output was offered each of them).
-    accepted: AtomicU64,
+    /// Events accepted (every output was offered each of them); with a disk buffer counted by
+    /// its writer thread as it appends them.
+    accepted: Arc<AtomicU64>,
     accepted_metric: Counter,
     outputs: Vec<Arc<Output>>,
     /// With `buffer.type: disk`: the log every accepted event is appended to first.
@@ -92,38 +93,49 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    /// Offers `events` to every output. With a disk buffer they are appended to the log first
-    /// (and offered in log order): refused when the log is full or cannot be written. Returns
-    /// one past the last event's log index (0 without a disk buffer).
-    fn accept(&self, events: &Chunk) -> Result<u64, Refused> {
-        let n = events.events() as u64;
-        let end = match &self.disk {
-            None => {
-                for output in &self.outputs {
-                    output.offer(events);
-                }
-                0
+    /// Offers `events` to every output without waiting: with a disk buffer they are handed
+    /// to its writer (which appends them to the log and offers them in log order). False if
+    /// that writer has stopped.
+    fn accept(&self, events: &Chunk) -> bool {
+        let Some(disk) = &self.disk else {
+            for output in &self.outputs {
+                output.offer(events);
             }
-            Some(disk) => disk.log.append(events, |first, end| {
-                for output in &self.outputs {
-                    output.offer_logged(events, first, end);
-                }
-            })?,
+            let n = events.events() as u64;
+            self.accepted.fetch_add(n, Ordering::Relaxed);
+            self.accepted_metric.inc_by(n);
+            return true;
         };
-        self.accepted.fetch_add(n, Ordering::Relaxed);
-        self.accepted_metric.inc_by(n);
-        Ok(end)
+        disk.append_detached(events)
     }
 
-    /// Accepts `events` as [`accept`](Self::accept) does and, with `sync: always`, waits until
-    /// they are on stable storage.
+    /// Accepts `events`; with a disk buffer resolves once they are in the log (and, with
+    /// `sync: always`, on stable storage), refused when the log is full or cannot be written.
     async fn accept_durably(&self, events: &Chunk) -> Result<(), Refused> {
-        let end = self.accept(events)?;
-        match &self.disk {
-            Some(disk) => disk.synced(end).await,
-            None => Ok(()),
-        }
+        let Some(disk) = &self.disk else {
+            self.accept(events);
+            return Ok(());
+        };
+        let end = disk.append(events).await?;
+        disk.synced(end).await
     }
+}
+
+/// What a disk buffer's writer does with each record it appended: counts it accepted and
+/// offers it to every output, in log order.
+fn offer_logged(
+    outputs: Vec<Arc<Output>>,
+    accepted: Arc<AtomicU64>,
+    metric: Counter,
+) -> disk::Offer {
+    Box::new(move |events: &Chunk, first, end| {
+        for output in &outputs {
+            output.offer_logged(events, first, end);
+        }
+        let n = events.events() as u64;
+        accepted.fetch_add(n, Ordering::Relaxed);
+        metric.inc_by(n);
+    })
 }
 
 impl Pipelines {
@@ -198,11 +210,22 @@ impl Pipelines {
             }
             let accepted_metric = families.accepted(&p.name);
             accepted_metric.inc_by(end);
+            let accepted = Arc::new(AtomicU64::new(end));
+            if let Some(disk) = &disk {
+                let offer =
+                    offer_logged(outputs.clone(), accepted.clone(), accepted_metric.clone());
+                disk.start_writer(offer)
+                    .map_err(|source| PipelineError::Buffer {
+                        pipeline: p.name.clone(),
+                        path: disk.path.clone(),
+                        source,
+                    })?;
+            }
             pipelines.push(Pipeline {
                 name: p.name.clone(),
                 max_body: p.max_body,
                 max_depth: p.max_depth,
-                accepted: AtomicU64::new(end),
+                accepted,
                 accepted_metric,
                 outputs,
                 disk,
@@ -238,7 +261,7 @@ impl Pipelines {
         match serde_json::to_vec(&event) {
             Ok(mut text) => {
                 text.push(b'\n');
-                p.accept(&Chunk::new(self.budget.hold(text), 1)).is_ok()
+                p.accept(&Chunk::new(self.budget.hold(text), 1))
             }
             Err(_) => false,
         }

@@ -7,6 +7,7 @@
 //! - `segment.rs`: a segment file's name and the scan that checks it.
 //! - `log.rs`: appending (under `max_size`), segment roll and freeing, shedding state;
 //!   `spare.rs`: freed segment files kept to be written over.
+//! - `writer.rs`: the writer thread ingest hands its records to.
 //! - `sync.rs`: the syncer thread (`sync: always` group commits, `interval`).
 //! - `reader.rs`: an output reading its events back.
 //! - `cursor.rs`: an output's cursor file (position, batch in flight, accounting).
@@ -24,10 +25,11 @@ mod spare;
 mod sync;
 #[cfg(test)]
 mod tests;
+mod writer;
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 use prometheus_client::metrics::counter::Counter;
@@ -37,6 +39,7 @@ pub(crate) use cursor::{CursorFile, Mark, REASONS};
 pub(crate) use log::{Log, Pos, Refused};
 pub(crate) use reader::{Item, Reader};
 pub(crate) use replay::{Removed, Resumed};
+pub(crate) use writer::Offer;
 
 use crate::config::{BufferConfig, SyncPolicy};
 
@@ -71,6 +74,8 @@ pub(crate) struct Disk {
     /// Every output's cursor file: segments are freed below the lowest cursor.
     cursors: Vec<Arc<CursorFile>>,
     syncer: Mutex<Option<JoinHandle<()>>>,
+    /// Appends what ingest accepts; started once the outputs exist.
+    writer: OnceLock<writer::Writer>,
     pub(crate) path: std::path::PathBuf,
     /// Held open for the process's life: its lock keeps a second daemon out.
     _lock: File,
@@ -99,10 +104,35 @@ impl Disk {
             log: opened.log,
             cursors,
             syncer: Mutex::new(syncer),
+            writer: OnceLock::new(),
             path,
             _lock: opened.lock,
         };
         Ok((disk, opened.outputs, opened.removed))
+    }
+
+    /// Starts the writer thread, which offers every record it appends with `offer`.
+    pub(crate) fn start_writer(&self, offer: Offer) -> std::io::Result<()> {
+        let writer = writer::Writer::spawn(self.log.clone(), offer)?;
+        let _ = self.writer.set(writer);
+        Ok(())
+    }
+
+    /// Appends `events` to the log (see [`Log::append`]); resolves to one past the last
+    /// event's index.
+    pub(crate) async fn append(
+        &self,
+        events: &crate::pipeline::events::Chunk,
+    ) -> Result<u64, Refused> {
+        match self.writer.get() {
+            Some(writer) => writer.append(events).await,
+            None => Err(Refused::Failing),
+        }
+    }
+
+    /// Hands `events` to the writer without waiting; false once it has stopped.
+    pub(crate) fn append_detached(&self, events: &crate::pipeline::events::Chunk) -> bool {
+        self.writer.get().is_some_and(|w| w.append_detached(events))
     }
 
     /// Frees the segments every output has passed; cursor files are synced first (unless
@@ -148,6 +178,9 @@ impl Disk {
     /// Stops the syncer after a last sync and syncs every cursor file (the segments and
     /// cursors stay for the next start).
     pub(crate) fn close(&self) {
+        if let Some(writer) = self.writer.get() {
+            writer.stop();
+        }
         self.log.close();
         let syncer = self.syncer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(handle) = syncer {
