@@ -128,7 +128,7 @@ fn offer_logged(
     accepted: Arc<AtomicU64>,
     metric: Counter,
 ) -> disk::Offer {
-    Box::new(move |events: &Chunk, first, end| {
+    Arc::new(move |events: &Chunk, first, end| {
         for output in &outputs {
             output.offer_logged(events, first, end);
         }

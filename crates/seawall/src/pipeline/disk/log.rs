@@ -201,7 +201,30 @@ impl Log {
         events: &Chunk,
         offer: impl FnOnce(u64, Pos),
     ) -> Result<u64, Refused> {
-        let mut t = self.lock();
+        self.append_locked(&mut self.lock(), events, offer)
+    }
+
+    /// [`append`](Self::append) if the log's lock is free right now, else `None` (the caller
+    /// hands the record to the writer thread rather than wait for the lock).
+    pub(crate) fn try_append(
+        &self,
+        events: &Chunk,
+        offer: impl FnOnce(u64, Pos),
+    ) -> Option<Result<u64, Refused>> {
+        let mut t = match self.tail.try_lock() {
+            Ok(t) => t,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(self.append_locked(&mut t, events, offer))
+    }
+
+    fn append_locked(
+        &self,
+        t: &mut Tail,
+        events: &Chunk,
+        offer: impl FnOnce(u64, Pos),
+    ) -> Result<u64, Refused> {
         let n = events.events() as u64;
         if n == 0 {
             return Ok(t.next);
@@ -212,18 +235,18 @@ impl Log {
             t.bytes -= freed;
         }
         if t.bytes + size > self.max_size {
-            self.shed(&mut t, Shedding::Full, None);
+            self.shed(t, Shedding::Full, None);
             self.metrics.refused_full.inc();
             return Err(Refused::Full);
         }
-        if let Err(e) = self.write(&mut t, events, size) {
+        if let Err(e) = self.write(t, events, size) {
             t.broken = true;
             // The file system may be full: give it the spares' room for the next try.
             let freed = t.spares.clear();
             t.bytes -= freed;
             self.metrics.io_errors.inc();
             self.metrics.refused_failing.inc();
-            self.shed(&mut t, Shedding::Failing, Some(&e));
+            self.shed(t, Shedding::Failing, Some(&e));
             return Err(Refused::Failing);
         }
         let first = t.next;
@@ -242,9 +265,9 @@ impl Log {
         t.unsynced = true;
         offer(first, end);
         if t.shedding != Shedding::No {
-            self.shed(&mut t, Shedding::No, None);
+            self.shed(t, Shedding::No, None);
         }
-        self.publish(&t);
+        self.publish(t);
         if self.policy == SyncPolicy::Always {
             self.wake.notify_one();
         }

@@ -42,6 +42,7 @@ pub(crate) use replay::{Removed, Resumed};
 pub(crate) use writer::Offer;
 
 use crate::config::{BufferConfig, SyncPolicy};
+use crate::pipeline::events::Chunk;
 
 /// A fresh path under the temp directory for a unit test (`tag` names the test's module).
 #[cfg(test)]
@@ -74,8 +75,9 @@ pub(crate) struct Disk {
     /// Every output's cursor file: segments are freed below the lowest cursor.
     cursors: Vec<Arc<CursorFile>>,
     syncer: Mutex<Option<JoinHandle<()>>>,
-    /// Appends what ingest accepts; started once the outputs exist.
-    writer: OnceLock<writer::Writer>,
+    /// Appends what ingest hands over, and offers what is appended; set once the outputs
+    /// exist.
+    writer: OnceLock<(writer::Writer, Offer)>,
     pub(crate) path: std::path::PathBuf,
     /// Held open for the process's life: its lock keeps a second daemon out.
     _lock: File,
@@ -113,26 +115,31 @@ impl Disk {
 
     /// Starts the writer thread, which offers every record it appends with `offer`.
     pub(crate) fn start_writer(&self, offer: Offer) -> std::io::Result<()> {
-        let writer = writer::Writer::spawn(self.log.clone(), offer)?;
-        let _ = self.writer.set(writer);
+        let writer = writer::Writer::spawn(self.log.clone(), offer.clone())?;
+        let _ = self.writer.set((writer, offer));
         Ok(())
     }
 
-    /// Appends `events` to the log (see [`Log::append`]); resolves to one past the last
-    /// event's index.
-    pub(crate) async fn append(
-        &self,
-        events: &crate::pipeline::events::Chunk,
-    ) -> Result<u64, Refused> {
-        match self.writer.get() {
-            Some(writer) => writer.append(events).await,
-            None => Err(Refused::Failing),
+    /// Appends `events` to the log (see [`Log::append`]): here when its lock is free, else
+    /// through the writer thread. Resolves to one past the last event's index.
+    pub(crate) async fn append(&self, events: &Chunk) -> Result<u64, Refused> {
+        let Some((writer, offer)) = self.writer.get() else {
+            return Err(Refused::Failing);
+        };
+        let inline = self
+            .log
+            .try_append(events, |first, end| offer(events, first, end));
+        match inline {
+            Some(appended) => appended,
+            None => writer.append(events).await,
         }
     }
 
     /// Hands `events` to the writer without waiting; false once it has stopped.
-    pub(crate) fn append_detached(&self, events: &crate::pipeline::events::Chunk) -> bool {
-        self.writer.get().is_some_and(|w| w.append_detached(events))
+    pub(crate) fn append_detached(&self, events: &Chunk) -> bool {
+        self.writer
+            .get()
+            .is_some_and(|(w, _)| w.append_detached(events))
     }
 
     /// Frees the segments every output has passed; cursor files are synced first (unless
@@ -178,7 +185,7 @@ impl Disk {
     /// Stops the syncer after a last sync and syncs every cursor file (the segments and
     /// cursors stay for the next start).
     pub(crate) fn close(&self) {
-        if let Some(writer) = self.writer.get() {
+        if let Some((writer, _)) = self.writer.get() {
             writer.stop();
         }
         self.log.close();

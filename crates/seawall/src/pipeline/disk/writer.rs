@@ -1,8 +1,9 @@
 //! The log's writer: one thread per disk buffer that appends the records ingest hands it, in
-//! the order they arrive, and offers each to the outputs. Ingest awaits its answer instead of
-//! taking the log's lock itself: a runtime thread never blocks behind another one's write (on
-//! a busy host a writer preempted while holding the lock stalled every request, measured at
-//! twice the latency and half the throughput with 8 connections).
+//! the order they arrive, and offers each to the outputs. Ingest appends itself when the log's
+//! lock is free and hands the record over (awaiting the answer) when it is not, so a runtime
+//! thread never blocks behind another one's write (on a busy host a thread preempted while
+//! holding the lock stalled every request: with 8 connections, 4.5 ms mean latency and 40 % of
+//! memory mode's throughput; handing every record over cost a thread wake-up each).
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,7 @@ use crate::pipeline::events::Chunk;
 
 /// Offers a record's events (appended from index `first`, the next record at `end`) to every
 /// output, in log order.
-pub(crate) type Offer = Box<dyn Fn(&Chunk, u64, Pos) + Send>;
+pub(crate) type Offer = Arc<dyn Fn(&Chunk, u64, Pos) + Send + Sync>;
 
 enum Job {
     Append {
