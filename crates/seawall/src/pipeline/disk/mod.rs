@@ -204,3 +204,10 @@ impl Disk {
         self.log.policy
     }
 }
+
+impl Drop for Disk {
+    /// Stops the syncer even without a shutdown (a test dropping its pipelines).
+    fn drop(&mut self) {
+        self.log.close();
+    }
+}
