@@ -134,6 +134,9 @@ struct Hint {
     full: AtomicBool,
 }
 
+/// The open segment's size at which it is closed once every output has passed it.
+const PASSED_ROLL: u64 = 4 << 20;
+
 /// A segment's size: an eighth of the bound, within 64 KiB ..= 128 MiB.
 fn segment_size(max_size: u64) -> u64 {
     (max_size / 8).clamp(64 << 10, 128 << 20)
@@ -436,12 +439,19 @@ impl Log {
         }
     }
 
+    /// How full the open segment is when it is closed because every output has passed it:
+    /// small, so that a sync writes back little that is delivered already (a freed segment is
+    /// written over long before the kernel would write its pages back).
+    fn passed_roll(&self) -> u64 {
+        (self.segment_size / 2).min(PASSED_ROLL)
+    }
+
     /// Closes the open segment once every output has passed all of it (`lowest`, the lowest
-    /// cursor), so it can be freed: when it is half full, or at once while ingest is shed for
+    /// cursor), so it can be freed: at [`PASSED_ROLL`], or at once while ingest is shed for
     /// want of room (a small `max_size` could otherwise stay full of delivered events).
     pub(crate) fn roll_passed(&self, lowest: u64) {
         let h = &self.hint;
-        let worth = h.open_bytes.load(Ordering::Acquire) >= self.segment_size / 2
+        let worth = h.open_bytes.load(Ordering::Acquire) >= self.passed_roll()
             || h.full.load(Ordering::Acquire);
         if !worth || h.next.load(Ordering::Acquire) > lowest {
             return;
@@ -449,7 +459,7 @@ impl Log {
         let mut t = self.lock();
         let open = *t.segments.back().expect("the open segment");
         let worth =
-            open.bytes >= self.segment_size / 2 || (t.shedding == Shedding::Full && open.bytes > 0);
+            open.bytes >= self.passed_roll() || (t.shedding == Shedding::Full && open.bytes > 0);
         // Every event in it is delivered: nothing to sync before it is freed.
         if t.next <= lowest && worth && !t.broken {
             if let Err(error) = self.roll(&mut t, true) {
