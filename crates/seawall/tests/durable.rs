@@ -709,3 +709,45 @@ fn a_second_daemon_on_the_same_buffer_directory_is_refused_and_the_first_keeps_r
     let _ = std::fs::remove_file(config);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_graceful_shutdown_keeps_undelivered_events_on_disk_instead_of_dropping_them() {
+    let rt = Runtime::new().unwrap();
+    let c = rt.block_on(Collector::start(Mode::Status(503)));
+    let dir = temp_dir("durable-shutdown");
+    let s = Setup::new(&dir, "", &http_output("c", &c.url, 1000));
+    let mut daemon = s.start();
+    fill(&rt, &s, 5, 10);
+    let term = Command::new("kill")
+        .args(["-TERM", &daemon.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    daemon.wait_for("output stopped: final accounting", READY);
+    let line = daemon
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("final accounting"))
+        .unwrap();
+    let fields = serde_json::from_str::<Value>(&line).unwrap()["fields"].clone();
+    assert_eq!(
+        (
+            &fields["shutdown"],
+            &fields["kept_on_disk"],
+            &fields["delivered"]
+        ),
+        (&0.into(), &50.into(), &0.into()),
+        "{line}"
+    );
+    assert!(daemon.child.wait().unwrap().success());
+
+    c.set(Mode::Ok);
+    let _daemon = s.start();
+    let o = rt.block_on(settle(|| s.output("c"), |o| o["delivered"] == 50));
+    assert_balanced(&o);
+    assert_eq!(
+        (&o["pending"], &o["dropped"]["total"]),
+        (&0.into(), &0.into())
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
