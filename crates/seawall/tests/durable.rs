@@ -1,8 +1,9 @@
 //! The disk buffer against the real `seawall` binary killed with SIGKILL: every event answered
 //! 202 is delivered at least once after a restart, duplicates only ever repeat a batch under
 //! its id, replay survives being killed itself, a truncated and a corrupted segment are cut and
-//! counted, a full buffer and a file system that fills shed ingest and recover, and a changed
-//! output list is reconciled honestly.
+//! counted, a full buffer and a file system that fills shed ingest and recover, a changed
+//! output list is reconciled honestly, a graceful shutdown keeps what is undelivered, and a
+//! second daemon cannot take the same directory.
 
 mod common;
 
