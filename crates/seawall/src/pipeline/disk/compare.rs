@@ -148,6 +148,16 @@ fn redb(policy: SyncPolicy, dir: &Path) -> (f64, f64) {
 #[test]
 #[ignore = "a benchmark: run it with --release (bench/pipeline-store.sh)"]
 fn storage_candidates_side_by_side() {
+    // A first round warms the page cache and the allocator for both; it is not shown.
+    for (tag, run) in [("warm-ours", true), ("warm-redb", false)] {
+        let dir = scratch(tag);
+        if run {
+            ours(SyncPolicy::None, &dir);
+        } else {
+            redb(SyncPolicy::None, &dir);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     println!("| store | sync | append events/s | read + free events/s | replay events/s |");
     println!("|---|---|---:|---:|---:|");
     for policy in [SyncPolicy::None, SyncPolicy::Interval, SyncPolicy::Always] {
