@@ -78,25 +78,8 @@ SWPID=$!
 PIDS+=("$SWPID")
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$ADMIN/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
-stats() { python3 bench/pipeline/stats.py "127.0.0.1:$ADMIN" "$1" out; }
+source bench/pipeline/drive.sh
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$SWPID/status"; }
-
-# Runs wrk against pipeline $1 for $2 seconds, waits for the drain, prints
-# "delivered_per_s accepted dropped elapsed".
-drive() {
-    local p=$1 secs=$2 start end a d x pending
-    start=$(date +%s.%N)
-    PIPELINE=$p EVENTS=$EVENTS wrk -t2 -c"$CONNS" -d"${secs}s" -s bench/pipeline/ingest.lua \
-        "http://127.0.0.1:$SW" > "$WORK/wrk-$p.txt"
-    for _ in $(seq 300); do
-        read -r a d x pending _ < <(stats "$p")
-        [ "$pending" = 0 ] && break
-        sleep 0.1
-    done
-    end=$(date +%s.%N)
-    python3 -c "import sys; a,d,x,s,e=map(float,sys.argv[1:]); print(f'{d/(e-s):.0f} {a:.0f} {x:.0f} {e-s:.1f}')" \
-        "$a" "$d" "$x" "$start" "$end"
-}
 
 echo "warming up" >&2
 PIPELINE=bh EVENTS=$EVENTS wrk -t1 -c2 -d2s -s bench/pipeline/ingest.lua "http://127.0.0.1:$SW" >/dev/null

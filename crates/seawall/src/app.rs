@@ -116,13 +116,10 @@ impl AppError {
     pub fn is_config_error(&self) -> bool {
         match self {
             Self::Tls { source, .. } => matches!(**source, TlsError::Files(_)),
+            Self::Pipeline(e) => e.is_config_error(),
             other => matches!(
                 other,
-                Self::AuthRequired { .. }
-                    | Self::Breaker { .. }
-                    | Self::Flags(_)
-                    | Self::Pipeline(_)
-                    | Self::Cluster(_)
+                Self::AuthRequired { .. } | Self::Breaker { .. } | Self::Flags(_) | Self::Cluster(_)
             ),
         }
     }

@@ -20,17 +20,6 @@ fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-async fn output_view(admin: SocketAddr, output: &str) -> Value {
-    let views = client::get(&format!("http://{admin}/v1/pipelines"))
-        .await
-        .json();
-    let outputs = views[0]["outputs"].as_array().cloned().unwrap_or_default();
-    outputs
-        .into_iter()
-        .find(|o| o["name"] == output)
-        .unwrap_or_default()
-}
-
 #[test]
 fn sigterm_answers_ingest_503_shutting_down_keeps_metrics_up_and_logs_final_accounting() {
     let (gateway, admin, dead) = (local(free_port()), local(free_port()), free_port());
@@ -55,7 +44,7 @@ pipelines:
     let accepted = runtime.block_on(client::post(&ingest, "application/x-ndjson", events));
     assert_eq!(accepted.status, 202, "{}", accepted.text());
     runtime.block_on(eventually("held by the down output", || async {
-        output_view(admin, "down").await["retry_buffer"]["length"] == 5
+        client::output_view(admin, "down").await["retry_buffer"]["length"] == 5
     }));
 
     // A request in flight: its head and part of its body are sent before the signal.

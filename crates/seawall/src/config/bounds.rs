@@ -29,11 +29,18 @@ pub const CLUSTER_PERIOD: Duration = HOUR;
 pub const FLAG_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// `pipelines[].outputs[].batch.linger`.
 pub const LINGER: Duration = HOUR;
+/// `pipelines[].buffer.sync_interval`.
+pub const SYNC_INTERVAL: Duration = HOUR;
 
 /// `server.max_body` and `pipelines[].max_body`: a body is held whole by ingest.
 pub const MAX_BODY: u64 = 1 << 30;
 /// `pipelines[].outputs[].batch.max_bytes`: a batch is encoded into one buffer.
 pub const BATCH_BYTES: u64 = 256 << 20;
+/// `pipelines[].buffer.max_size`: the disk buffer's bound.
+pub const BUFFER_SIZE: u64 = 1 << 40;
+/// Room `pipelines[].buffer.max_size` keeps beyond `max_body`, so that any accepted body fits in
+/// an empty buffer (record headers and the smallest segment).
+pub const BUFFER_SLACK: u64 = 64 << 10;
 /// `global_health.memory_threshold`.
 pub const MEMORY_THRESHOLD: u64 = 1 << 40;
 

@@ -51,8 +51,8 @@ pub use model::{
     ServerConfig, ServerTimeouts, TelemetryConfig,
 };
 pub use pipeline::{
-    BatchConfig, FallbackConfig, OutputConfig, OutputType, PipelineConfig, QueueConfig,
-    RerouteConfig, ResilienceConfig, SamplingConfig,
+    BatchConfig, BufferConfig, BufferType, FallbackConfig, OutputConfig, OutputType,
+    PipelineConfig, QueueConfig, RerouteConfig, ResilienceConfig, SamplingConfig, SyncPolicy,
 };
 pub use provider::{
     FailoverConfig, FailoverOn, ProviderConfig, ProviderKind, ProviderTimeouts, RetryBudgetConfig,

@@ -29,6 +29,9 @@ pub struct PipelineConfig {
     /// What happens when an output's endpoint is open or a send fails.
     #[serde(default)]
     pub fallback: FallbackConfig,
+    /// Where accepted events wait for their outputs: in memory (default) or in a log on disk.
+    #[serde(default)]
+    pub buffer: BufferConfig,
 }
 
 pub(crate) fn default_max_body() -> u64 {
@@ -212,6 +215,75 @@ impl Default for SamplingConfig {
             start_percent: 80,
             min_rate: 0.1,
             seed: None,
+        }
+    }
+}
+
+/// Where a pipeline's accepted events wait for their outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BufferType {
+    /// In each output's queue and retry buffer; lost if the process dies.
+    #[default]
+    Memory,
+    /// In an append-only log under `path`, with a cursor per output; survives a crash.
+    Disk,
+}
+
+/// When the disk buffer's log is flushed to stable storage (`fsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncPolicy {
+    /// Before ingest answers 202 (requests arriving together share one sync).
+    Always,
+    /// Every `sync_interval`, in the background.
+    #[default]
+    Interval,
+    /// Never by Seawall (the kernel writes back when it likes); a crash of the daemon still
+    /// loses nothing, a crash of the host may lose what was not yet written back.
+    None,
+}
+
+impl SyncPolicy {
+    /// The policy's name as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "always",
+            Self::Interval => "interval",
+            Self::None => "none",
+        }
+    }
+}
+
+/// `buffer:` block of a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BufferConfig {
+    /// `memory` (default) or `disk`.
+    #[serde(rename = "type")]
+    pub kind: BufferType,
+    /// `disk` only, required there: the directory holding one log per pipeline
+    /// (`{path}/{pipeline}/`), created if missing.
+    pub path: Option<PathBuf>,
+    /// `disk` only: the most the log may take on disk; ingest is shed with `503` past it.
+    /// Default `1GB`; at least `max_body` + 64 KiB, at most 1 TiB.
+    #[serde(with = "size")]
+    pub max_size: u64,
+    /// `disk` only: when the log is synced. Default `interval`.
+    pub sync: SyncPolicy,
+    /// `disk` with `sync: interval` only: how often. Default `200ms`; in (0, 1h].
+    #[serde(with = "duration")]
+    pub sync_interval: Duration,
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        Self {
+            kind: BufferType::Memory,
+            path: None,
+            max_size: 1 << 30,
+            sync: SyncPolicy::Interval,
+            sync_interval: Duration::from_millis(200),
         }
     }
 }

@@ -835,3 +835,51 @@ fn check_files_names_the_path_of_a_file_output_in_a_missing_directory() {
     );
     parse(&ok).unwrap().check_files().unwrap();
 }
+
+#[test]
+fn disk_buffer_settings_are_checked_naming_field_and_position() {
+    let p = |buffer: &str| {
+        format!(
+            "pipelines:\n  - name: p\n    buffer: {buffer}\n    outputs: [{{ name: o, type: blackhole }}]\n"
+        )
+    };
+    let cases = [
+        (
+            "{ type: disk }",
+            "config error: pipelines[0].buffer.path at 3:13: a `disk` buffer needs `path`",
+        ),
+        (
+            "{ path: /var/lib/seawall }",
+            "config error: pipelines[0].buffer.path at 3:21: only with `type: disk`",
+        ),
+        (
+            "{ type: disk, path: /v, max_size: 64KB }",
+            "config error: pipelines[0].buffer.max_size at 3:47: 65536 bytes cannot hold one request: must be at least max_body (10485760) + 64 KiB (10551296 bytes)",
+        ),
+        (
+            "{ type: disk, path: /v, max_size: 2TB }",
+            "config error: pipelines[0].buffer.max_size at 3:47: 2199023255552 bytes is too large: must be at most 1.0 TiB (1099511627776 bytes)",
+        ),
+        (
+            "{ type: disk, path: /v, sync: always, sync_interval: 1s }",
+            "config error: pipelines[0].buffer.sync_interval at 3:66: only with `sync: interval`",
+        ),
+        (
+            "{ type: disk, path: /v, sync_interval: 0s }",
+            "config error: pipelines[0].buffer.sync_interval at 3:52: must be greater than zero",
+        ),
+        (
+            "{ type: disk, path: /v, sync: sometimes }",
+            "config error: pipelines[0].buffer.sync at 3:43: unknown variant `sometimes`, expected one of always, interval, none",
+        ),
+    ];
+    for (buffer, error) in cases {
+        assert_eq!(parse_err(&p(buffer)).to_string(), error, "{buffer}");
+    }
+    let ok = parse(&p("{ type: disk, path: /var/lib/seawall/events, max_size: 1GB, sync: interval, sync_interval: 200ms }")).unwrap();
+    let b = &ok.pipelines[0].buffer;
+    assert_eq!(
+        (b.kind, b.max_size, b.sync),
+        (BufferType::Disk, 1 << 30, SyncPolicy::Interval)
+    );
+}

@@ -8,7 +8,7 @@ use super::bounds;
 use super::breaker::BreakerSettings;
 use super::error::{ConfigError, Location};
 use super::model::{AuthMode, Config};
-use super::pipeline::{OutputConfig, OutputType, PipelineConfig};
+use super::pipeline::{BufferType, OutputConfig, OutputType, PipelineConfig, SyncPolicy};
 use super::provider::{ProviderConfig, MAX_IDLE_EVICT};
 use super::spans::{join_index, join_key as key, SpanMap};
 use super::tls::TlsConfig;
@@ -661,8 +661,59 @@ impl Validator<'_> {
                 0,
                 bounds::EVENTS_HELD,
             )?;
+            self.buffer(&at, p)?;
         }
         Ok(())
+    }
+
+    /// `buffer` of pipeline `p` at `at`: disk keys only with `type: disk`, `sync_interval` only
+    /// with `sync: interval`, and a `max_size` every acceptable body fits in.
+    fn buffer(&self, pipeline_at: &str, p: &PipelineConfig) -> Checked {
+        let b = &p.buffer;
+        let at = key(pipeline_at, "buffer");
+        if b.kind == BufferType::Memory {
+            for field in ["path", "max_size", "sync", "sync_interval"] {
+                let path = key(&at, field);
+                if self.spans.contains(&path) {
+                    return self.fail(&path, "only with `type: disk`");
+                }
+            }
+            return Ok(());
+        }
+        match &b.path {
+            None => return self.fail(&key(&at, "path"), "a `disk` buffer needs `path`"),
+            Some(dir) if dir.as_os_str().is_empty() => {
+                return self.fail(&key(&at, "path"), "must not be empty")
+            }
+            Some(_) => {}
+        }
+        if matches!(p.name.as_str(), "." | "..") {
+            return self.fail(
+                &key(&at, "path"),
+                format!(
+                    "pipeline `{}` cannot keep a log of its own under it",
+                    p.name
+                ),
+            );
+        }
+        let max_size = key(&at, "max_size");
+        self.size(&max_size, b.max_size, bounds::BUFFER_SIZE)?;
+        let least = p.max_body.saturating_add(bounds::BUFFER_SLACK);
+        if b.max_size < least {
+            return self.fail_any(
+                &[&max_size, &key(pipeline_at, "max_body")],
+                format!(
+                    "{} bytes cannot hold one request: must be at least max_body ({}) + 64 KiB \
+                     ({least} bytes)",
+                    b.max_size, p.max_body
+                ),
+            );
+        }
+        let interval = key(&at, "sync_interval");
+        if b.sync != SyncPolicy::Interval && self.spans.contains(&interval) {
+            return self.fail(&interval, "only with `sync: interval`");
+        }
+        self.period(&interval, b.sync_interval, bounds::SYNC_INTERVAL)
     }
 
     fn output(&self, at: &str, o: &OutputConfig) -> Checked {
@@ -842,6 +893,19 @@ impl Config {
                 if let Err(problem) = check_file_path(path) {
                     return Err(invalid_at(&self.spans, &at, problem));
                 }
+            }
+            let Some(dir) = p
+                .buffer
+                .path
+                .as_deref()
+                .filter(|_| p.buffer.kind == BufferType::Disk)
+            else {
+                continue;
+            };
+            if dir.exists() && !dir.is_dir() {
+                let at = key(&join_index("pipelines", i), "buffer.path");
+                let problem = format!("{} is not a directory", dir.display());
+                return Err(invalid_at(&self.spans, &at, problem));
             }
         }
         Ok(())

@@ -26,7 +26,26 @@ pub enum PipelineError {
         #[source]
         source: PolicyError,
     },
+    /// A disk buffer's directory cannot be used (not writable, locked by another process).
+    #[error("pipeline `{pipeline}`: buffer.path {}: {source}", path.display())]
+    Buffer {
+        /// The pipeline's name.
+        pipeline: String,
+        /// `buffer.path`.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
     /// The TLS client settings for `http` outputs could not be built.
     #[error("TLS setup for http outputs failed: {0}")]
     Tls(String),
+}
+
+impl PipelineError {
+    /// Whether the configuration is at fault: not for a disk buffer's directory that cannot be
+    /// used (permissions, a full disk, another process holding it).
+    pub fn is_config_error(&self) -> bool {
+        !matches!(self, PipelineError::Buffer { .. })
+    }
 }

@@ -1,12 +1,14 @@
 //! `POST /ingest/{pipeline}`: method, path and content-type checks, the body size limit
 //! (announced and streamed), the memory threshold (reserved before the body is read, frame by
 //! frame when it is not announced), strict parsing, and all-or-nothing acceptance →
-//! `202 {"accepted":N}`.
+//! `202 {"accepted":N}` (with a disk buffer: once the events are in the log, and synced with
+//! `sync: always`).
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 
+use super::disk::Refused;
 use super::events::Chunk;
 use super::parse::{self, Format};
 use super::Pipelines;
@@ -26,7 +28,9 @@ impl Pipelines {
     /// {"accepted":N}`; `400` naming the bad line (and then accepts nothing from the request);
     /// `413` over the pipeline's `max_body`; `415` for a content type other than JSON or
     /// NDJSON; `503 overloaded` when the body would pass the memory threshold; `503
-    /// shutting_down` once shutdown began; `404` unknown pipeline; `405` other methods.
+    /// shutting_down` once shutdown began; `503 buffer_full` or `503 buffer_failing` (with
+    /// `Retry-After`) when a disk buffer is full or cannot be written; `404` unknown pipeline;
+    /// `405` other methods.
     /// Never panics.
     pub async fn ingest<B>(&self, req: Request<B>) -> Response<Body>
     where
@@ -102,7 +106,10 @@ impl Pipelines {
             return shutting_down();
         }
         let count = events.count;
-        pipeline.accept(&Chunk::new(lease.hold(events.text), count));
+        let chunk = Chunk::new(lease.hold(events.text), count);
+        if let Err(refused) = pipeline.accept_durably(&chunk).await {
+            return buffer_refused(refused);
+        }
         json(
             StatusCode::ACCEPTED,
             &serde_json::json!({ "accepted": count }),
@@ -131,6 +138,27 @@ fn shutting_down() -> Response<Body> {
         "seawall is shutting down and accepts no new events; retry after 1s (another instance, \
          or this one once restarted)",
     );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
+/// The `503` for events a disk buffer could not take. After a failed sync the events may
+/// still be delivered (at least once): the client's retry may duplicate them.
+fn buffer_refused(refused: Refused) -> Response<Body> {
+    let (kind, message) = match refused {
+        Refused::Full => (
+            "buffer_full",
+            "the pipeline's disk buffer is full (buffer.max_size) until its outputs catch up; \
+             retry after 1s",
+        ),
+        Refused::Failing => (
+            "buffer_failing",
+            "the pipeline's disk buffer cannot be written (disk full or I/O error); retry \
+             after 1s",
+        ),
+    };
+    let mut resp = json_error(StatusCode::SERVICE_UNAVAILABLE, kind, message);
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     resp

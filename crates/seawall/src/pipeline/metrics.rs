@@ -8,6 +8,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
+use super::disk::BufferMetrics;
 use super::ledger::DropReason;
 use crate::metrics::Metrics;
 
@@ -52,6 +53,69 @@ pub(crate) struct Families {
     held: Family<StoreLabels, Gauge>,
     reroutes: Family<OutputLabels, Counter>,
     sampling: Family<OutputLabels, Gauge<f64, AtomicU64>>,
+    buffer: BufferFamilies,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabels {
+    pipeline: String,
+    reason: &'static str,
+}
+
+/// The disk buffers' families.
+#[derive(Default)]
+struct BufferFamilies {
+    bytes: Family<PipelineLabels, Gauge>,
+    segments: Family<PipelineLabels, Gauge>,
+    shedding: Family<PipelineLabels, Gauge>,
+    refused: Family<RefusedLabels, Counter>,
+    io_errors: Family<PipelineLabels, Counter>,
+    syncs: Family<PipelineLabels, Counter>,
+    corrupt: Family<PipelineLabels, Counter>,
+}
+
+impl BufferFamilies {
+    fn register(&self, metrics: &Metrics) {
+        let gauge = |name, help, family: &Family<PipelineLabels, Gauge>| {
+            metrics.register(name, help, family.clone());
+        };
+        let counter = |name, help, family: &Family<PipelineLabels, Counter>| {
+            metrics.register(name, help, family.clone());
+        };
+        gauge(
+            "buffer_bytes",
+            "Bytes of a pipeline's disk buffer on disk",
+            &self.bytes,
+        );
+        gauge(
+            "buffer_segments",
+            "Segment files of a pipeline's disk buffer",
+            &self.segments,
+        );
+        gauge(
+            "buffer_shedding",
+            "1 while a pipeline's disk buffer refuses ingest (full, or writes failing)",
+            &self.shedding,
+        );
+        metrics.register(
+            "buffer_refused_requests",
+            "Ingest requests a disk buffer refused with 503, by reason (`full`: max_size reached; \
+             `failing`: writing or syncing failed)",
+            self.refused.clone(),
+        );
+        let failed = "Failed writes, syncs, reads and deletions of a disk buffer";
+        counter("buffer_io_errors", failed, &self.io_errors);
+        counter(
+            "buffer_syncs",
+            "fsyncs of a disk buffer's open segment",
+            &self.syncs,
+        );
+        counter(
+            "buffer_corrupt_events",
+            "Events a disk buffer lost to a torn or corrupt record, found at replay",
+            &self.corrupt,
+        );
+    }
 }
 
 /// One output's series.
@@ -66,6 +130,8 @@ pub(crate) struct OutputMetrics {
     pub(crate) queued: Gauge,
     /// Events in the retry buffer.
     pub(crate) buffered: Gauge,
+    /// Events only in the disk buffer's log.
+    pub(crate) on_disk: Gauge,
     pub(crate) reroutes: Counter,
     pub(crate) sampling_rate: Gauge<f64, AtomicU64>,
 }
@@ -81,6 +147,7 @@ impl Families {
             held: Family::default(),
             reroutes: Family::default(),
             sampling: Family::default(),
+            buffer: BufferFamilies::default(),
         };
         metrics.register(
             "pipeline_events_accepted",
@@ -94,7 +161,8 @@ impl Families {
         );
         metrics.register(
             "output_dropped_events",
-            "Events an output dropped, by reason (queue_full, buffer_full, rejected, shutdown)",
+            "Events an output dropped, by reason (queue_full, buffer_full, rejected, shutdown, \
+             corrupt, output_removed)",
             f.dropped.clone(),
         );
         metrics.register(
@@ -104,8 +172,9 @@ impl Families {
         );
         metrics.register(
             "output_held_events",
-            "Events an output holds, by store: `queue` (not sent yet) or `retry_buffer` (not \
-             delivered yet; filled while the output cannot deliver)",
+            "Events an output holds, by store: `queue` (not sent yet; with a disk buffer its \
+             copy in memory), `retry_buffer` (not delivered yet; filled while the output cannot \
+             deliver) or `disk` (only in the disk buffer's log)",
             f.held.clone(),
         );
         metrics.register(
@@ -120,7 +189,47 @@ impl Families {
              (floored at min_rate)",
             f.sampling.clone(),
         );
+        f.buffer.register(metrics);
         f
+    }
+
+    /// The disk buffer series of `pipeline`.
+    pub(crate) fn buffer(&self, pipeline: &str) -> BufferMetrics {
+        let b = &self.buffer;
+        let labels = PipelineLabels {
+            pipeline: pipeline.to_owned(),
+        };
+        let refused = |reason| {
+            b.refused
+                .get_or_create(&RefusedLabels {
+                    pipeline: pipeline.to_owned(),
+                    reason,
+                })
+                .clone()
+        };
+        BufferMetrics {
+            bytes: b.bytes.get_or_create(&labels).clone(),
+            segments: b.segments.get_or_create(&labels).clone(),
+            shedding: b.shedding.get_or_create(&labels).clone(),
+            refused_full: refused("full"),
+            refused_failing: refused("failing"),
+            io_errors: b.io_errors.get_or_create(&labels).clone(),
+            syncs: b.syncs.get_or_create(&labels).clone(),
+            corrupt_events: b.corrupt.get_or_create(&labels).clone(),
+        }
+    }
+
+    /// Counts the pending events of an output removed from the configuration, dropped with
+    /// its disk cursor (`reason="output_removed"`).
+    pub(crate) fn removed(&self, pipeline: &str, output: &str, pending: u64) {
+        let dropped = |reason| ReasonLabels {
+            pipeline: pipeline.to_owned(),
+            output: output.to_owned(),
+            reason,
+        };
+        self.dropped
+            .get_or_create(&dropped("output_removed"))
+            .inc_by(pending);
     }
 
     /// The accepted counter of `pipeline`.
@@ -170,6 +279,7 @@ impl Families {
         OutputMetrics {
             queued: store("queue"),
             buffered: store("retry_buffer"),
+            on_disk: store("disk"),
             delivered: outcome("delivered"),
             sampled_out: outcome("sampled_out"),
             dropped: outcome("dropped"),

@@ -8,14 +8,19 @@
 //! - `events.rs`: [`Chunk`](events::Chunk), a run of events in one shared buffer.
 //! - `ingest.rs`: the HTTP handler (method, path, content type, size and memory limits,
 //!   all-or-nothing acceptance).
-//! - `ledger.rs`: an output's queue, retry buffer and exact accounting under one small lock.
+//! - `ledger/`: an output's queue, retry buffer and exact accounting under one small lock;
+//!   `ledger/logged.rs`: the same with a disk buffer (its place in the log).
 //! - `output.rs`: an output's endpoints and breakers, built from configuration.
 //! - `sink.rs`: sending one NDJSON batch to `http`, `file`, `stdout` or `blackhole`.
 //! - `deliver.rs`: one batch's walk over the endpoints (reroute rules).
 //! - `worker.rs`: batching, holding events while the output cannot deliver, the retry buffer.
+//! - `disk/`: the disk buffer (`buffer.type: disk`): a segmented log per pipeline, a cursor
+//!   file per output, replay at start; `durable.rs`: a worker's side of it.
 //! - `metrics.rs`, `view.rs`: the Prometheus families and `GET /v1/pipelines`.
 
 mod deliver;
+mod disk;
+mod durable;
 mod error;
 mod events;
 mod ingest;
@@ -36,19 +41,21 @@ use seawall_breaker::{CircuitBreaker, Clock};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::PipelineConfig;
+use crate::config::{BufferType, OutputType, PipelineConfig, SyncPolicy};
 use crate::health::Health;
 use crate::http1::outbound::Pools;
 use crate::memory::Budget;
 use crate::metrics::{BreakerLabels, Metrics};
 
 pub use error::PipelineError;
-pub use view::{DroppedView, EndpointView, FillView, OutputView, PipelineView};
+pub use view::{BufferView, DroppedView, EndpointView, FillView, OutputView, PipelineView};
 
 use deliver::Route;
+use disk::{Disk, Refused};
+use durable::Durable;
 use events::Chunk;
 use ledger::DropReason;
-use output::Output;
+use output::{Output, Shared};
 use worker::Worker;
 
 /// Every configured pipeline, its outputs and their worker tasks.
@@ -76,22 +83,59 @@ struct Pipeline {
     max_body: u64,
     /// `max_depth`: deepest nesting of an event.
     max_depth: u32,
-    /// Events accepted (every output was offered each of them).
-    accepted: AtomicU64,
+    /// Events accepted (every output was offered each of them); with a disk buffer counted by
+    /// its writer thread as it appends them.
+    accepted: Arc<AtomicU64>,
     accepted_metric: Counter,
     outputs: Vec<Arc<Output>>,
+    /// With `buffer.type: disk`: the log every accepted event is appended to first.
+    disk: Option<Arc<Disk>>,
 }
 
 impl Pipeline {
-    /// Offers `events` to every output.
-    fn accept(&self, events: &Chunk) {
-        let n = events.events() as u64;
-        self.accepted.fetch_add(n, Ordering::Relaxed);
-        self.accepted_metric.inc_by(n);
-        for output in &self.outputs {
-            output.offer(events);
-        }
+    /// Offers `events` to every output without waiting: with a disk buffer they are handed
+    /// to its writer (which appends them to the log and offers them in log order). False if
+    /// that writer has stopped.
+    fn accept(&self, events: &Chunk) -> bool {
+        let Some(disk) = &self.disk else {
+            for output in &self.outputs {
+                output.offer(events);
+            }
+            let n = events.events() as u64;
+            self.accepted.fetch_add(n, Ordering::Relaxed);
+            self.accepted_metric.inc_by(n);
+            return true;
+        };
+        disk.append_detached(events)
     }
+
+    /// Accepts `events`; with a disk buffer resolves once they are in the log (and, with
+    /// `sync: always`, on stable storage), refused when the log is full or cannot be written.
+    async fn accept_durably(&self, events: &Chunk) -> Result<(), Refused> {
+        let Some(disk) = &self.disk else {
+            self.accept(events);
+            return Ok(());
+        };
+        let end = disk.append(events).await?;
+        disk.synced(end).await
+    }
+}
+
+/// What a disk buffer's writer does with each record it appended: counts it accepted and
+/// offers it to every output, in log order.
+fn offer_logged(
+    outputs: Vec<Arc<Output>>,
+    accepted: Arc<AtomicU64>,
+    metric: Counter,
+) -> disk::Offer {
+    Arc::new(move |events: &Chunk, first, end| {
+        for output in &outputs {
+            output.offer_logged(events, first, end);
+        }
+        let n = events.events() as u64;
+        accepted.fetch_add(n, Ordering::Relaxed);
+        metric.inc_by(n);
+    })
 }
 
 impl Pipelines {
@@ -120,11 +164,35 @@ impl Pipelines {
         let (draining, _) = watch::channel(false);
         let mut pipelines = Vec::new();
         let mut workers = Vec::new();
+        let shared = Shared {
+            clock: &clock,
+            metrics: &metrics,
+            families: &families,
+            budget: &budget,
+            pools,
+        };
         for p in configs {
+            let (disk, resumed) = open_disk(p, &families)?;
+            let end = disk.as_ref().map_or(0, |d| d.log.end());
             let mut outputs = Vec::new();
-            for o in &p.outputs {
-                let (output, sinks) =
-                    output::build(p, o, &clock, &metrics, &families, &budget, pools)?;
+            for (i, o) in p.outputs.iter().enumerate() {
+                let resume = resumed.get(i).map(|r| (&r.mark, end, r.pos));
+                let (output, sinks) = output::build(p, o, &shared, resume)?;
+                let durable = disk.as_ref().zip(resumed.get(i)).map(|(d, r)| {
+                    let syncs_file =
+                        o.kind == OutputType::File && p.buffer.sync != SyncPolicy::None;
+                    Durable::new(
+                        d.clone(),
+                        r.file.clone(),
+                        r.mark,
+                        syncs_file,
+                        p.buffer.sync_interval,
+                    )
+                });
+                let id_prefix = output
+                    .ledger
+                    .batch_prefix()
+                    .unwrap_or_else(|| fastrand::u64(..));
                 workers.push(Worker {
                     pipeline: p.name.clone(),
                     output: output.clone(),
@@ -134,18 +202,33 @@ impl Pipelines {
                         timeout: o.timeout,
                         max_reroutes: p.fallback.reroute.max_attempts,
                     },
-                    id_prefix: fastrand::u64(..),
+                    id_prefix,
                     draining: draining.subscribe(),
+                    durable,
                 });
                 outputs.push(output);
+            }
+            let accepted_metric = families.accepted(&p.name);
+            accepted_metric.inc_by(end);
+            let accepted = Arc::new(AtomicU64::new(end));
+            if let Some(disk) = &disk {
+                let offer =
+                    offer_logged(outputs.clone(), accepted.clone(), accepted_metric.clone());
+                disk.start_writer(offer)
+                    .map_err(|source| PipelineError::Buffer {
+                        pipeline: p.name.clone(),
+                        path: disk.path.clone(),
+                        source,
+                    })?;
             }
             pipelines.push(Pipeline {
                 name: p.name.clone(),
                 max_body: p.max_body,
                 max_depth: p.max_depth,
-                accepted: AtomicU64::new(0),
-                accepted_metric: families.accepted(&p.name),
+                accepted,
+                accepted_metric,
                 outputs,
+                disk,
             });
         }
         // Spawn only once everything is built, so a failed start leaves no task behind.
@@ -178,8 +261,7 @@ impl Pipelines {
         match serde_json::to_vec(&event) {
             Ok(mut text) => {
                 text.push(b'\n');
-                p.accept(&Chunk::new(self.budget.hold(text), 1));
-                true
+                p.accept(&Chunk::new(self.budget.hold(text), 1))
             }
             Err(_) => false,
         }
@@ -209,9 +291,14 @@ impl Pipelines {
     }
 
     /// Highest fill ratio (0.0..=1.0) among all output queues, for the global health monitor.
+    /// Outputs of a disk-buffered pipeline do not count: their queue is a copy of the log, which
+    /// sheds by `max_size` itself.
     pub fn queue_fill(&self) -> f64 {
-        self.outputs()
-            .map(|o| o.ledger.levels().0 as f64 / o.ledger.queue_capacity().max(1) as f64)
+        self.pipelines
+            .iter()
+            .filter(|p| p.disk.is_none())
+            .flat_map(|p| p.outputs.iter())
+            .map(|o| o.ledger.levels().queued as f64 / o.ledger.queue_capacity().max(1) as f64)
             .fold(0.0, f64::max)
             .min(1.0)
     }
@@ -240,7 +327,9 @@ impl Pipelines {
     /// Stops accepting, lets workers drain their queues and retry buffers for up to `grace`,
     /// then stops them and counts what is left as dropped with reason `shutdown` (a batch
     /// cut off mid-send included: it is not known to have arrived), logging each output's
-    /// final accounting. Resolves when the workers have stopped.
+    /// final accounting. With a disk buffer nothing is dropped: what is left stays in the log
+    /// (synced, with the cursor files) for the next start. Resolves when the workers have
+    /// stopped.
     pub async fn shutdown(&self, grace: Duration) {
         self.stop_accepting();
         self.draining.send_replace(true);
@@ -260,8 +349,11 @@ impl Pipelines {
             }
         }
         for p in &self.pipelines {
+            if let Some(disk) = &p.disk {
+                disk.close();
+            }
             for o in &p.outputs {
-                log_final(&p.name, o);
+                log_final(&p.name, o, p.disk.is_some());
             }
         }
     }
@@ -282,23 +374,48 @@ impl std::fmt::Debug for Pipelines {
     }
 }
 
-/// Drops what `o` still holds as `shutdown` and logs its final accounting: `warn` when it
-/// lost events, `info` otherwise.
-fn log_final(pipeline: &str, o: &Output) {
-    let left_pending = o.ledger.drop_all_pending().pending();
+/// Opens the disk buffer of `p`, if it has one: the log, and where each output resumes. The
+/// pending events of outputs no longer configured are counted as dropped `output_removed`.
+fn open_disk(
+    p: &PipelineConfig,
+    families: &metrics::Families,
+) -> Result<(Option<Arc<Disk>>, Vec<disk::Resumed>), PipelineError> {
+    if p.buffer.kind != BufferType::Disk {
+        return Ok((None, Vec::new()));
+    }
+    let names: Vec<&str> = p.outputs.iter().map(|o| o.name.as_str()).collect();
+    let (disk, resumed, removed) = Disk::open(&p.name, &p.buffer, &names, families.buffer(&p.name))
+        .map_err(|source| PipelineError::Buffer {
+            pipeline: p.name.clone(),
+            path: p.buffer.path.clone().unwrap_or_default(),
+            source,
+        })?;
+    for r in removed {
+        families.removed(&p.name, &r.output, r.pending);
+    }
+    Ok((Some(Arc::new(disk)), resumed))
+}
+
+/// Drops what `o` still holds as `shutdown` (with a disk buffer: keeps it in the log) and logs
+/// its final accounting: `warn` when it lost events, `info` otherwise.
+fn log_final(pipeline: &str, o: &Output, on_disk: bool) {
+    let left_pending = o.ledger.close().pending();
+    let kept_on_disk = if on_disk { left_pending } else { 0 };
     let c = o.ledger.counts();
     let by = |r: DropReason| c.dropped[r as usize];
-    let (queue_full, buffer_full, rejected, shutdown) = (
+    let (queue_full, buffer_full, rejected, shutdown, corrupt) = (
         by(DropReason::QueueFull),
         by(DropReason::BufferFull),
         by(DropReason::Rejected),
         by(DropReason::Shutdown),
+        by(DropReason::Corrupt),
     );
     macro_rules! final_line {
         ($level:ident) => {
             tracing::$level!(pipeline, output = %o.name, accepted = c.accepted,
                 delivered = c.delivered, sampled_out = c.sampled_out, queue_full, buffer_full,
-                rejected, shutdown, left_pending, "output stopped: final accounting")
+                rejected, shutdown, corrupt, left_pending, kept_on_disk,
+                "output stopped: final accounting")
         };
     }
     if c.sampled_out + c.dropped_total() > 0 {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use seawall_breaker::{CircuitBreaker, Clock, Mode, State};
 use tokio::sync::Notify;
 
+use super::disk::{Mark, Pos};
 use super::events::Chunk;
 use super::ledger::{Capacity, Ledger};
 use super::metrics::Families;
@@ -89,22 +90,46 @@ impl Output {
         self.ledger.offer(events, self.base_rate());
     }
 
+    /// Admits a request's events just appended to the disk buffer's log (see
+    /// [`Ledger::offer_logged`]).
+    pub(crate) fn offer_logged(&self, events: &Chunk, first: u64, end: Pos) {
+        self.ledger.offer_logged(events, first, end);
+    }
+
     /// Whether any endpoint may take a batch now.
     pub(crate) fn may_deliver(&self) -> bool {
         self.endpoints.iter().any(Endpoint::may_admit)
     }
 }
 
-/// Builds output `o` of pipeline `p`: endpoints with breakers, and one sink per endpoint.
+/// Where a disk-buffered output resumes: its cursor's mark, the log's next index, and the
+/// position of the record holding the cursor.
+pub(crate) type Resume<'a> = (&'a Mark, u64, Pos);
+
+/// What every output of the daemon is built with.
+pub(crate) struct Shared<'a> {
+    pub(crate) clock: &'a Clock,
+    pub(crate) metrics: &'a Arc<Metrics>,
+    pub(crate) families: &'a Families,
+    pub(crate) budget: &'a Arc<Budget>,
+    pub(crate) pools: &'a Pools,
+}
+
+/// Builds output `o` of pipeline `p`: endpoints with breakers, and one sink per endpoint;
+/// `resume` with a disk buffer.
 pub(crate) fn build(
     p: &PipelineConfig,
     o: &OutputConfig,
-    clock: &Clock,
-    metrics: &Arc<Metrics>,
-    families: &Families,
-    budget: &Arc<Budget>,
-    pools: &Pools,
+    shared: &Shared<'_>,
+    resume: Option<Resume<'_>>,
 ) -> Result<(Arc<Output>, Vec<Sink>), PipelineError> {
+    let Shared {
+        clock,
+        metrics,
+        families,
+        budget,
+        pools,
+    } = *shared;
     let problem = |problem: String| PipelineError::Output {
         pipeline: p.name.clone(),
         output: o.name.clone(),
@@ -157,6 +182,10 @@ pub(crate) fn build(
         budget.clone(),
         (p.name.clone(), o.name.clone()),
     );
+    let ledger = match resume {
+        Some((mark, end, pos)) => ledger.on_disk(mark, end, pos),
+        None => ledger,
+    };
     let output = Output {
         name: o.name.clone(),
         kind: o.kind,

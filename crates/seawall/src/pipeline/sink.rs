@@ -75,6 +75,14 @@ impl Sink {
         !matches!(self, Sink::Blackhole)
     }
 
+    /// Makes what was written durable: a `file` is synced; nothing to do for the others.
+    pub(crate) async fn sync(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::File(file) => file.sync_data().await,
+            Sink::Http { .. } | Sink::Stdout(_) | Sink::Blackhole => Ok(()),
+        }
+    }
+
     /// Sends one encoded batch; `id` names it to an `http` destination.
     pub(crate) async fn send(&mut self, payload: &Bytes, id: &HeaderValue) -> Sent {
         match self {

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::ledger::DropReason;
 use super::output::Output;
-use super::Pipelines;
+use super::{Pipeline, Pipelines};
 use crate::breakers::breaker_id;
 
 /// One pipeline.
@@ -13,10 +13,40 @@ use crate::breakers::breaker_id;
 pub struct PipelineView {
     /// The pipeline's name (`POST /ingest/{name}`).
     pub name: String,
-    /// Events accepted by the pipeline; each output was offered every one.
+    /// Events accepted by the pipeline; each output was offered every one. With a disk
+    /// buffer, since the log was created.
     pub accepted: u64,
+    /// Where accepted events wait.
+    pub buffer: BufferView,
     /// Its outputs.
     pub outputs: Vec<OutputView>,
+}
+
+/// A pipeline's buffer: `{"type":"memory"}`, or the disk buffer's state.
+#[derive(Clone, Debug, Serialize)]
+pub struct BufferView {
+    /// `memory` or `disk`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Disk: the pipeline's log directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Disk: bytes of the log's segments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Disk: `buffer.max_size`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+    /// Disk: segment files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<usize>,
+    /// Disk: `always`, `interval` or `none`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<&'static str>,
+    /// Disk: `accepting`, `full` (ingest shed until outputs free segments) or `failing` (a
+    /// write or sync failed; ingest shed until one succeeds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<&'static str>,
 }
 
 /// One output; `accepted = delivered + sampled_out + dropped.total + pending` in every view.
@@ -35,7 +65,8 @@ pub struct OutputView {
     pub sampled_out: u64,
     /// Events dropped, by reason.
     pub dropped: DroppedView,
-    /// Events in the queue, in the batch being sent, or in the retry buffer.
+    /// Events in the queue, in the batch being sent, in the retry buffer, or (disk buffer)
+    /// only in the log.
     pub pending: u64,
     /// Whether an endpoint admits batches now; `false` while every breaker is open, when the
     /// output holds its events until one recovers.
@@ -66,8 +97,10 @@ pub struct DroppedView {
     pub buffer_full: u64,
     /// The destination refused the batch (4xx).
     pub rejected: u64,
-    /// Still undelivered when shutdown's grace period ended.
+    /// Still undelivered when shutdown's grace period ended (memory buffer only).
     pub shutdown: u64,
+    /// Lost from a disk buffer to a torn or corrupt record.
+    pub corrupt: u64,
 }
 
 /// Length and capacity of a bounded store.
@@ -102,9 +135,34 @@ impl Pipelines {
             .map(|p| PipelineView {
                 name: p.name.clone(),
                 accepted: p.accepted.load(std::sync::atomic::Ordering::Relaxed),
+                buffer: buffer_view(p),
                 outputs: p.outputs.iter().map(|o| output_view(o)).collect(),
             })
             .collect()
+    }
+}
+
+fn buffer_view(p: &Pipeline) -> BufferView {
+    let Some(disk) = &p.disk else {
+        return BufferView {
+            kind: "memory",
+            path: None,
+            bytes: None,
+            max_size: None,
+            segments: None,
+            sync: None,
+            state: None,
+        };
+    };
+    let (bytes, segments, shedding) = disk.log.levels();
+    BufferView {
+        kind: "disk",
+        path: Some(disk.path.display().to_string()),
+        bytes: Some(bytes),
+        max_size: Some(disk.log.max_size),
+        segments: Some(segments),
+        sync: Some(disk.policy().as_str()),
+        state: Some(shedding.as_str()),
     }
 }
 
@@ -123,6 +181,7 @@ fn output_view(o: &Output) -> OutputView {
             buffer_full: by(DropReason::BufferFull),
             rejected: by(DropReason::Rejected),
             shutdown: by(DropReason::Shutdown),
+            corrupt: by(DropReason::Corrupt),
         },
         pending: c.pending(),
         delivering: o.may_deliver(),

@@ -2,7 +2,8 @@
 //! batches gathered from the queue (by count, size or linger). While the output cannot deliver
 //! (no endpoint admits, or the last send failed and the retry pause runs), it sends nothing and
 //! moves full batches from the queue to the retry buffer, so events wait for delivery instead of
-//! being thrown away.
+//! being thrown away. With a disk buffer it also reads the output's events back from the log
+//! once it has fallen behind, and keeps the output's cursor file (`durable.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::deliver::{Delivery, Route};
+use super::durable::Durable;
 use super::ledger::{Batch, DropReason};
 use super::output::Output;
 use super::sink::Sink;
@@ -35,6 +37,8 @@ pub(crate) struct Worker {
     pub(crate) id_prefix: u64,
     /// `true` once shutdown began: skip linger, exit when everything is delivered.
     pub(crate) draining: watch::Receiver<bool>,
+    /// With a disk buffer: the log, the cursor file, the reader.
+    pub(crate) durable: Option<Durable>,
 }
 
 impl Worker {
@@ -48,7 +52,32 @@ impl Worker {
         loop {
             let ledger = &self.output.ledger;
             let draining = *self.draining.borrow();
-            let (queued, queued_bytes, buffered) = ledger.levels();
+            // With a disk buffer what is left stays in the log for the next start: stop now
+            // (a batch in flight was settled before the loop came round).
+            if let Some(d) = self.durable.as_mut().filter(|_| draining) {
+                d.flush(&mut self.sinks).await;
+                return;
+            }
+            let mut lv = ledger.levels();
+            if lv.on_disk > 0 && lv.queued < max_events {
+                let names = (self.pipeline.as_str(), self.output.name.as_str());
+                if let Some(d) = self.durable.as_mut() {
+                    if d.read(ledger, names).await {
+                        lv = ledger.levels();
+                    }
+                }
+            }
+            if self
+                .durable
+                .as_ref()
+                .and_then(Durable::flush_at)
+                .is_some_and(|at| at <= Instant::now())
+            {
+                if let Some(d) = self.durable.as_mut() {
+                    d.flush(&mut self.sinks).await;
+                }
+            }
+            let (queued, queued_bytes, buffered) = (lv.queued, lv.queued_bytes, lv.buffered);
             let now = Instant::now();
             if open != self.output.may_deliver() {
                 open = !open;
@@ -67,11 +96,19 @@ impl Worker {
                 linger_until = None;
             } else {
                 let until = *linger_until.get_or_insert_with(|| later(now, self.batch.linger));
-                let full =
-                    queued >= max_events || queued_bytes >= max_bytes || draining || now >= until;
+                // Events waiting in the log, or a batch pinned by a restart: no linger.
+                let backlog = lv.on_disk > 0 || lv.pinned_ready;
+                let full = queued >= max_events
+                    || queued_bytes >= max_bytes
+                    || draining
+                    || backlog
+                    || now >= until;
                 if full && ready {
                     linger_until = None;
                     if let Some(batch) = ledger.take_queue(max_events, max_bytes) {
+                        if let Some(d) = self.durable.as_mut() {
+                            d.pin(&batch);
+                        }
                         if !self.process(batch).await {
                             retry_at = Instant::now() + RETRY_BACKOFF;
                         }
@@ -92,10 +129,15 @@ impl Worker {
             } else {
                 later(now, FAR)
             };
+            let disk_at = self.durable.as_ref().and_then(|d| {
+                let read = d.read_retry_at().filter(|_| lv.on_disk > 0);
+                [read, d.flush_at()].into_iter().flatten().min()
+            });
+            let wake_at = disk_at.map_or(linger_at.min(retry), |d| d.min(linger_at).min(retry));
             tokio::select! {
                 () = ledger.arrived.notified() => {}
                 () = self.output.wake.notified() => retry_at = Instant::now(),
-                () = tokio::time::sleep_until(linger_at.min(retry)) => {}
+                () = tokio::time::sleep_until(wake_at) => {}
                 _ = self.draining.changed(), if !draining => {}
             }
         }
@@ -115,32 +157,32 @@ impl Worker {
             .deliver(output, &mut self.sinks, &self.pipeline, &payload, &id)
             .await;
         drop(payload);
-        match delivery {
-            Delivery::Delivered => {
-                output.ledger.delivered(batch);
-                true
-            }
-            Delivery::Refused => {
-                output.ledger.dropped(batch, DropReason::Rejected);
-                true
-            }
+        let (mark, delivered) = match delivery {
+            Delivery::Delivered => (output.ledger.delivered(batch), true),
+            Delivery::Refused => (output.ledger.dropped(batch, DropReason::Rejected), true),
             Delivery::Undelivered => {
                 output.ledger.hold(batch);
-                false
+                (None, false)
             }
+        };
+        if let (Some(mark), Some(d)) = (mark, self.durable.as_mut()) {
+            d.finished(mark, &mut self.sinks).await;
         }
+        delivered
     }
 
     /// Logs that the output can no longer deliver (every endpoint's breaker open), or can again.
     fn log_open(&self, open: bool) {
         let (pipeline, output) = (&self.pipeline, &self.output.name);
-        let (queued, _, buffered) = self.output.ledger.levels();
+        let lv = self.output.ledger.levels();
+        let (queued, buffered, on_disk) = (lv.queued, lv.buffered, lv.on_disk);
         if open {
             tracing::info!(
                 pipeline,
                 output,
                 queued,
                 buffered,
+                on_disk,
                 "output can deliver again: sending held events first"
             );
         } else {
@@ -149,6 +191,7 @@ impl Worker {
                 output,
                 queued,
                 buffered,
+                on_disk,
                 "output cannot deliver (every endpoint's breaker is open): holding its events"
             );
         }

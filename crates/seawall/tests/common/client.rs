@@ -114,3 +114,18 @@ pub async fn post(url: &str, content_type: &str, text: &str) -> Answer {
         .unwrap();
     send(req).await
 }
+
+/// `GET /v1/pipelines` on the admin listener `admin`: the first pipeline's view.
+pub async fn pipeline_view(admin: std::net::SocketAddr) -> Value {
+    get(&format!("http://{admin}/v1/pipelines")).await.json()[0].clone()
+}
+
+/// Output `name` of the first pipeline on the admin listener `admin` (`null` when absent).
+pub async fn output_view(admin: std::net::SocketAddr, name: &str) -> Value {
+    let view = pipeline_view(admin).await;
+    let outputs = view["outputs"].as_array().cloned().unwrap_or_default();
+    outputs
+        .into_iter()
+        .find(|o| o["name"] == name)
+        .unwrap_or_default()
+}

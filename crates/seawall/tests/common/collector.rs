@@ -18,6 +18,8 @@ pub enum Mode {
     Status(u16),
     /// Never answers.
     Hang,
+    /// Keeps the batch, then never answers: a collector whose answer is lost.
+    KeepThenHang,
     /// `ok` requests answered 200, then `fail` answered 503, repeating.
     Bursts { ok: usize, fail: usize },
 }
@@ -26,6 +28,8 @@ struct State {
     mode: Mode,
     /// The lines of each accepted batch, in arrival order.
     batches: Vec<Vec<String>>,
+    /// The `x-seawall-batch-id` of each accepted batch (empty when absent).
+    ids: Vec<String>,
     /// Requests received, answered or not.
     requests: usize,
 }
@@ -44,14 +48,21 @@ impl Collector {
         let state = Arc::new(Mutex::new(State {
             mode,
             batches: Vec::new(),
+            ids: Vec::new(),
             requests: 0,
         }));
         let shared = state.clone();
         let addr = serve(move |req: http::Request<hyper::body::Incoming>, _| {
             let state = shared.clone();
             async move {
+                let id = req
+                    .headers()
+                    .get("x-seawall-batch-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
                 let body = req.into_body().collect().await?.to_bytes();
-                Ok::<_, hyper::Error>(answer(&state, &body).await)
+                Ok::<_, hyper::Error>(answer(&state, id, &body).await)
             }
         })
         .await;
@@ -80,6 +91,16 @@ impl Collector {
         self.state.lock().unwrap().batches.clone()
     }
 
+    /// Every accepted batch with its `x-seawall-batch-id`, in arrival order.
+    pub fn batches_with_ids(&self) -> Vec<(String, Vec<String>)> {
+        let s = self.state.lock().unwrap();
+        s.ids
+            .iter()
+            .cloned()
+            .zip(s.batches.iter().cloned())
+            .collect()
+    }
+
     /// Lines of every accepted batch, in arrival order.
     pub fn lines(&self) -> Vec<String> {
         self.batches().concat()
@@ -91,7 +112,7 @@ impl Collector {
     }
 }
 
-async fn answer(state: &Mutex<State>, body: &Bytes) -> Response<Full<Bytes>> {
+async fn answer(state: &Mutex<State>, id: String, body: &Bytes) -> Response<Full<Bytes>> {
     let status = {
         let mut s = state.lock().unwrap();
         let n = s.requests;
@@ -100,12 +121,19 @@ async fn answer(state: &Mutex<State>, body: &Bytes) -> Response<Full<Bytes>> {
             Mode::Ok => Some(200),
             Mode::Status(code) => Some(code),
             Mode::Hang => None,
+            Mode::KeepThenHang => {
+                let text = std::str::from_utf8(body).unwrap();
+                s.batches.push(text.lines().map(str::to_owned).collect());
+                s.ids.push(id.clone());
+                None
+            }
             Mode::Bursts { ok, fail } => Some(if n % (ok + fail) < ok { 200 } else { 503 }),
         };
         if status == Some(200) {
             let text = std::str::from_utf8(body).unwrap();
             assert!(text.ends_with('\n'), "a batch is NDJSON: {text:?}");
             s.batches.push(text.lines().map(str::to_owned).collect());
+            s.ids.push(id);
         }
         status
     };

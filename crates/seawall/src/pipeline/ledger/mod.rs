@@ -9,6 +9,12 @@
 //! at a rate that falls with the fill towards the healthy share of endpoints (floored at
 //! `min_rate`); a full queue drops what arrives as `queue_full`.
 //!
+//! With a disk buffer the pipeline's log is the store: the queue is a copy in memory of the
+//! output's next events (filled as they arrive while the output keeps up, else read back from
+//! the log), nothing is sampled or dropped at ingest, a batch that cannot be delivered waits in
+//! the retry buffer however small it is, and shutdown drops nothing. A [`Place`] says where
+//! the output is in the log; its cursor only moves past events the output has finished with.
+//!
 //! Why a mutex and not independent atomics: an event moves between two counters (say pending →
 //! delivered) and a reader of two separate atomics could see it in neither or both. Every move
 //! here is one critical section per request or per batch (never per event, except while
@@ -20,9 +26,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
+use super::disk::Mark;
 use super::events::Chunk;
 use super::metrics::OutputMetrics;
 use crate::memory::Budget;
+
+mod logged;
+
+use logged::Place;
 
 /// Why events were dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,17 +44,20 @@ pub(crate) enum DropReason {
     BufferFull = 1,
     /// The destination refused the batch (a 4xx other than 429).
     Rejected = 2,
-    /// Still undelivered when the shutdown grace period ended.
+    /// Still undelivered when the shutdown grace period ended (memory buffer only).
     Shutdown = 3,
+    /// Lost from the disk buffer's log to a torn or corrupt record, found at replay.
+    Corrupt = 4,
 }
 
 impl DropReason {
     /// Every reason, in index order.
-    pub(crate) const ALL: [DropReason; 4] = [
+    pub(crate) const ALL: [DropReason; 5] = [
         DropReason::QueueFull,
         DropReason::BufferFull,
         DropReason::Rejected,
         DropReason::Shutdown,
+        DropReason::Corrupt,
     ];
 
     /// The `reason` label value.
@@ -53,6 +67,7 @@ impl DropReason {
             DropReason::BufferFull => "buffer_full",
             DropReason::Rejected => "rejected",
             DropReason::Shutdown => "shutdown",
+            DropReason::Corrupt => "corrupt",
         }
     }
 }
@@ -64,18 +79,25 @@ pub(crate) struct Counts {
     pub(crate) delivered: u64,
     pub(crate) sampled_out: u64,
     /// Indexed by [`DropReason`] as `usize`.
-    pub(crate) dropped: [u64; 4],
+    pub(crate) dropped: [u64; DropReason::ALL.len()],
     /// Events in the queue.
     pub(crate) queued: u64,
     /// Events in the batch being sent.
     pub(crate) in_flight: u64,
     /// Events in the retry buffer.
     pub(crate) buffered: u64,
+    /// Disk buffer: events only in the log (not yet read back into memory).
+    pub(crate) on_disk: u64,
 }
 
 impl Counts {
     /// Events not yet finished with.
     pub(crate) fn pending(&self) -> u64 {
+        self.queued + self.in_flight + self.buffered + self.on_disk
+    }
+
+    /// Events held in memory (queue, batch in flight, retry buffer).
+    fn in_memory(&self) -> u64 {
         self.queued + self.in_flight + self.buffered
     }
 
@@ -88,7 +110,9 @@ impl Counts {
 /// Events sent together, with an id that stays the same however often they are sent.
 #[derive(Debug)]
 pub(crate) struct Batch {
-    /// Unique within the output for this process (`x-seawall-batch-id` adds a random prefix).
+    /// Unique within the output (`x-seawall-batch-id` adds a random prefix): with a memory
+    /// buffer a number for this process, with a disk buffer the log index of its first event
+    /// (so the same after a restart).
     pub(crate) id: u64,
     pub(crate) events: usize,
     /// The NDJSON text, in one or more pieces: slices of the request bodies it came in, held
@@ -140,6 +164,20 @@ struct State {
     sampling: bool,
     /// Set once shutdown has counted what was left: later offers are dropped `shutdown`.
     closed: bool,
+    /// Disk buffer: where the output is in the log.
+    disk: Option<Place>,
+}
+
+/// A ledger's fill, as the worker reads it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Levels {
+    pub(crate) queued: usize,
+    pub(crate) queued_bytes: usize,
+    pub(crate) buffered: usize,
+    /// Disk buffer: events only in the log.
+    pub(crate) on_disk: u64,
+    /// Disk buffer: the batch pinned by a restart is in the queue, whole: send it now.
+    pub(crate) pinned_ready: bool,
 }
 
 /// The sizes of an output's stores.
@@ -182,6 +220,7 @@ impl Ledger {
                 rng,
                 sampling: false,
                 closed: false,
+                disk: None,
             }),
             capacity,
             metrics,
@@ -220,7 +259,12 @@ impl Ledger {
     /// endpoints, floored at `min_rate`): 1 up to the start fill, then falling linearly with the
     /// fill to `base` when full.
     pub(crate) fn rate(&self, base: f64) -> f64 {
-        self.rate_at(&self.lock().counts, base)
+        let s = self.lock();
+        if s.disk.is_some() {
+            // The log holds what arrives: nothing is sampled.
+            return 1.0;
+        }
+        self.rate_at(&s.counts, base)
     }
 
     fn rate_at(&self, counts: &Counts, base: f64) -> f64 {
@@ -310,23 +354,53 @@ impl Ledger {
         }
     }
 
-    /// Queue length and queued bytes, and events in the retry buffer.
-    pub(crate) fn levels(&self) -> (usize, usize, usize) {
+    /// How full the stores are.
+    pub(crate) fn levels(&self) -> Levels {
         let s = self.lock();
-        (
-            s.queue_len_events(),
-            s.queued_bytes,
-            s.counts.buffered as usize,
-        )
+        let pinned_ready = s.disk.as_ref().is_some_and(|p| {
+            p.pinned.is_some_and(|(first, n)| {
+                p.next - s.counts.queued <= first && first + u64::from(n) <= p.next
+            })
+        });
+        Levels {
+            queued: s.queue_len_events(),
+            queued_bytes: s.queued_bytes,
+            buffered: s.counts.buffered as usize,
+            on_disk: s.counts.on_disk,
+            pinned_ready,
+        }
     }
 
     /// Moves up to `max_events` events (at most `max_bytes`, at least one) from the queue into
     /// a new batch in flight.
     pub(crate) fn take_queue(&self, max_events: usize, max_bytes: usize) -> Option<Batch> {
         let mut s = self.lock();
-        let batch = s.cut(max_events, max_bytes)?;
+        let (mut max_events, mut max_bytes) = (max_events, max_bytes);
+        let front = s.disk.as_ref().map(|p| p.next - s.counts.queued);
+        if let (Some(front), Some(p)) = (front, s.disk.as_ref()) {
+            match p.pinned {
+                Some((first, n)) if front == first => {
+                    if first + u64::from(n) > p.next {
+                        return None;
+                    }
+                    (max_events, max_bytes) = (n as usize, usize::MAX);
+                }
+                Some((first, _)) if front < first => {
+                    max_events =
+                        max_events.min(usize::try_from(first - front).unwrap_or(usize::MAX));
+                }
+                _ => {}
+            }
+        }
+        let mut batch = s.cut(max_events, max_bytes)?;
         s.counts.queued -= batch.events as u64;
         s.counts.in_flight += batch.events as u64;
+        if let (Some(front), Some(p)) = (front, s.disk.as_mut()) {
+            batch.id = front;
+            if p.pinned.is_some_and(|(first, _)| first <= front) {
+                p.pinned = None;
+            }
+        }
         Some(batch)
     }
 
@@ -344,6 +418,9 @@ impl Ledger {
     /// (as much as it has room for), so the queue keeps accepting. False if nothing moved.
     pub(crate) fn spill(&self, max_events: usize, max_bytes: usize) -> bool {
         let mut s = self.lock();
+        if s.disk.is_some() {
+            return false;
+        }
         let room = self.capacity.buffer - s.counts.buffered as usize;
         let Some(batch) = s.cut(max_events.min(room), max_bytes) else {
             return false;
@@ -355,22 +432,25 @@ impl Ledger {
         true
     }
 
-    /// The batch in flight was delivered.
-    pub(crate) fn delivered(&self, batch: Batch) {
+    /// The batch in flight was delivered. With a disk buffer, returns the cursor's new mark.
+    pub(crate) fn delivered(&self, batch: Batch) -> Option<Mark> {
         let mut s = self.lock();
         let n = batch.events as u64;
         s.counts.in_flight -= n;
         s.counts.delivered += n;
         self.metrics.delivered.inc_by(n);
         self.publish(&s);
+        s.finished(&batch)
     }
 
-    /// The batch in flight is dropped for `reason`.
-    pub(crate) fn dropped(&self, batch: Batch, reason: DropReason) {
+    /// The batch in flight is dropped for `reason`. With a disk buffer, returns the cursor's
+    /// new mark.
+    pub(crate) fn dropped(&self, batch: Batch, reason: DropReason) -> Option<Mark> {
         let mut s = self.lock();
         s.counts.in_flight -= batch.events as u64;
         self.drop_counted(&mut s, batch.events as u64, reason);
         self.publish(&s);
+        s.finished(&batch)
     }
 
     /// The batch in flight was not delivered: it goes to the front of the retry buffer (it is
@@ -378,7 +458,14 @@ impl Ledger {
     pub(crate) fn hold(&self, mut batch: Batch) {
         let mut s = self.lock();
         let n = batch.events;
-        let room = self.capacity.buffer - s.counts.buffered as usize;
+        // With a disk buffer the log holds the batch anyway: keep it whole.
+        let room = match s.disk {
+            Some(_) => usize::MAX,
+            None => self
+                .capacity
+                .buffer
+                .saturating_sub(s.counts.buffered as usize),
+        };
         s.counts.in_flight -= n as u64;
         if n > room {
             self.drop_counted(&mut s, (n - room) as u64, DropReason::BufferFull);
@@ -391,11 +478,17 @@ impl Ledger {
         self.publish(&s);
     }
 
-    /// Drops everything still pending (queue, batch in flight, retry buffer) as `shutdown`,
-    /// and every later offer too; returns the figures just before, for the final log line.
-    pub(crate) fn drop_all_pending(&self) -> Counts {
+    /// At shutdown: with a memory buffer drops everything still pending (queue, batch in
+    /// flight, retry buffer) as `shutdown`, and every later offer too; with a disk buffer
+    /// drops nothing (the log keeps it for the next start). Returns the figures just before,
+    /// for the final log line.
+    pub(crate) fn close(&self) -> Counts {
         let mut s = self.lock();
         let before = s.counts;
+        if s.disk.is_some() {
+            s.closed = true;
+            return before;
+        }
         let n = s.counts.pending();
         s.closed = true;
         s.queue.clear();
@@ -428,6 +521,7 @@ impl Ledger {
         self.metrics.pending.set(gauge(s.counts.pending()));
         self.metrics.queued.set(gauge(s.counts.queued));
         self.metrics.buffered.set(gauge(s.counts.buffered));
+        self.metrics.on_disk.set(gauge(s.counts.on_disk));
     }
 }
 
