@@ -9,7 +9,8 @@
 //! metric. In short:
 //! - [`config`]: the YAML schema, loading with `line:column` errors, secrets from the env.
 //! - [`breakers`]: breaker policies from config, per-provider registries, transition logging.
-//! - [`metrics`]: the Prometheus metrics (prefix `seawall_`).
+//! - [`metrics`]: the Prometheus metrics (prefix `seawall_`); [`exposition`]: `/metrics` in
+//!   OpenMetrics or the 0.0.4 text format, as the client's `accept` asks.
 //! - [`timeline`]: the bounded ring of recent breaker transitions (`GET /v1/transitions`).
 //! - [`message`]: what handlers receive and answer ([`message::Reply`]), JSON replies.
 //! - `http1`: the HTTP/1.1 transport: codec, client connections, upstream connections.
@@ -36,6 +37,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod demo;
+pub mod exposition;
 pub mod flags;
 pub mod gateway;
 pub mod health;
