@@ -28,7 +28,8 @@
 //! - [`admin`]: the admin listener's routes (`/metrics`, `/readyz`, `/v1/breakers`, …).
 //! - [`ui`]: the live dashboard served at the admin listener's `GET /ui`.
 //! - [`app`]: assembles everything from a `Config` and runs it until shutdown.
-//! - [`cli`]: the `seawall run|check|demo` command line.
+//! - [`cli`]: the `seawall run|check|demo|schema` command line; [`version`]: the version and
+//!   git revision it reports.
 
 pub mod admin;
 pub mod app;
@@ -52,3 +53,4 @@ pub mod server;
 pub mod telemetry;
 pub mod timeline;
 pub mod ui;
+pub mod version;
