@@ -1,7 +1,8 @@
-//! The `seawall` command line: `run`, `check` and `demo`, with their exit codes (0 success,
-//! 2 configuration error, 1 any other failure).
+//! The `seawall` command line: `run`, `check`, `demo` and `schema`, with their exit codes
+//! (0 success, 2 configuration error, 1 any other failure).
 
-use std::io;
+use std::ffi::OsString;
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use crate::demo::{self, DemoOptions};
 
 /// `seawall`: overload protection for callers of remote services.
 #[derive(Debug, Parser)]
-#[command(name = "seawall", version, about, propagate_version = true)]
+#[command(name = "seawall", version = crate::version::LONG, about, propagate_version = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -30,6 +31,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Self-contained demo: flaky simulated upstreams, traffic and a live view.
     Demo(DemoArgs),
+    /// Print the JSON Schema of the configuration file, for editors (yaml-language-server).
+    Schema,
 }
 
 /// Arguments of `seawall run`.
@@ -106,7 +109,17 @@ impl Cli {
                 duration: args.duration,
             })
             .await?),
+            Command::Schema => schema(),
         }
+    }
+}
+
+/// Prints the configuration's JSON Schema; a reader that stops early (`| head`) is no error.
+fn schema() -> Result<(), CliError> {
+    let written = writeln!(io::stdout().lock(), "{:#}", config::json_schema());
+    match written {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
 }
 
@@ -142,19 +155,28 @@ async fn run(args: RunArgs) -> Result<(), CliError> {
     }
 }
 
-/// Logs to stderr, filtered by `SEAWALL_LOG`, else `RUST_LOG`, else `info`.
+/// Logs to stderr, filtered by `SEAWALL_LOG`, else `RUST_LOG`, else `info`; in colour only
+/// when [`colour`] says so.
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_env("SEAWALL_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = colour(io::stderr().is_terminal(), std::env::var_os("NO_COLOR"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(io::stderr);
     // `try_init`: an embedding program may have installed its own subscriber already.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// Whether log lines carry ANSI colours: only when they go to a terminal, and not when
+/// `NO_COLOR` is set to anything but the empty string (<https://no-color.org>).
+fn colour(terminal: bool, no_color: Option<OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// SIGINT and SIGTERM (Ctrl-C elsewhere), listened to from creation on.
@@ -220,6 +242,15 @@ mod tests {
             matches!(cli.command, Command::Demo(DemoArgs { duration }) if duration == Duration::from_secs(60))
         );
         assert!(Cli::try_parse_from(["seawall", "demo", "--duration", "soon"]).is_err());
+    }
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsString::new())));
+        assert!(!colour(true, Some(OsString::from("1"))));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some(OsString::new())));
     }
 
     #[test]
