@@ -1,4 +1,4 @@
-//! The `seawall` command line: `run`, `check`, `demo` and `schema`, with their exit codes
+//! The `seawall` command line: `run`, `check`, `ready`, `demo` and `schema`, with their exit codes
 //! (0 success, 2 configuration error, 1 any other failure).
 
 use std::ffi::OsString;
@@ -29,6 +29,9 @@ pub enum Command {
     Run(RunArgs),
     /// Validate a configuration file and its secrets, then exit (2 on an error).
     Check(CheckArgs),
+    /// Exit 0 when the daemon of this configuration answers ready on its admin listener
+    /// (`GET /readyz`), else 1: a health check for images without curl.
+    Ready(CheckArgs),
     /// Self-contained demo: flaky simulated upstreams, traffic and a live view.
     Demo(DemoArgs),
     /// Print the JSON Schema of the configuration file, for editors (yaml-language-server).
@@ -83,6 +86,9 @@ pub enum CliError {
     /// Installing signal handlers or running the demo failed.
     #[error("error: {0}")]
     Io(#[from] io::Error),
+    /// `seawall ready`: the daemon did not answer ready.
+    #[error("error: not ready: {0}")]
+    NotReady(#[from] crate::ready::NotReady),
     /// A second termination signal arrived while draining.
     #[error("error: {0} received again while draining; stopped without waiting")]
     Interrupted(&'static str),
@@ -105,6 +111,7 @@ impl Cli {
         match self.command {
             Command::Run(args) => run(args).await,
             Command::Check(args) => check(&args),
+            Command::Ready(args) => ready(&args).await,
             Command::Demo(args) => Ok(demo::run(DemoOptions {
                 duration: args.duration,
             })
@@ -121,6 +128,18 @@ fn schema() -> Result<(), CliError> {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
     }
+}
+
+/// How long `seawall ready` waits for an answer.
+const READY_WITHIN: Duration = Duration::from_secs(3);
+
+/// Asks the admin listener of `args.config` (secrets are not needed) for `/readyz`.
+async fn ready(args: &CheckArgs) -> Result<(), CliError> {
+    let config = config::load(&args.config)?;
+    let addr = crate::ready::reach(config.admin.listen);
+    crate::ready::probe(addr, READY_WITHIN).await?;
+    println!("ready: {addr}");
+    Ok(())
 }
 
 fn check(args: &CheckArgs) -> Result<(), CliError> {

@@ -28,8 +28,8 @@
 //! - [`admin`]: the admin listener's routes (`/metrics`, `/readyz`, `/v1/breakers`, …).
 //! - [`ui`]: the live dashboard served at the admin listener's `GET /ui`.
 //! - [`app`]: assembles everything from a `Config` and runs it until shutdown.
-//! - [`cli`]: the `seawall run|check|demo|schema` command line; [`version`]: the version and
-//!   git revision it reports.
+//! - [`cli`]: the `seawall run|check|ready|demo|schema` command line; [`version`]: the version
+//!   and git revision it reports; [`ready`]: `seawall ready`'s probe of `/readyz`.
 
 pub mod admin;
 pub mod app;
@@ -48,6 +48,7 @@ pub mod memory;
 pub mod message;
 pub mod metrics;
 pub mod pipeline;
+pub mod ready;
 mod router;
 pub mod server;
 pub mod telemetry;

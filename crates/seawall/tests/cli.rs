@@ -343,3 +343,56 @@ fn schema_accepts_every_example_and_refuses_a_wrong_file() {
     });
     assert!(!validator.is_valid(&wrong));
 }
+
+#[test]
+fn ready_exits_0_while_the_daemon_serves_and_1_once_it_has_stopped() {
+    let (gateway, admin) = (free_port(), free_port());
+    let config = write_config(
+        "ready",
+        &format!(
+            "server: {{ listen: 127.0.0.1:{gateway} }}\nadmin: {{ listen: 0.0.0.0:{admin} }}\n"
+        ),
+    );
+    let ready = || {
+        seawall()
+            .args(["ready", "-c"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let mut child = seawall()
+        .args(["run", "-c"])
+        .arg(&config)
+        .env("SEAWALL_LOG", "off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(
+        &mut child,
+        SocketAddr::from(([127, 0, 0, 1], admin)),
+        Duration::from_secs(20),
+    );
+    let out = ready();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("ready: 127.0.0.1:{admin}\n")
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    wait_exit(&mut child, Duration::from_secs(10));
+    let out = ready();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "error: not ready: cannot reach the admin listener at 127.0.0.1:{admin}: "
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let _ = std::fs::remove_file(config);
+}

@@ -25,7 +25,7 @@ const X_SHOULD_RETRY: HeaderName = HeaderName::from_static("x-should-retry");
 
 /// The `retry-after` of a breaker an operator forced open: it opens again only when someone
 /// resets it, so there is no time left to tell; a minute is a polite polling pace.
-pub(crate) const FORCED_OPEN_RETRY_AFTER_SECS: u64 = 60;
+const FORCED_OPEN_RETRY_AFTER_SECS: u64 = 60;
 
 /// `503` for a call `rejected` by the breaker of `provider` × `endpoint`, shaped like an
 /// error of that provider's API so its SDKs parse it (and retry after `retry-after`).
