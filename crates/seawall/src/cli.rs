@@ -137,7 +137,8 @@ const READY_WITHIN: Duration = Duration::from_secs(3);
 async fn ready(args: &CheckArgs) -> Result<(), CliError> {
     let config = config::load(&args.config)?;
     let addr = crate::ready::reach(config.admin.listen);
-    crate::ready::probe(addr, READY_WITHIN).await?;
+    let tls = config.admin.tls.is_some();
+    crate::ready::probe(addr, tls, READY_WITHIN).await?;
     println!("ready: {addr}");
     Ok(())
 }

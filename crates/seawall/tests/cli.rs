@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::ports::free_port;
 use common::process::{read_all, wait_exit, wait_ready};
+use common::tls::{CertFiles, TestCa};
 
 /// Every variable the fixtures name in a `*_env` key.
 const SECRET_VARS: [&str; 5] = [
@@ -393,6 +394,50 @@ fn ready_exits_0_while_the_daemon_serves_and_1_once_it_has_stopped() {
         )),
         "{}",
         stderr(&out)
+    );
+    let _ = std::fs::remove_file(config);
+}
+
+#[test]
+fn ready_speaks_tls_to_an_admin_listener_with_tls() {
+    let ca = TestCa::new();
+    let files = CertFiles::new(&ca.issue("admin"));
+    let (gateway, admin) = (free_port(), free_port());
+    let config = write_config(
+        "ready-tls",
+        &format!(
+            "server: {{ listen: 127.0.0.1:{gateway} }}\nadmin: {{ listen: 127.0.0.1:{admin}, tls: {} }}\n",
+            files.yaml("")
+        ),
+    );
+    let mut child = seawall()
+        .args(["run", "-c"])
+        .arg(&config)
+        .env("SEAWALL_LOG", "off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // `seawall ready` is the readiness wait here: the listener speaks only TLS.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let out = loop {
+        let out = seawall()
+            .args(["ready", "-c"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        if out.status.success() || std::time::Instant::now() > deadline {
+            break out;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "seawall exited early");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("ready: 127.0.0.1:{admin}\n")
     );
     let _ = std::fs::remove_file(config);
 }
