@@ -2,8 +2,8 @@
 # Validates every example configuration with `seawall check -c`, with dummy values for the
 # environment variables their `*_env` keys name. Exits non-zero on the first failure.
 #
-#   bash examples/check.sh                 # builds and runs seawall through cargo
-#   SEAWALL=/path/to/seawall bash examples/check.sh
+#   bash examples/check.sh                 # builds a debug seawall first (cargo build -p seawall)
+#   SEAWALL=/path/to/seawall bash examples/check.sh   # checks with that binary, builds nothing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,4 +36,12 @@ for file in examples/*.yaml; do
         status=1
     fi
 done
+# The single-provider quickstart needs its three variables and no other.
+if out=$(env -i PATH="$PATH" SEAWALL_CLIENT_TOKEN=t SEAWALL_ADMIN_TOKEN=t ANTHROPIC_API_KEY=k \
+    "$SEAWALL" check -c examples/anthropic-only.yaml 2>&1); then
+    echo "ok   examples/anthropic-only.yaml needs only SEAWALL_CLIENT_TOKEN, SEAWALL_ADMIN_TOKEN, ANTHROPIC_API_KEY"
+else
+    echo "FAIL examples/anthropic-only.yaml with only its three variables: $out" >&2
+    status=1
+fi
 exit "$status"

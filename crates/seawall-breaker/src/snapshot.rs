@@ -23,7 +23,8 @@ pub struct Snapshot {
     pub counts: Counts,
 }
 
-/// A breaker's counters.
+/// A breaker's counters. [`reset`](crate::CircuitBreaker::reset) clears those that decide
+/// the next trip; the totals marked "ever" are never cleared.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
     /// Failures since the last success while closed.
@@ -42,7 +43,7 @@ pub struct Counts {
     pub rejected: u64,
     /// Calls a `MetricsOnly` breaker admitted but would have rejected, ever.
     pub would_reject: u64,
-    /// Transitions to open, ever.
+    /// Transitions to open, ever, forced ones included.
     pub trips: u64,
     /// Transitions of any kind, ever.
     pub transitions: u64,

@@ -394,6 +394,51 @@ fn forced_open_rejects_until_reset() {
 }
 
 #[test]
+fn forcing_open_counts_a_trip_unless_already_open() {
+    let clock = ManualClock::new();
+    let cb = breaker(builder(&clock).failure_threshold(1));
+    cb.force_open();
+    assert_eq!(cb.snapshot().counts.trips, 1);
+    cb.reset();
+    fail(&cb, 1);
+    assert_eq!(cb.snapshot().counts.trips, 2);
+    cb.force_open();
+    assert_eq!(
+        cb.snapshot().counts.trips,
+        2,
+        "already open: no transition to open"
+    );
+}
+
+#[test]
+fn reset_clears_what_decides_a_trip_and_keeps_the_lifetime_totals() {
+    let clock = ManualClock::new();
+    let cb = breaker(
+        builder(&clock)
+            .failure_threshold(3)
+            .failure_rate_threshold(0.9)
+            .minimum_calls(100),
+    );
+    fail(&cb, 2);
+    cb.force_open();
+    for _ in 0..4 {
+        assert!(cb.try_acquire().is_err());
+    }
+    cb.reset();
+    let counts = cb.snapshot().counts;
+    assert_eq!(
+        (
+            counts.consecutive_failures,
+            counts.window_calls,
+            counts.window_failures
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!((counts.rejected, counts.trips), (4, 1));
+    assert_eq!(counts.transitions, 2);
+}
+
+#[test]
 fn disabled_admits_everything_and_never_trips_but_counts() {
     let clock = ManualClock::new();
     let cb = breaker(builder(&clock).failure_threshold(1));

@@ -14,14 +14,12 @@ use serde_json::json;
 use crate::breakers::{breaker_id, BreakerView, Breakers};
 use crate::cluster::{AdminAction, Cluster};
 use crate::config::Secret;
+use crate::exposition::Format;
 use crate::flags::Flags;
 use crate::message::{full, json, json_error, Body};
 use crate::metrics::{BreakerLabels, Metrics};
 use crate::pipeline::Pipelines;
 use seawall_breaker::CircuitBreaker;
-
-/// Content type of the Prometheus text exposition format.
-const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
 
 /// Where the process is in its life, as `/readyz` reports it.
 #[derive(Debug, Default)]
@@ -150,7 +148,7 @@ impl Admin {
         };
         match segments.as_slice() {
             [""] | ["ui"] => get(&crate::ui::dashboard),
-            ["metrics"] => get(&|| self.metrics()),
+            ["metrics"] => get(&|| self.metrics(req)),
             ["healthz"] => get(&|| json(StatusCode::OK, &json!({ "status": "ok" }))),
             ["readyz"] => get(&|| self.readyz()),
             ["v1", "breakers"] => get(&|| json(StatusCode::OK, &self.breaker_views())),
@@ -232,12 +230,16 @@ impl Admin {
         json(StatusCode::OK, &body)
     }
 
-    fn metrics(&self) -> Response<Body> {
-        let mut resp = Response::new(full(self.metrics.encode()));
-        resp.headers_mut().insert(
+    /// The metrics in the format the client's `accept` asks for (see [`Format::negotiate`]).
+    fn metrics<B>(&self, req: &Request<B>) -> Response<Body> {
+        let format = Format::negotiate(req.headers().get(header::ACCEPT));
+        let mut resp = Response::new(full(format.render(self.metrics.encode())));
+        let headers = resp.headers_mut();
+        headers.insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static(PROMETHEUS_TEXT),
+            HeaderValue::from_static(format.content_type()),
         );
+        headers.insert(header::VARY, HeaderValue::from_static("accept"));
         resp
     }
 

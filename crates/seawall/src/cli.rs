@@ -1,7 +1,8 @@
-//! The `seawall` command line: `run`, `check` and `demo`, with their exit codes (0 success,
-//! 2 configuration error, 1 any other failure).
+//! The `seawall` command line: `run`, `check`, `ready`, `demo` and `schema`, with their exit codes
+//! (0 success, 2 configuration error, 1 any other failure).
 
-use std::io;
+use std::ffi::OsString;
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use crate::demo::{self, DemoOptions};
 
 /// `seawall`: overload protection for callers of remote services.
 #[derive(Debug, Parser)]
-#[command(name = "seawall", version, about, propagate_version = true)]
+#[command(name = "seawall", version = crate::version::LONG, about, propagate_version = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -28,8 +29,13 @@ pub enum Command {
     Run(RunArgs),
     /// Validate a configuration file and its secrets, then exit (2 on an error).
     Check(CheckArgs),
+    /// Exit 0 when the daemon of this configuration answers ready on its admin listener
+    /// (`GET /readyz`), else 1: a health check for images without curl.
+    Ready(CheckArgs),
     /// Self-contained demo: flaky simulated upstreams, traffic and a live view.
     Demo(DemoArgs),
+    /// Print the JSON Schema of the configuration file, for editors (yaml-language-server).
+    Schema,
 }
 
 /// Arguments of `seawall run`.
@@ -80,6 +86,9 @@ pub enum CliError {
     /// Installing signal handlers or running the demo failed.
     #[error("error: {0}")]
     Io(#[from] io::Error),
+    /// `seawall ready`: the daemon did not answer ready.
+    #[error("error: not ready: {0}")]
+    NotReady(#[from] crate::ready::NotReady),
     /// A second termination signal arrived while draining.
     #[error("error: {0} received again while draining; stopped without waiting")]
     Interrupted(&'static str),
@@ -102,12 +111,36 @@ impl Cli {
         match self.command {
             Command::Run(args) => run(args).await,
             Command::Check(args) => check(&args),
+            Command::Ready(args) => ready(&args).await,
             Command::Demo(args) => Ok(demo::run(DemoOptions {
                 duration: args.duration,
             })
             .await?),
+            Command::Schema => schema(),
         }
     }
+}
+
+/// Prints the configuration's JSON Schema; a reader that stops early (`| head`) is no error.
+fn schema() -> Result<(), CliError> {
+    let written = writeln!(io::stdout().lock(), "{:#}", config::json_schema());
+    match written {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// How long `seawall ready` waits for an answer.
+const READY_WITHIN: Duration = Duration::from_secs(3);
+
+/// Asks the admin listener of `args.config` (secrets are not needed) for `/readyz`.
+async fn ready(args: &CheckArgs) -> Result<(), CliError> {
+    let config = config::load(&args.config)?;
+    let addr = crate::ready::reach(config.admin.listen);
+    let tls = config.admin.tls.is_some();
+    crate::ready::probe(addr, tls, READY_WITHIN).await?;
+    println!("ready: {addr}");
+    Ok(())
 }
 
 fn check(args: &CheckArgs) -> Result<(), CliError> {
@@ -142,19 +175,28 @@ async fn run(args: RunArgs) -> Result<(), CliError> {
     }
 }
 
-/// Logs to stderr, filtered by `SEAWALL_LOG`, else `RUST_LOG`, else `info`.
+/// Logs to stderr, filtered by `SEAWALL_LOG`, else `RUST_LOG`, else `info`; in colour only
+/// when [`colour`] says so.
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_env("SEAWALL_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = colour(io::stderr().is_terminal(), std::env::var_os("NO_COLOR"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(io::stderr);
     // `try_init`: an embedding program may have installed its own subscriber already.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// Whether log lines carry ANSI colours: only when they go to a terminal, and not when
+/// `NO_COLOR` is set to anything but the empty string (<https://no-color.org>).
+fn colour(terminal: bool, no_color: Option<OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// SIGINT and SIGTERM (Ctrl-C elsewhere), listened to from creation on.
@@ -220,6 +262,15 @@ mod tests {
             matches!(cli.command, Command::Demo(DemoArgs { duration }) if duration == Duration::from_secs(60))
         );
         assert!(Cli::try_parse_from(["seawall", "demo", "--duration", "soon"]).is_err());
+    }
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsString::new())));
+        assert!(!colour(true, Some(OsString::from("1"))));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some(OsString::new())));
     }
 
     #[test]

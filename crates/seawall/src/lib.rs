@@ -9,7 +9,8 @@
 //! metric. In short:
 //! - [`config`]: the YAML schema, loading with `line:column` errors, secrets from the env.
 //! - [`breakers`]: breaker policies from config, per-provider registries, transition logging.
-//! - [`metrics`]: the Prometheus metrics (prefix `seawall_`).
+//! - [`metrics`]: the Prometheus metrics (prefix `seawall_`); [`exposition`]: `/metrics` in
+//!   OpenMetrics or the 0.0.4 text format, as the client's `accept` asks.
 //! - [`timeline`]: the bounded ring of recent breaker transitions (`GET /v1/transitions`).
 //! - [`message`]: what handlers receive and answer ([`message::Reply`]), JSON replies.
 //! - `http1`: the HTTP/1.1 transport: codec, client connections, upstream connections.
@@ -27,7 +28,8 @@
 //! - [`admin`]: the admin listener's routes (`/metrics`, `/readyz`, `/v1/breakers`, …).
 //! - [`ui`]: the live dashboard served at the admin listener's `GET /ui`.
 //! - [`app`]: assembles everything from a `Config` and runs it until shutdown.
-//! - [`cli`]: the `seawall run|check|demo` command line.
+//! - [`cli`]: the `seawall run|check|ready|demo|schema` command line; [`version`]: the version
+//!   and git revision it reports; [`ready`]: `seawall ready`'s probe of `/readyz`.
 
 pub mod admin;
 pub mod app;
@@ -36,6 +38,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod demo;
+pub mod exposition;
 pub mod flags;
 pub mod gateway;
 pub mod health;
@@ -45,8 +48,10 @@ pub mod memory;
 pub mod message;
 pub mod metrics;
 pub mod pipeline;
+pub mod ready;
 mod router;
 pub mod server;
 pub mod telemetry;
 pub mod timeline;
 pub mod ui;
+pub mod version;

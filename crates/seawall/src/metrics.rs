@@ -1,5 +1,5 @@
 //! Prometheus metrics of the daemon (prefix `seawall_`, listed in the README), encoded in
-//! the text exposition format for the admin `/metrics` endpoint.
+//! the OpenMetrics text format for the admin `/metrics` endpoint.
 
 use foldhash::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
@@ -10,6 +10,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use seawall_breaker::{Reason, State, Transition};
 use std::sync::atomic::AtomicU64;
@@ -154,6 +155,14 @@ impl Metrics {
             "Feature-flag fetches, by host and result",
             flag_fetches.clone(),
         );
+        registry.register(
+            "build",
+            "The running binary's version and git revision",
+            Info::new(vec![
+                ("version", crate::version::VERSION),
+                ("revision", crate::version::REVISION),
+            ]),
+        );
         Metrics {
             registry: Mutex::new(registry),
             breaker_state,
@@ -195,8 +204,18 @@ impl Metrics {
         &self.timeline
     }
 
-    /// Sets a breaker's state gauge.
+    /// Sets a breaker's state gauge. The first time, when the breaker is created, its
+    /// rejection series and a trip series for each reason it can trip for are created at
+    /// zero, so that `rate()` and `increase()` count its first trip and first rejection.
     pub fn set_breaker_state(&self, labels: &BreakerLabels, state: State) {
+        if self.breaker_state.get(labels).is_none() {
+            for reason in TRIP_REASONS {
+                let _created = self
+                    .breaker_trips
+                    .get_or_create(&trip_labels(labels, reason));
+            }
+            let _created = self.breaker_rejects.get_or_create(labels);
+        }
         self.breaker_state.get_or_create(labels).set(state.gauge());
     }
 
@@ -410,7 +429,8 @@ impl Metrics {
             .collect()
     }
 
-    /// The text exposition of every metric.
+    /// The OpenMetrics text exposition of every metric (see [`crate::exposition`] for the
+    /// 0.0.4 text format).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
@@ -438,6 +458,19 @@ const REASONS: [Reason; 11] = [
     Reason::HalfOpenTimeout,
     Reason::OpenTimeoutElapsed,
     Reason::ProbesSucceeded,
+    Reason::Remote,
+];
+
+/// The reasons a breaker of the daemon trips for (`GlobalHealth` sheds at the edges instead;
+/// `Remote` only with `cluster`), whose series exist from the breaker's creation on.
+const TRIP_REASONS: [Reason; 8] = [
+    Reason::ConsecutiveFailures,
+    Reason::FailureRate,
+    Reason::SlowCallRate,
+    Reason::RetryAfter,
+    Reason::Manual,
+    Reason::HalfOpenFailure,
+    Reason::HalfOpenTimeout,
     Reason::Remote,
 ];
 
@@ -511,6 +544,36 @@ mod tests {
         assert!(again.contains(
             r#"seawall_upstream_requests_total{provider="p",endpoint="/gone",code="200"} 1"#
         ));
+    }
+
+    #[test]
+    fn a_new_breaker_has_its_trip_and_reject_series_at_zero() {
+        let m = Metrics::new();
+        let b = BreakerLabels {
+            kind: "output",
+            name: "o".into(),
+            endpoint: "stdout".into(),
+            model: String::new(),
+            target: String::new(),
+        };
+        m.set_breaker_state(&b, State::Closed);
+        let text = m.encode();
+        let series = |reason: &str| {
+            format!(
+                r#"seawall_circuit_breaker_trips_total{{kind="output",name="o",endpoint="stdout",model="",reason="{reason}"}} 0"#
+            )
+        };
+        for reason in TRIP_REASONS {
+            assert!(text.contains(&series(reason.as_str())), "{reason}: {text}");
+        }
+        assert!(!text.contains("global_health"), "{text}");
+        assert!(text.contains(
+            r#"seawall_circuit_breaker_rejects_total{kind="output",name="o",endpoint="stdout",model=""} 0"#
+        ));
+        // Later transitions count from there, and never re-create what was counted.
+        m.count_trip(&b, Reason::Manual);
+        m.set_breaker_state(&b, State::Open);
+        assert!(m.encode().contains(&series("manual").replace("} 0", "} 1")));
     }
 
     #[test]

@@ -137,7 +137,7 @@ async fn metrics_expose_the_state_gauge_once_a_breaker_exists() {
     assert_eq!(metrics.status, StatusCode::OK);
     assert_eq!(
         metrics.header("content-type"),
-        Some("text/plain; version=0.0.4")
+        Some("text/plain; version=0.0.4; charset=utf-8")
     );
     let text = Exposition::new(metrics.text());
     let (gauge, value) = text

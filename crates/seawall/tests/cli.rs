@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::ports::free_port;
 use common::process::{read_all, wait_exit, wait_ready};
+use common::tls::{CertFiles, TestCa};
 
 /// Every variable the fixtures name in a `*_env` key.
 const SECRET_VARS: [&str; 5] = [
@@ -225,6 +226,218 @@ fn run_on_a_taken_port_exits_1_with_a_one_line_error() {
             "error: cannot listen on 127.0.0.1:{port} (server.listen at 1:19): "
         )),
         "{err}"
+    );
+    let _ = std::fs::remove_file(config);
+}
+
+#[test]
+fn version_names_the_git_revision() {
+    let out = seawall().arg("--version").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rest = text
+        .strip_prefix(concat!("seawall ", env!("CARGO_PKG_VERSION"), " (git "))
+        .and_then(|r| r.strip_suffix(")\n"))
+        .unwrap_or_else(|| panic!("{text:?}"));
+    let hash = rest.strip_suffix("-dirty").unwrap_or(rest);
+    assert!(
+        rest == "unknown" || (hash.len() == 12 && hash.chars().all(|c| c.is_ascii_hexdigit())),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn an_empty_or_comment_only_config_file_is_every_default() {
+    for (name, yaml) in [("empty", ""), ("comments", "# all defaults\n")] {
+        let out = check(&write_config(name, yaml), &[]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "ok: 0 providers, 0 pipelines\n"
+        );
+    }
+}
+
+#[test]
+fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    let (gateway, admin) = (free_port(), free_port());
+    let config = write_config(
+        "plain-logs",
+        &format!(
+            "server: {{ listen: 127.0.0.1:{gateway} }}\nadmin: {{ listen: 127.0.0.1:{admin} }}\n"
+        ),
+    );
+    // Text lines (the default format) to a pipe, NO_COLOR unset: still no escape codes.
+    let mut child = seawall()
+        .args(["run", "-c"])
+        .arg(&config)
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_ready(
+        &mut child,
+        SocketAddr::from(([127, 0, 0, 1], admin)),
+        Duration::from_secs(20),
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    wait_exit(&mut child, Duration::from_secs(10));
+    let logs = read_all(child.stderr.take());
+    assert!(logs.contains("seawall started"), "{logs}");
+    assert!(!logs.contains('\u{1b}'), "colour codes in {logs:?}");
+    let _ = std::fs::remove_file(config);
+}
+
+/// The YAML file at `path` as a JSON value.
+fn yaml_as_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn schema_accepts_every_example_and_refuses_a_wrong_file() {
+    let out = seawall().arg("schema").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    let validator = jsonschema::draft7::new(&schema).unwrap();
+
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&examples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    assert!(files.len() >= 4, "{files:?}");
+    files.extend([fixture("full.yaml"), fixture("minimal.yaml")]);
+    for file in &files {
+        let errors: Vec<String> = validator
+            .iter_errors(&yaml_as_json(file))
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", file.display());
+    }
+
+    // What editors catch before `seawall check` does: an unknown key, a misspelt enum, a
+    // duration without its unit, a size in the wrong words.
+    for (name, expected) in [
+        ("unknown_key_deep.yaml", "half_open_max_cals"),
+        ("bad_duration.yaml", "first_byte"),
+        ("bad_size.yaml", "max_body"),
+    ] {
+        let errors: Vec<String> = validator
+            .iter_errors(&yaml_as_json(&fixture(name)))
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "{name}: {errors:#?}"
+        );
+    }
+    let wrong = serde_json::json!({
+        "providers": [{ "name": "a", "kind": "bedrock", "base_url": "https://x" }]
+    });
+    assert!(!validator.is_valid(&wrong));
+}
+
+#[test]
+fn ready_exits_0_while_the_daemon_serves_and_1_once_it_has_stopped() {
+    let (gateway, admin) = (free_port(), free_port());
+    let config = write_config(
+        "ready",
+        &format!(
+            "server: {{ listen: 127.0.0.1:{gateway} }}\nadmin: {{ listen: 0.0.0.0:{admin} }}\n"
+        ),
+    );
+    let ready = || {
+        seawall()
+            .args(["ready", "-c"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let mut child = seawall()
+        .args(["run", "-c"])
+        .arg(&config)
+        .env("SEAWALL_LOG", "off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(
+        &mut child,
+        SocketAddr::from(([127, 0, 0, 1], admin)),
+        Duration::from_secs(20),
+    );
+    let out = ready();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("ready: 127.0.0.1:{admin}\n")
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    wait_exit(&mut child, Duration::from_secs(10));
+    let out = ready();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "error: not ready: cannot reach the admin listener at 127.0.0.1:{admin}: "
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let _ = std::fs::remove_file(config);
+}
+
+#[test]
+fn ready_speaks_tls_to_an_admin_listener_with_tls() {
+    let ca = TestCa::new();
+    let files = CertFiles::new(&ca.issue("admin"));
+    let (gateway, admin) = (free_port(), free_port());
+    let config = write_config(
+        "ready-tls",
+        &format!(
+            "server: {{ listen: 127.0.0.1:{gateway} }}\nadmin: {{ listen: 127.0.0.1:{admin}, tls: {} }}\n",
+            files.yaml("")
+        ),
+    );
+    let mut child = seawall()
+        .args(["run", "-c"])
+        .arg(&config)
+        .env("SEAWALL_LOG", "off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // `seawall ready` is the readiness wait here: the listener speaks only TLS.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let out = loop {
+        let out = seawall()
+            .args(["ready", "-c"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        if out.status.success() || std::time::Instant::now() > deadline {
+            break out;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "seawall exited early");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("ready: 127.0.0.1:{admin}\n")
     );
     let _ = std::fs::remove_file(config);
 }

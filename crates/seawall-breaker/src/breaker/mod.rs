@@ -265,7 +265,8 @@ impl CircuitBreaker {
         self.inner.snapshot()
     }
 
-    /// Rejects every call until [`reset`](Self::reset) (reason `manual`).
+    /// Rejects every call until [`reset`](Self::reset) (reason `manual`). Counted as a trip
+    /// unless the breaker was open already.
     pub fn force_open(&self) {
         self.inner.set_mode(Mode::ForcedOpen, Reason::Manual);
     }
@@ -275,7 +276,22 @@ impl CircuitBreaker {
         self.inner.set_mode(Mode::Disabled, Reason::Manual);
     }
 
-    /// Back to closed in normal mode with cleared counters (reason `manual`).
+    /// Back to closed in normal mode (reason `manual`), with the counts that decide the next
+    /// trip cleared: consecutive failures, the rolling window, the back-off of repeated trips.
+    /// The lifetime totals of [`Counts`] (`rejected`, `would_reject`, `trips`, `transitions`)
+    /// are kept: like the monitoring counters fed from them, they never go down.
+    ///
+    /// ```
+    /// use seawall_breaker::{CircuitBreaker, Config};
+    ///
+    /// let cb = CircuitBreaker::new(Config::default());
+    /// cb.force_open();
+    /// assert!(cb.try_acquire().is_err());
+    /// cb.reset();
+    /// let counts = cb.snapshot().counts;
+    /// assert_eq!((counts.trips, counts.rejected), (1, 1));
+    /// assert!(cb.try_acquire().is_ok());
+    /// ```
     pub fn reset(&self) {
         self.inner.reset(Reason::Manual);
     }

@@ -146,7 +146,7 @@ impl Inner {
     }
 
     pub(super) fn set_mode(&self, mode: Mode, reason: Reason) {
-        let ctl = self.lock();
+        let mut ctl = self.lock();
         let cur = self.load();
         if cur.mode() == mode {
             return;
@@ -161,6 +161,10 @@ impl Inner {
         };
         if mode == Mode::ForcedOpen {
             self.open_until.store(NEVER, Release);
+            // A transition to open like any trip, counted alike (listeners count it too).
+            if cur.state() != State::Open {
+                ctl.trips += 1;
+            }
         }
         if state == State::Closed {
             self.clear_counts();

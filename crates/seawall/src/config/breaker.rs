@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::duration;
+use super::schema::DurationText;
 
 /// Default `open_timeout_max` when the key is absent (raised to `open_timeout` if that is longer).
 pub const DEFAULT_OPEN_TIMEOUT_MAX: Duration = Duration::from_secs(5 * 60);
@@ -13,7 +15,7 @@ pub const DEFAULT_OPEN_TIMEOUT_MAX: Duration = Duration::from_secs(5 * 60);
 /// Circuit-breaker settings. Every key is optional; the defaults below apply to providers and
 /// outputs alike. Trip conditions: `failure_threshold` always applies; the rate-based ones only
 /// when their threshold is set.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct BreakerSettings {
     /// `false` → the breaker never rejects (it still counts). Default `true`.
@@ -25,6 +27,7 @@ pub struct BreakerSettings {
     pub failure_rate_threshold: Option<f64>,
     /// Length of the rolling window for the rate thresholds. Default `10s`; must be > 0.
     #[serde(with = "duration")]
+    #[schemars(with = "DurationText")]
     pub window: Duration,
     /// Number of buckets the window is divided into. Default 10; at least 1 and at most one
     /// bucket per millisecond of `window`.
@@ -36,14 +39,17 @@ pub struct BreakerSettings {
     pub slow_call_rate_threshold: Option<f64>,
     /// A call taking at least this long counts as slow. Default `30s`; must be > 0.
     #[serde(with = "duration")]
+    #[schemars(with = "DurationText")]
     pub slow_call_duration: Duration,
     /// How long the breaker stays open after its first trip. Default `30s`; must be > 0.
     #[serde(with = "duration")]
+    #[schemars(with = "DurationText")]
     pub open_timeout: Duration,
     /// Cap of the exponential back-off of consecutive trips. Default: `5m`, or `open_timeout`
     /// when that is longer; see [`BreakerSettings::effective_open_timeout_max`]. Must not be
     /// shorter than `open_timeout`.
     #[serde(with = "duration::option")]
+    #[schemars(with = "Option<DurationText>")]
     pub open_timeout_max: Option<Duration>,
     /// Random spread applied to open durations, as a fraction in [0, 1]. Default 0.1.
     pub jitter: f64,
@@ -51,13 +57,16 @@ pub struct BreakerSettings {
     pub half_open_max_calls: u32,
     /// Probes unresolved after this long re-open the breaker. Default `90s`; must be > 0.
     #[serde(with = "duration")]
+    #[schemars(with = "DurationText")]
     pub half_open_timeout: Duration,
     /// Period of the timer that moves open breakers to half-open. Default `1s`; must be > 0.
     #[serde(with = "duration")]
+    #[schemars(with = "DurationText")]
     pub check_interval: Duration,
     /// Upper bound on an upstream `Retry-After` hint, which sets how long a trip carrying one
     /// stays open. Default `10m`; must be > 0.
     #[serde(with = "duration")]
+    #[schemars(with = "DurationText")]
     pub retry_after_max: Duration,
     /// Whether one failure carrying `Retry-After` (a 429 usually does) trips the breaker at
     /// once, whatever `failure_threshold` says. Default `true`.

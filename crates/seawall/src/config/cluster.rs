@@ -2,12 +2,14 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::duration;
+use super::schema::DurationText;
 
 /// `cluster:` section. Absent: every replica decides alone.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     /// Environment variable holding the Redis URL (`redis://host:6379/0`, `rediss://` for
@@ -28,14 +30,17 @@ pub struct ClusterConfig {
     pub trip_quorum: u32,
     /// How long a replica's trip counts toward `trip_quorum`. Default `30s`.
     #[serde(default = "default_quorum_window", with = "duration")]
+    #[schemars(with = "DurationText")]
     pub quorum_window: Duration,
     /// How long one replica may hold the fleet's probe round before another takes it over
     /// (the holder renews it while it is alive and has traffic to probe with). Default `5s`.
     #[serde(default = "default_probe_lease", with = "duration")]
+    #[schemars(with = "DurationText")]
     pub probe_lease: Duration,
     /// How long start-up waits for Redis to load the fleet's open breakers before serving
     /// anyway (deciding alone until Redis answers). Default `2s`.
     #[serde(default = "default_connect_timeout", with = "duration")]
+    #[schemars(with = "DurationText")]
     pub connect_timeout: Duration,
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde::de::Error as _;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serializer};
 
 /// Parses a human-readable duration such as `30s`, `15m`, `500ms` or `1h 30m`.
 ///
@@ -28,9 +28,25 @@ pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Erro
     parse(&text).map_err(D::Error::custom)
 }
 
+/// Serde adapter, the other way: `30s`, `1h 30m` (for the defaults of `seawall schema`).
+pub fn serialize<S: Serializer>(duration: &Duration, ser: S) -> Result<S::Ok, S::Error> {
+    ser.collect_str(&humantime::format_duration(*duration))
+}
+
 /// Serde adapter for an `Option<Duration>` field.
 pub mod option {
     use super::*;
+
+    /// Serialises `None` as `null` and a duration as [`super::serialize`] does.
+    pub fn serialize<S: Serializer>(
+        duration: &Option<Duration>,
+        ser: S,
+    ) -> Result<S::Ok, S::Error> {
+        match duration {
+            Some(d) => super::serialize(d, ser),
+            None => ser.serialize_none(),
+        }
+    }
 
     /// Deserialises `null`/`~` as `None` and anything else as a duration.
     pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Error> {

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// Longest endpoint label (breaker key and metric label), in bytes: a template may not be
@@ -50,7 +51,7 @@ pub(crate) fn stands_for_itself(b: u8) -> bool {
 /// assert!("/v1/threads/{id}/".parse::<EndpointTemplate>().is_err());
 /// assert!("/v1/%7Ex".parse::<EndpointTemplate>().is_err());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(try_from = "String")]
 pub struct EndpointTemplate(String);
 

@@ -7,7 +7,7 @@ use serde_saphyr::{MessageFormatter, UserMessageFormatter};
 use super::error::{ConfigError, Location, Position};
 use super::model::Config;
 use super::spans::{join_key, parent, SpanMap};
-use super::validate::{invalid_at, validate};
+use super::validate::validate;
 
 /// Parses and validates a configuration from YAML text. Secrets are not read; see
 /// [`Config::resolve_secrets`].
@@ -21,14 +21,31 @@ pub fn parse(src: &str) -> Result<Config, ConfigError> {
         location: e.location,
         message: e.message,
     })?;
-    if spans.value_position("").is_none() {
-        return Err(invalid_at(&spans, "", "the configuration is empty"));
-    }
+    // Every section is optional, so a file with nothing in it (or only comments) is every
+    // default, as an empty mapping is.
+    let document = if spans.value_position("").is_none() || is_blank(src) {
+        "{}"
+    } else {
+        src
+    };
     let mut config: Config =
-        serde_saphyr::from_str(src).map_err(|e| deserialize_error(&e, &spans))?;
+        serde_saphyr::from_str(document).map_err(|e| deserialize_error(&e, &spans))?;
     config.spans = spans;
     validate(&config)?;
     Ok(config)
+}
+
+/// Whether `src` holds no node: only blank lines, comments and document markers.
+fn is_blank(src: &str) -> bool {
+    src.lines().all(|line| {
+        let line = line.trim();
+        let marker = ["---", "..."]
+            .iter()
+            .find_map(|m| line.strip_prefix(m))
+            .filter(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace));
+        let rest = marker.map_or(line, str::trim_start);
+        rest.is_empty() || rest.starts_with('#')
+    })
 }
 
 /// Reads, parses and validates the configuration file at `path`.

@@ -11,6 +11,7 @@
 //!   deserialisation (`validate.rs`) still report `line:column`.
 //! - `secrets.rs`: [`Config::resolve_secrets`]; `error.rs`: [`ConfigError`].
 //! - `tls/`: [`TlsConfig`] (`server.tls`, `admin.tls`) and reading its PEM files.
+//! - [`json_schema`] (`schema.rs`): the JSON Schema of the file, for editors.
 //!
 //! ```
 //! let yaml = "providers: [{ name: a, kind: openai, base_url: 'https://api.openai.com', fallbacks: [b] }]";
@@ -31,6 +32,7 @@ mod load;
 mod model;
 mod pipeline;
 mod provider;
+mod schema;
 mod secrets;
 pub mod size;
 mod spans;
@@ -58,6 +60,7 @@ pub use provider::{
     FailoverConfig, FailoverOn, ProviderConfig, ProviderKind, ProviderTimeouts, RetryBudgetConfig,
     Target, TargetConfig, DEFAULT_IDLE_EVICT, MAX_IDLE_EVICT,
 };
+pub use schema::json_schema;
 pub use secrets::{Secret, Secrets};
 #[cfg(test)]
 pub(crate) use tls::testing;

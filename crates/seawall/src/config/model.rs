@@ -4,12 +4,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
 use super::error::Position;
 use super::pipeline::{default_max_body, PipelineConfig};
 use super::provider::ProviderConfig;
+use super::schema::{DurationText, ListenAddress, SizeText};
 use super::spans::SpanMap;
 use super::tls::TlsConfig;
 use super::{duration, size};
@@ -18,7 +20,7 @@ use super::{duration, size};
 ///
 /// Obtain it with [`parse`](super::parse) or [`load`](super::load); secrets are resolved
 /// separately with [`Config::resolve_secrets`].
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Gateway listener.
@@ -65,17 +67,20 @@ impl Config {
 }
 
 /// Gateway listener settings.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Socket address (`IP:PORT`) of the gateway. Default `127.0.0.1:8080`.
     #[serde(deserialize_with = "socket_addr")]
+    #[schemars(with = "ListenAddress")]
     pub listen: SocketAddr,
     /// Largest accepted request body, in bytes. Default `10MB` (10 MiB); at least 1.
     #[serde(with = "size")]
+    #[schemars(with = "SizeText")]
     pub max_body: u64,
     /// Time in-flight requests get to finish on shutdown. Default `30s`; `0s` stops at once.
     #[serde(with = "duration")]
+    #[schemars(with = "DurationText")]
     pub shutdown_grace: Duration,
     /// Concurrent client connections. Default 10 000; at least 1.
     pub max_connections: usize,
@@ -107,23 +112,27 @@ impl Default for ServerConfig {
 }
 
 /// The gateway listener's client timeouts (HTTP/1 and h2c alike); each must be > 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerTimeouts {
     /// From the first byte of a request head to its end (slow-loris guard). Default `30s`.
     #[serde(with = "duration")]
+    #[schemars(with = "DurationText")]
     pub request_head: Duration,
     /// Longest pause in a request body while it is read; the client gets `408` and the
     /// connection closes. Default `30s`.
     #[serde(with = "duration")]
+    #[schemars(with = "DurationText")]
     pub request_body_idle: Duration,
     /// Longest pause in writing a response to a client that does not read it; the
     /// connection closes. Default `30s`.
     #[serde(with = "duration")]
+    #[schemars(with = "DurationText")]
     pub response_write_idle: Duration,
     /// Longest wait for the next request on an idle connection (HTTP/1 keep-alive, an h2c
     /// connection with no open stream). Default `60s`.
     #[serde(with = "duration")]
+    #[schemars(with = "DurationText")]
     pub keepalive_idle: Duration,
 }
 
@@ -139,7 +148,7 @@ impl Default for ServerTimeouts {
 }
 
 /// HTTP/2 (h2c) settings of the gateway listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct H2Config {
     /// Streams one connection may have open at once. Default 100; at least 1.
@@ -155,11 +164,12 @@ impl Default for H2Config {
 }
 
 /// Admin listener settings.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     /// Socket address (`IP:PORT`) of the admin API. Default `127.0.0.1:9090`.
     #[serde(deserialize_with = "socket_addr")]
+    #[schemars(with = "ListenAddress")]
     pub listen: SocketAddr,
     /// Name of the environment variable holding the bearer token required by
     /// `POST /v1/breakers/...`. Default: none, and then those endpoints are refused.
@@ -179,7 +189,7 @@ impl Default for AdminConfig {
 }
 
 /// How clients authenticate to the gateway.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
     /// Bearer / `x-api-key` tokens read from the variables in `tokens_env` (the default).
@@ -190,7 +200,7 @@ pub enum AuthMode {
 }
 
 /// `auth:` section: `{ tokens_env: [VAR, …] }` or `{ mode: none }`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// Default `tokens`.
@@ -201,7 +211,7 @@ pub struct AuthConfig {
 }
 
 /// `feature_flags:` section (per-host flag cache).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureFlagsConfig {
     /// `http(s)` URL template; `{host}` is replaced by the upstream `host[:port]`. Required.
@@ -209,19 +219,24 @@ pub struct FeatureFlagsConfig {
     /// Cache lifetime when the server sends no `ttl_seconds`. Default `15m`; within
     /// [`min_ttl`, `max_ttl`].
     #[serde(default = "default_ttl", with = "duration")]
+    #[schemars(with = "DurationText")]
     pub ttl: Duration,
     /// Lower clamp of the server's `ttl_seconds`. Default `1m`; > 0.
     #[serde(default = "default_min_ttl", with = "duration")]
+    #[schemars(with = "DurationText")]
     pub min_ttl: Duration,
     /// Upper clamp of the server's `ttl_seconds`. Default `1h`; not below `min_ttl`.
     #[serde(default = "default_max_ttl", with = "duration")]
+    #[schemars(with = "DurationText")]
     pub max_ttl: Duration,
     /// Bound on one flag fetch. Default `5s`; > 0.
     #[serde(default = "default_fetch_timeout", with = "duration")]
+    #[schemars(with = "DurationText")]
     pub fetch_timeout: Duration,
     /// How long a host's entry outlives its last handle. Default: `ttl`; see
     /// [`FeatureFlagsConfig::effective_idle_grace`].
     #[serde(default, with = "duration::option")]
+    #[schemars(with = "Option<DurationText>")]
     pub idle_grace: Option<Duration>,
 }
 
@@ -246,7 +261,7 @@ impl FeatureFlagsConfig {
 }
 
 /// `telemetry:` section: where the gateway sends one event per proxied request.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetryConfig {
     /// Name of a configured pipeline. Required.
@@ -254,7 +269,7 @@ pub struct TelemetryConfig {
 }
 
 /// `global_health:` section: shed new work while the process is under pressure.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct GlobalHealthConfig {
     /// Master switch. Default `true`.
@@ -264,6 +279,7 @@ pub struct GlobalHealthConfig {
     pub memory_check_enabled: bool,
     /// Resident memory limit in bytes. Default `1024MB` (1 GiB); at least 1.
     #[serde(with = "size")]
+    #[schemars(with = "SizeText")]
     pub memory_threshold: u64,
     /// Shed when any output queue is fuller than `queue_threshold_percent`. Default `true`.
     pub queue_check_enabled: bool,
@@ -271,6 +287,7 @@ pub struct GlobalHealthConfig {
     pub queue_threshold_percent: u32,
     /// How often the checks run. Default `5s`; > 0.
     #[serde(with = "duration")]
+    #[schemars(with = "DurationText")]
     pub check_interval: Duration,
     /// Hysteresis: healthy again once usage falls below this percent of the threshold.
     /// Default 90; in 1..=100.

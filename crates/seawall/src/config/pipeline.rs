@@ -3,13 +3,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::breaker::BreakerSettings;
+use super::schema::{DurationText, SizeText};
 use super::{duration, size};
 
 /// One event pipeline; every output receives every accepted event.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
     /// Unique name, used in `POST /ingest/{name}`: letters, digits, `-`, `_`, `.`. Required.
@@ -19,6 +21,7 @@ pub struct PipelineConfig {
     pub queue: QueueConfig,
     /// Largest accepted ingest request body, in bytes. Default `10MB` (10 MiB); at most 1 GiB.
     #[serde(default = "default_max_body", with = "size")]
+    #[schemars(with = "SizeText")]
     pub max_body: u64,
     /// Deepest nesting of arrays and objects an ingested event may have (the event object
     /// itself is depth 1). Default 64; in 1..=100.
@@ -43,7 +46,7 @@ fn default_max_depth() -> u32 {
 }
 
 /// Bounded queue in front of each output.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueConfig {
     /// Events each output's queue holds. Default 10 000; at least 1.
@@ -57,7 +60,7 @@ impl Default for QueueConfig {
 }
 
 /// The destination type of an output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputType {
     /// NDJSON batches POSTed to `endpoint` (and `alternates`).
@@ -83,7 +86,7 @@ impl OutputType {
 }
 
 /// One output of a pipeline.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
     /// Name, unique within the pipeline. Required.
@@ -103,6 +106,7 @@ pub struct OutputConfig {
     pub path: Option<PathBuf>,
     /// Timeout of one batch send. Default `10s`; must be > 0.
     #[serde(default = "default_output_timeout", with = "duration")]
+    #[schemars(with = "DurationText")]
     pub timeout: Duration,
     /// Batching limits.
     #[serde(default)]
@@ -127,16 +131,18 @@ impl OutputConfig {
 }
 
 /// A batch is sent when any limit is reached.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct BatchConfig {
     /// Events per batch. Default 1000; at least 1.
     pub max_events: usize,
     /// Encoded bytes per batch. Default `1MB` (1 MiB); at least 1.
     #[serde(with = "size")]
+    #[schemars(with = "SizeText")]
     pub max_bytes: u64,
     /// Longest wait for a batch to fill. Default `200ms`; `0s` sends at once.
     #[serde(with = "duration")]
+    #[schemars(with = "DurationText")]
     pub linger: Duration,
 }
 
@@ -151,7 +157,7 @@ impl Default for BatchConfig {
 }
 
 /// `resilience:` block of an output.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ResilienceConfig {
     /// Breaker settings for each endpoint of the output.
@@ -159,7 +165,7 @@ pub struct ResilienceConfig {
 }
 
 /// `fallback:` block of a pipeline.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FallbackConfig {
     /// Step 1: reroute to the output's other healthy endpoints.
@@ -181,7 +187,7 @@ impl Default for FallbackConfig {
 }
 
 /// Reroute settings.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RerouteConfig {
     /// Other endpoints tried for one batch; `0` disables reroute. Default 3.
@@ -196,7 +202,7 @@ impl Default for RerouteConfig {
 
 /// Health-based sampling settings: it applies only once an output that cannot deliver holds
 /// more than `start_percent` of what it can hold.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SamplingConfig {
     /// Fill of the output's queue and retry buffer, in percent of their joint capacity, from

@@ -2,14 +2,16 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::breaker::BreakerSettings;
 use super::duration;
 use super::endpoint::EndpointTemplate;
+use super::schema::DurationText;
 
 /// The API family of a provider: decides failure classes, error body shape and key header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     /// Anthropic Messages API: failures 429, 500, 503, 504, 529; key in `x-api-key`.
@@ -32,7 +34,7 @@ impl ProviderKind {
 }
 
 /// One upstream provider, served under the route prefix `/{name}/`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// Unique name and route prefix: letters, digits, `-`, `_`, `.`. Required. `ingest` is
@@ -66,6 +68,7 @@ pub struct ProviderConfig {
     /// After a target's breaker closes again, ramp its share of requests up over this long.
     /// Default `0s` (at once); at most an hour.
     #[serde(default, with = "duration")]
+    #[schemars(with = "DurationText")]
     pub slow_start: Duration,
     /// Also key breakers by the `model` of the JSON request body. Default `false`.
     #[serde(default)]
@@ -96,6 +99,7 @@ pub struct ProviderConfig {
     /// endpoint are removed. When set: at least `circuit_breaker.window`, at most
     /// [`MAX_IDLE_EVICT`]. Default: see [`ProviderConfig::effective_idle_evict`].
     #[serde(default, with = "duration::option")]
+    #[schemars(with = "Option<DurationText>")]
     pub idle_evict: Option<Duration>,
 }
 
@@ -143,7 +147,7 @@ fn default_true() -> bool {
 }
 
 /// One target of a provider (`providers[].targets[]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
     /// Name in metrics, `/v1/breakers` and `x-seawall-target`: letters, digits, `-`, `_`, `.`;
@@ -180,7 +184,7 @@ pub struct Target<'a> {
 }
 
 /// When failing over (`providers[].failover`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FailoverConfig {
     /// What moves a call to another target or a fallback: `rejected` (the breaker refused it)
@@ -207,7 +211,7 @@ impl FailoverConfig {
 }
 
 /// A reason to fail over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FailoverOn {
     /// The breaker of the target (or provider) refused the call.
@@ -218,7 +222,7 @@ pub enum FailoverOn {
 }
 
 /// How much failover a provider may do (`providers[].retry_budget`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryBudgetConfig {
     /// Failover attempts allowed per first attempt over the last 10 s, in [0, 1]. Default 0.2.
@@ -243,21 +247,25 @@ pub const DEFAULT_IDLE_EVICT: Duration = Duration::from_secs(600);
 pub const MAX_IDLE_EVICT: Duration = Duration::from_secs(24 * 3600);
 
 /// Upstream timeouts of a provider; each must be > 0.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProviderTimeouts {
     /// TCP + TLS connect. Default `5s`.
     #[serde(with = "duration")]
+    #[schemars(with = "DurationText")]
     pub connect: Duration,
     /// From request sent to the first response byte. Default `60s`.
     #[serde(with = "duration")]
+    #[schemars(with = "DurationText")]
     pub first_byte: Duration,
     /// Longest silence between two body chunks (streams included). Default `60s`.
     #[serde(with = "duration")]
+    #[schemars(with = "DurationText")]
     pub idle: Duration,
     /// A client request's own deadline for getting an answer's head, over every attempt
     /// (failover included). Default `120s`.
     #[serde(with = "duration")]
+    #[schemars(with = "DurationText")]
     pub total: Duration,
 }
 

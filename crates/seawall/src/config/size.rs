@@ -49,6 +49,29 @@ pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<u64, D::Error> {
     de.deserialize_any(SizeVisitor)
 }
 
+/// Serde adapter, the other way: a size as the file would say it (`10MB`, or bytes when no
+/// unit divides it), for the defaults of `seawall schema`.
+pub fn serialize<S: serde::Serializer>(bytes: &u64, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(&format(*bytes))
+}
+
+/// `bytes` with the largest binary unit that divides it: `10MB`, `1GB`, `1536` bytes as `1536`.
+///
+/// ```
+/// use seawall::config::size::{format, parse};
+/// assert_eq!(format(10 << 20), "10MB");
+/// assert_eq!(format(1536), "1536");
+/// assert_eq!(parse(&format(3 << 30)), Ok(3 << 30));
+/// ```
+pub fn format(bytes: u64) -> String {
+    for (shift, unit) in [(40, "TB"), (30, "GB"), (20, "MB"), (10, "KB")] {
+        if bytes != 0 && bytes.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
+}
+
 struct SizeVisitor;
 
 impl Visitor<'_> for SizeVisitor {

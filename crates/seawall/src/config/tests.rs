@@ -662,9 +662,20 @@ fn non_loopback_listen_needs_explicit_auth_choice() {
 }
 
 #[test]
-fn empty_document_is_rejected() {
-    let err = parse_err("# nothing here\n");
-    assert_eq!(err.to_string(), "config error: the configuration is empty");
+fn an_empty_or_comment_only_document_is_every_default() {
+    for src in [
+        "",
+        "\n",
+        "# nothing here\n",
+        "---\n# only a comment\n",
+        "--- # a comment\n...\n",
+    ] {
+        let config = parse(src).unwrap_or_else(|e| panic!("{src:?}: {e}"));
+        assert_eq!(config.server, ServerConfig::default(), "{src:?}");
+        assert_eq!(config.admin, AdminConfig::default(), "{src:?}");
+        assert!(config.providers.is_empty() && config.pipelines.is_empty());
+        assert!(config.auth.is_none() && config.feature_flags.is_none());
+    }
 }
 
 #[test]

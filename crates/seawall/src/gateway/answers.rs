@@ -20,23 +20,39 @@ pub(crate) const X_SEAWALL_FALLBACK: HeaderName = HeaderName::from_static("x-sea
 /// Names the target that served a request, for a provider with several.
 pub(crate) const X_SEAWALL_TARGET: HeaderName = HeaderName::from_static("x-seawall-target");
 
+/// Tells the official OpenAI and Anthropic SDKs whether to retry an error answer themselves.
+const X_SHOULD_RETRY: HeaderName = HeaderName::from_static("x-should-retry");
+
+/// The `retry-after` of a breaker an operator forced open: it opens again only when someone
+/// resets it, so there is no time left to tell; a minute is a polite polling pace.
+const FORCED_OPEN_RETRY_AFTER_SECS: u64 = 60;
+
 /// `503` for a call `rejected` by the breaker of `provider` × `endpoint`, shaped like an
 /// error of that provider's API so its SDKs parse it (and retry after `retry-after`).
+///
+/// A breaker forced open by an operator never goes half-open by itself: its answer says so,
+/// carries `retry-after: 60` and `x-should-retry: false`, so the SDKs hand the error to the
+/// application at once instead of sleeping through retries that cannot succeed.
 pub(crate) fn rejection(
     kind: ProviderKind,
     provider: &str,
     endpoint: &str,
     rejected: &Rejected,
 ) -> Response<Body> {
+    let breaker = format!("the circuit breaker for provider `{provider}` endpoint `{endpoint}`");
+    if rejected.is_forced() {
+        let secs = FORCED_OPEN_RETRY_AFTER_SECS;
+        let message = format!(
+            "seawall: {breaker} was forced open by an operator and stays open until it is reset; retry after {secs}s"
+        );
+        let mut resp = unavailable(kind, &message, secs);
+        resp.headers_mut()
+            .insert(X_SHOULD_RETRY, HeaderValue::from_static("false"));
+        return resp;
+    }
     let secs = rejected.retry_after_secs();
-    let why = if rejected.is_forced() {
-        "was forced open by an operator"
-    } else {
-        "is open after upstream failures"
-    };
-    let message = format!(
-        "seawall: the circuit breaker for provider `{provider}` endpoint `{endpoint}` {why}; retry after {secs}s"
-    );
+    let message =
+        format!("seawall: {breaker} is open after upstream failures; retry after {secs}s");
     unavailable(kind, &message, secs)
 }
 
@@ -228,7 +244,7 @@ pub(crate) fn bad_request(message: &str) -> Response<Body> {
     json_error(StatusCode::BAD_REQUEST, "invalid_request", message)
 }
 
-/// `502`: the upstream could not be reached or broke the exchange.
+/// `502`: no target was left to try.
 pub(crate) fn bad_gateway(provider: &str) -> Response<Body> {
     json_error(
         StatusCode::BAD_GATEWAY,
@@ -237,11 +253,39 @@ pub(crate) fn bad_gateway(provider: &str) -> Response<Body> {
     )
 }
 
-/// `504`: the upstream did not connect or answer in time.
-pub(crate) fn gateway_timeout(provider: &str, what: &str) -> Response<Body> {
-    json_error(
+/// `502`: the upstream could not be reached or broke the exchange:
+/// `{"error":{"type":"upstream_unavailable","cause":…,"message":…}}`, `cause` one word (`dns`,
+/// `refused`, `tls`, …) and the message the whole error.
+pub(crate) fn upstream_unavailable(
+    provider: &str,
+    cause: &'static str,
+    error: &dyn std::fmt::Display,
+) -> Response<Body> {
+    let message = format!("seawall: no answer from provider `{provider}`: {error}");
+    caused(
+        StatusCode::BAD_GATEWAY,
+        "upstream_unavailable",
+        cause,
+        &message,
+    )
+}
+
+/// `504`: the upstream did not connect or answer in time (`cause` `connect_timeout` or
+/// `first_byte_timeout`).
+pub(crate) fn gateway_timeout(provider: &str, cause: &'static str, what: &str) -> Response<Body> {
+    let message = format!("seawall: provider `{provider}` timed out ({what})");
+    caused(
         StatusCode::GATEWAY_TIMEOUT,
         "upstream_timeout",
-        &format!("provider `{provider}` timed out ({what})"),
+        cause,
+        &message,
     )
+}
+
+/// `{"error":{"type","cause","message"}}` with `status`.
+fn caused(status: StatusCode, r#type: &str, cause: &str, message: &str) -> Response<Body> {
+    let body = serde_json::json!({
+        "error": { "type": r#type, "cause": cause, "message": message }
+    });
+    json(status, &body)
 }

@@ -16,6 +16,7 @@ use super::answers::{self, X_SEAWALL_FALLBACK, X_SEAWALL_TARGET};
 use super::body::{GuardedBody, Prefixed};
 use super::quota::{is_insufficient_quota, ERROR_PEEK_LIMIT};
 use super::sse::SseScanner;
+use super::target::Target;
 use super::upstream::Upstream;
 use super::verdict::{judge, Happened};
 use super::websocket::CountedTunnel;
@@ -98,7 +99,7 @@ impl Forwarder<'_> {
         let secs = started.elapsed().as_secs_f64();
         let resp = match sent {
             Ok(resp) => resp,
-            Err(error) => return self.unanswered(upstream, endpoint, permit, error, secs),
+            Err(error) => return self.unanswered(upstream, target, endpoint, permit, error, secs),
         };
         let name = upstream.name.as_str();
         let status = resp.status;
@@ -144,10 +145,12 @@ impl Forwarder<'_> {
         Answered { reply, failed }
     }
 
-    /// The call got no answer: the verdict, and what the client is told.
+    /// The call got no answer: the verdict, what the client is told (the cause named), and
+    /// a warn line (at most one per target every `WARN_PERIOD`, counting those held back).
     fn unanswered(
         &self,
         upstream: &Upstream,
+        target: &Target,
         endpoint: &str,
         permit: OwnedPermit,
         error: SendError,
@@ -163,14 +166,20 @@ impl Forwarder<'_> {
         verdict.apply(permit);
         let name = upstream.name.as_str();
         self.metrics.observe_upstream(name, endpoint, "error", secs);
-        tracing::debug!(provider = name, endpoint, %error, latency_ms = secs * 1e3,
-            "upstream request failed");
+        let cause = error.cause();
+        match target.unanswered.allow() {
+            Some(held_back) => tracing::warn!(provider = name, target = %target.name, endpoint,
+                cause, %error, latency_ms = secs * 1e3, held_back,
+                "upstream request failed without an answer"),
+            None => tracing::debug!(provider = name, target = %target.name, endpoint, cause,
+                %error, latency_ms = secs * 1e3, "upstream request failed without an answer"),
+        }
         let reply = match error {
-            SendError::ConnectTimeout(_) => answers::gateway_timeout(name, "connect"),
+            SendError::ConnectTimeout(_) => answers::gateway_timeout(name, cause, "connect"),
             SendError::FirstByteTimeout => {
-                answers::gateway_timeout(name, "no response headers in time")
+                answers::gateway_timeout(name, cause, "no response headers in time")
             }
-            _ => answers::bad_gateway(name),
+            _ => answers::upstream_unavailable(name, cause, &error),
         };
         Answered {
             reply: reply.into(),
@@ -207,10 +216,9 @@ async fn respond(
     let Some(peeked) = peeked else {
         let verdict = judge(Happened::UpstreamBroke, &upstream.failure_status);
         verdict.apply(permit);
-        return (
-            answers::bad_gateway(&upstream.name).into(),
-            verdict.failure_reason(),
-        );
+        let why = format!("its {status} answer broke off or stalled before its body was read");
+        let reply = answers::upstream_unavailable(&upstream.name, "broken_response", &why);
+        return (reply.into(), verdict.failure_reason());
     };
     let quota_exhausted = matches!(&peeked, Peeked::Whole(bytes) if is_insufficient_quota(bytes));
     let head = Happened::Head {

@@ -30,6 +30,7 @@ mod sse;
 mod target;
 mod upstream;
 mod verdict;
+mod warn;
 mod websocket;
 
 use foldhash::HashMap;

@@ -11,6 +11,7 @@ use http::{HeaderValue, Uri};
 use super::metrics::Families;
 use super::picker::Load;
 use super::ratelimit::RateLimits;
+use super::warn::{WarnLimit, WARN_PERIOD};
 use super::GatewayError;
 use crate::config::{ProviderConfig, ProviderKind, Secret, Target as TargetConfig};
 use crate::http1::outbound::{Pool, Pools};
@@ -34,6 +35,8 @@ pub(crate) struct Target {
     pub(crate) load: Arc<Load>,
     /// What its answers said about its quota (`rate_limit_headers`).
     pub(crate) limits: Option<RateLimits>,
+    /// Bounds the warn lines of requests it left unanswered (one per `WARN_PERIOD`).
+    pub(crate) unanswered: WarnLimit,
 }
 
 impl Target {
@@ -91,6 +94,7 @@ impl Target {
             served_by,
             load: Arc::new(Load::new(target.weight)),
             limits,
+            unanswered: WarnLimit::new(WARN_PERIOD),
         })
     }
 

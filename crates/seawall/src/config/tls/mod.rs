@@ -11,9 +11,11 @@ use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 use rustls::InconsistentKeys;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::duration;
+use super::schema::DurationText;
 
 /// Largest certificate or key file read: a chain of a few certificates is a few KiB, so a
 /// larger file is a mistake (a device, a log) and is not read to its end.
@@ -21,7 +23,7 @@ pub const MAX_PEM_BYTES: u64 = 1 << 20;
 
 /// A listener's TLS settings (`server.tls`, `admin.tls`). Without them the listener speaks
 /// plaintext HTTP/1.1 and h2c.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM file with the certificate chain, the listener's own certificate first, then the
@@ -34,6 +36,7 @@ pub struct TlsConfig {
     /// that takes longer is dropped, so a stalled one cannot keep a connection slot.
     /// Default `10s`; > 0.
     #[serde(default = "default_handshake_timeout", with = "duration")]
+    #[schemars(with = "DurationText")]
     pub handshake_timeout: Duration,
 }
 

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -11,11 +12,49 @@ use std::time::Duration;
 use bytes::BytesMut;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{lookup_host, TcpStream};
 
 use crate::http1::io::{poll_read_buf, Deadline, READ_CHUNK};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
+
+/// Why no connection to an upstream could be opened, by the step that failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    /// The host name did not resolve.
+    #[error("DNS lookup of `{host}` failed: {source}")]
+    Dns { host: String, source: io::Error },
+    /// Nothing listens there: the connection was refused.
+    #[error("connection to {addr} refused")]
+    Refused { addr: SocketAddr },
+    /// The TCP connect failed otherwise (unreachable network, reset, …).
+    #[error("TCP connect to {addr} failed: {source}")]
+    Tcp { addr: SocketAddr, source: io::Error },
+    /// The TLS handshake failed (an untrusted or mismatched certificate, a peer that does not
+    /// speak TLS, …).
+    #[error("TLS handshake with `{host}` failed: {source}")]
+    Tls { host: String, source: io::Error },
+}
+
+impl ConnectError {
+    fn tcp(addr: SocketAddr, source: io::Error) -> Self {
+        if source.kind() == io::ErrorKind::ConnectionRefused {
+            ConnectError::Refused { addr }
+        } else {
+            ConnectError::Tcp { addr, source }
+        }
+    }
+
+    /// The step that failed, as answers and logs name it: `dns`, `refused`, `connect` or `tls`.
+    pub(crate) fn cause(&self) -> &'static str {
+        match self {
+            ConnectError::Dns { .. } => "dns",
+            ConnectError::Refused { .. } => "refused",
+            ConnectError::Tcp { .. } => "connect",
+            ConnectError::Tls { .. } => "tls",
+        }
+    }
+}
 
 /// Plain TCP or TLS over TCP.
 pub(super) enum Io {
@@ -35,20 +74,44 @@ pub(super) struct UpstreamConn {
 
 impl UpstreamConn {
     /// Connects to `host:port`, with TLS when `tls` is given (SNI and verification against
-    /// `server_name`).
+    /// `server_name`). Each step fails with its own [`ConnectError`]: the name lookup, the TCP
+    /// connect (every address in turn, as `TcpStream::connect` does), the TLS handshake.
     pub(super) async fn open(
         host: &str,
         port: u16,
         tls: Option<(&Arc<rustls::ClientConfig>, &ServerName<'static>)>,
-    ) -> io::Result<UpstreamConn> {
-        let tcp = TcpStream::connect((host, port)).await?;
-        tcp.set_nodelay(true)?;
+    ) -> Result<UpstreamConn, ConnectError> {
+        let dns = |source| ConnectError::Dns {
+            host: host.to_owned(),
+            source,
+        };
+        let mut last = None;
+        let mut connected = None;
+        for addr in lookup_host((host, port)).await.map_err(dns)? {
+            match TcpStream::connect(addr).await {
+                Ok(tcp) => {
+                    connected = Some((addr, tcp));
+                    break;
+                }
+                Err(source) => last = Some(ConnectError::tcp(addr, source)),
+            }
+        }
+        let Some((addr, tcp)) = connected else {
+            let none = || dns(io::Error::new(io::ErrorKind::NotFound, "no address found"));
+            return Err(last.unwrap_or_else(none));
+        };
+        tcp.set_nodelay(true)
+            .map_err(|source| ConnectError::tcp(addr, source))?;
         let io = match tls {
             None => Io::Plain(tcp),
             Some((config, name)) => {
                 let stream = TlsConnector::from(config.clone())
                     .connect(name.clone(), tcp)
-                    .await?;
+                    .await
+                    .map_err(|source| ConnectError::Tls {
+                        host: host.to_owned(),
+                        source,
+                    })?;
                 Io::Tls(Box::new(stream))
             }
         };

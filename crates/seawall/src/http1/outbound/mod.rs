@@ -28,8 +28,8 @@ use rustls::pki_types::ServerName;
 use tokio::time::Instant;
 
 pub(crate) use self::body::ResponseBody;
-pub(crate) use self::conn::Upgraded;
 use self::conn::UpstreamConn;
+pub(crate) use self::conn::{ConnectError, Upgraded};
 use crate::http1::codec::decode::{Decoder, Framing};
 use crate::http1::codec::head::{self, HeadError};
 use crate::message::fields::WireHeaders;
@@ -57,8 +57,8 @@ const INLINE_BODY: usize = 64 * 1024;
 /// Why a request got no response.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SendError {
-    #[error("connect: {0}")]
-    Connect(io::Error),
+    #[error("{0}")]
+    Connect(ConnectError),
     #[error("connect timed out after {0:?}")]
     ConnectTimeout(Duration),
     #[error("upstream connection: {0}")]
@@ -69,6 +69,22 @@ pub(crate) enum SendError {
     FirstByteTimeout,
     #[error("invalid upstream response: {0}")]
     Head(HeadError),
+}
+
+impl SendError {
+    /// Why, in one word for answers, logs and dashboards: `dns`, `refused`, `connect`, `tls`
+    /// (see [`ConnectError::cause`]), `connect_timeout`, `connection_error`,
+    /// `connection_closed`, `first_byte_timeout` or `invalid_response`.
+    pub(crate) fn cause(&self) -> &'static str {
+        match self {
+            SendError::Connect(e) => e.cause(),
+            SendError::ConnectTimeout(_) => "connect_timeout",
+            SendError::Io(_) => "connection_error",
+            SendError::Closed => "connection_closed",
+            SendError::FirstByteTimeout => "first_byte_timeout",
+            SendError::Head(_) => "invalid_response",
+        }
+    }
 }
 
 /// The shared TLS settings and one pool per destination: one for the whole daemon, so every
@@ -510,5 +526,7 @@ mod tests {
         let untrusted = Pools::new().unwrap().pool_for(&base).unwrap();
         let err = get(&untrusted).await.unwrap_err();
         assert!(matches!(err, SendError::Connect(_)), "{err}");
+        assert_eq!(err.cause(), "tls", "{err}");
+        assert!(err.to_string().contains("UnknownIssuer"), "{err}");
     }
 }
