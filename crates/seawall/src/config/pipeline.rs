@@ -226,7 +226,7 @@ impl Default for SamplingConfig {
 }
 
 /// Where a pipeline's accepted events wait for their outputs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BufferType {
     /// In each output's queue and retry buffer; lost if the process dies.
@@ -237,7 +237,7 @@ pub enum BufferType {
 }
 
 /// When the disk buffer's log is flushed to stable storage (`fsync`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SyncPolicy {
     /// Before ingest answers 202 (requests arriving together share one sync).
@@ -262,7 +262,7 @@ impl SyncPolicy {
 }
 
 /// `buffer:` block of a pipeline.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct BufferConfig {
     /// `memory` (default) or `disk`.
@@ -274,11 +274,13 @@ pub struct BufferConfig {
     /// `disk` only: the most the log may take on disk; ingest is shed with `503` past it.
     /// Default `1GB`; at least `max_body` + 64 KiB, at most 1 TiB.
     #[serde(with = "size")]
+    #[schemars(with = "SizeText")]
     pub max_size: u64,
     /// `disk` only: when the log is synced. Default `interval`.
     pub sync: SyncPolicy,
     /// `disk` with `sync: interval` only: how often. Default `200ms`; in (0, 1h].
     #[serde(with = "duration")]
+    #[schemars(with = "DurationText")]
     pub sync_interval: Duration,
 }
 
