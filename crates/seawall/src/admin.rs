@@ -2,11 +2,16 @@
 //! and output breakers), `GET /v1/flags`, `GET /v1/pipelines`, `GET /v1/transitions` (recent
 //! breaker transitions, newest first), the dashboard at `GET /ui` (also served at `/`) and the
 //! token-protected `POST /v1/breakers/{id}/{force-open|disable|reset}` (fleet-wide with
-//! `cluster`), `/v1/cluster`.
+//! `cluster`), `/v1/cluster`, and the token-protected `POST /v1/reload` (served by a
+//! [`Reload`], the app's reloader).
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
+
+use arc_swap::ArcSwapOption;
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::json;
@@ -54,6 +59,12 @@ impl Readiness {
     }
 }
 
+/// What serves `POST /v1/reload`: the app's reloader.
+pub trait Reload: Send + Sync {
+    /// Reloads the configuration; whether it was applied, and what to answer.
+    fn reload(&self) -> Pin<Box<dyn Future<Output = (bool, serde_json::Value)> + Send + '_>>;
+}
+
 /// What `POST /v1/breakers/{id}/{action}` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
@@ -87,8 +98,8 @@ pub struct Admin {
     breakers: Arc<Breakers>,
     /// Encoded for `/metrics`.
     metrics: Arc<Metrics>,
-    /// `admin.token_env`'s value; `None` disables the `POST` actions.
-    token: Option<Secret>,
+    /// `admin.token_env`'s value; `None` disables the `POST` actions. A reload may change it.
+    token: Arc<ArcSwapOption<Secret>>,
     /// Drives `/readyz`.
     readiness: Arc<Readiness>,
     /// Source of `/v1/flags`; `None` when `feature_flags` is not configured.
@@ -97,6 +108,8 @@ pub struct Admin {
     pipelines: Option<Arc<Pipelines>>,
     /// Source of `/v1/cluster`, told of breaker actions; `None` without `cluster`.
     cluster: Option<Arc<Cluster>>,
+    /// Serves `POST /v1/reload`; unset for a daemon not started from a file.
+    reloader: OnceLock<Weak<dyn Reload>>,
 }
 
 impl Admin {
@@ -110,11 +123,12 @@ impl Admin {
         Admin {
             breakers,
             metrics,
-            token,
+            token: Arc::new(ArcSwapOption::from(token.map(Arc::new))),
             readiness,
             flags: None,
             pipelines: None,
             cluster: None,
+            reloader: OnceLock::new(),
         }
     }
 
@@ -261,24 +275,65 @@ impl Admin {
         }
     }
 
-    fn act<B>(
+    /// The admin token's cell, which a reload updates.
+    pub(crate) fn token_cell(&self) -> Arc<ArcSwapOption<Secret>> {
+        self.token.clone()
+    }
+
+    /// Serves one admin request, `POST /v1/reload` included (it waits for the reload).
+    pub async fn serve<B>(&self, req: Request<B>, remote: SocketAddr) -> Response<Body> {
+        let reload = req.uri().path().trim_end_matches('/') == "/v1/reload";
+        let reloader = self.reloader.get().and_then(Weak::upgrade);
+        match (reload, reloader) {
+            (false, _) => self.handle(&req, remote),
+            (true, _) if req.method() != Method::POST => method_not_allowed("POST"),
+            (true, None) => json_error(
+                StatusCode::NOT_FOUND,
+                "reload_unavailable",
+                "this daemon was not started from a configuration file; nothing to reload",
+            ),
+            (true, Some(reloader)) => {
+                if let Some(refused) = self.refusal(&req, remote, "reload", "-") {
+                    return refused;
+                }
+                tracing::info!(%remote, "configuration reload requested");
+                let (applied, outcome) = reloader.reload().await;
+                let status = if applied {
+                    StatusCode::OK
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                };
+                json(status, &outcome)
+            }
+        }
+    }
+
+    /// Serves `POST /v1/reload` with `reloader` (held weakly: it holds the listeners, which
+    /// hold this). Set once.
+    pub fn set_reloader(&self, reloader: Weak<dyn Reload>) {
+        let _ = self.reloader.set(reloader);
+    }
+
+    /// The answer refusing `action` unless `req` carries the admin token.
+    fn refusal<B>(
         &self,
         req: &Request<B>,
         remote: SocketAddr,
+        action: &str,
         id: &str,
-        action: Action,
-    ) -> Response<Body> {
-        let Some(token) = &self.token else {
-            tracing::warn!(%remote, action = action.as_str(), breaker = id,
+    ) -> Option<Response<Body>> {
+        let token = self.token.load_full();
+        let Some(token) = token.as_deref() else {
+            tracing::warn!(%remote, action, breaker = id,
                 "admin action refused: no admin token configured");
-            return json_error(
+            return Some(json_error(
                 StatusCode::FORBIDDEN,
                 "admin_disabled",
                 "admin actions are disabled until `admin.token_env` is set",
-            );
+            ));
         };
         if !bearer_matches(req, token) {
-            tracing::warn!(%remote, action = action.as_str(), breaker = id,
+            tracing::warn!(%remote, action, breaker = id,
                 "admin action refused: missing or wrong token");
             let mut resp = json_error(
                 StatusCode::UNAUTHORIZED,
@@ -287,7 +342,20 @@ impl Admin {
             );
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return resp;
+            return Some(resp);
+        }
+        None
+    }
+
+    fn act<B>(
+        &self,
+        req: &Request<B>,
+        remote: SocketAddr,
+        id: &str,
+        action: Action,
+    ) -> Response<Body> {
+        if let Some(refused) = self.refusal(req, remote, action.as_str(), id) {
+            return refused;
         }
         let Some((labels, breaker)) = self.find_breaker(id) else {
             return json_error(

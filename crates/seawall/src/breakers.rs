@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::mem;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use arc_swap::ArcSwap;
 use std::time::{Duration, SystemTime};
 
 use foldhash::HashMap;
@@ -60,7 +62,7 @@ pub fn tokio_clock() -> Clock {
 /// has a breaker for it any more.
 pub struct ProviderBreakers {
     name: String,
-    targets: Vec<TargetBreakers>,
+    targets: Vec<Arc<TargetBreakers>>,
     metrics: Arc<Metrics>,
 }
 
@@ -83,10 +85,16 @@ pub struct TargetBreakers {
     /// Set from the `seawall.circuit_breaker.enabled` flag: observe, never reject.
     metrics_only: Arc<AtomicBool>,
     /// Told when one of these breakers closes after probing (the gateway ramps the target's
-    /// share up from then).
-    on_recovered: Arc<OnceLock<Box<dyn Fn() + Send + Sync>>>,
+    /// share up from then); replaced when a reload builds a new gateway.
+    on_recovered: Arc<RwLock<Option<RecoveredHook>>>,
+    /// `circuit_breaker.enabled: false`: every breaker disabled (a reload may flip it).
+    disabled: Arc<AtomicBool>,
+    /// `per_model`, which a reload cannot change in place (the keys change meaning).
+    per_model_setting: bool,
     metrics: Arc<Metrics>,
 }
+
+type RecoveredHook = Box<dyn Fn() + Send + Sync>;
 
 /// What a provider breaker is keyed by.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -300,6 +308,7 @@ impl ProviderBreakers {
             .target_list()
             .iter()
             .map(|t| TargetBreakers::new(provider, &t.name, clock.clone(), metrics.clone()))
+            .map(|t| t.map(Arc::new))
             .collect::<Result<_, _>>()?;
         Ok(ProviderBreakers {
             name: provider.name.clone(),
@@ -308,19 +317,86 @@ impl ProviderBreakers {
         })
     }
 
+    /// Whether `provider`'s settings can apply to these breakers in place: the same targets,
+    /// in the same order, keyed the same way (`per_model`).
+    fn fits(&self, provider: &ProviderConfig) -> bool {
+        let names: Vec<String> = provider.target_list().into_iter().map(|t| t.name).collect();
+        names.len() == self.targets.len()
+            && names.iter().zip(&self.targets).all(|(n, t)| *n == t.target)
+            && self
+                .targets
+                .iter()
+                .all(|t| t.per_model_setting == provider.per_model)
+    }
+
+    /// Applies `provider`'s breaker settings (policy, `max_keys`, `idle_evict`, `enabled`)
+    /// to every target's breakers in place.
+    fn apply(&self, provider: &ProviderConfig, clock: &Clock) -> Result<(), PolicyError> {
+        for t in &self.targets {
+            t.apply(provider, clock.clone())?;
+        }
+        Ok(())
+    }
+
+    /// The breakers of `provider` after a reload: these, with targets that stayed (same name,
+    /// same `per_model`) reconfigured in place and the others new.
+    fn rebuilt(
+        &self,
+        provider: &ProviderConfig,
+        clock: &Clock,
+    ) -> Result<ProviderBreakers, PolicyError> {
+        let mut targets = Vec::new();
+        for t in provider.target_list() {
+            let kept = self
+                .targets
+                .iter()
+                .find(|old| old.target == t.name && old.per_model_setting == provider.per_model);
+            let target = match kept {
+                Some(old) => {
+                    old.apply(provider, clock.clone())?;
+                    old.clone()
+                }
+                None => Arc::new(TargetBreakers::new(
+                    provider,
+                    &t.name,
+                    clock.clone(),
+                    self.metrics.clone(),
+                )?),
+            };
+            targets.push(target);
+        }
+        Ok(ProviderBreakers {
+            name: provider.name.clone(),
+            targets,
+            metrics: self.metrics.clone(),
+        })
+    }
+
+    /// Drops every series of these breakers (a provider a reload removed).
+    fn forget(&self) {
+        let mut endpoints = BTreeSet::new();
+        for (labels, _) in self.entries() {
+            self.metrics.forget_breaker(&labels);
+            endpoints.insert(labels.endpoint);
+        }
+        for endpoint in endpoints {
+            self.metrics.forget_route(&self.name, &endpoint);
+        }
+    }
+
     /// The provider's name.
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// Every target's breakers, in configuration order.
-    pub fn targets(&self) -> &[TargetBreakers] {
+    pub fn targets(&self) -> &[Arc<TargetBreakers>] {
         &self.targets
     }
 
     /// The breakers of target `name` (`""` for a provider given by `base_url`).
     pub fn target(&self, name: &str) -> Option<&TargetBreakers> {
-        self.targets.iter().find(|t| t.target == name)
+        self.targets.iter().find(|t| t.target == name).map(|t| &**t)
     }
 
     /// The first target's breaker for `endpoint` and `model`, with its labels (the only
@@ -380,9 +456,9 @@ impl TargetBreakers {
         let settings = &provider.circuit_breaker;
         let template = policy(settings, clock)?;
         let name = provider.name.clone();
-        let disabled = !settings.enabled;
+        let disabled = Arc::new(AtomicBool::new(!settings.enabled));
         let metrics_only = Arc::new(AtomicBool::new(false));
-        let on_recovered: Arc<OnceLock<Box<dyn Fn() + Send + Sync>>> = Arc::default();
+        let on_recovered: Arc<RwLock<Option<RecoveredHook>>> = Arc::default();
         let labels_of = {
             let (name, target) = (name.clone(), target.to_owned());
             move |k: &BreakerKey| BreakerLabels {
@@ -399,18 +475,20 @@ impl TargetBreakers {
             let (m1, m2) = (metrics.clone(), metrics.clone());
             let (l1, l2) = (labels_of.clone(), labels_of.clone());
             let mo = metrics_only.clone();
+            let off = disabled.clone();
             let recovered = on_recovered.clone();
             (
                 move |k: &BreakerKey, t: &Transition| {
                     record_transition(&m1, &l1(k), t);
                     if t.from == State::HalfOpen && t.to == State::Closed {
-                        if let Some(tell) = recovered.get() {
+                        let hook = recovered.read().unwrap_or_else(PoisonError::into_inner);
+                        if let Some(tell) = hook.as_ref() {
                             tell();
                         }
                     }
                 },
                 move |k: &BreakerKey, b: &CircuitBreaker| {
-                    apply_mode(b, disabled, mo.load(Ordering::Relaxed));
+                    apply_mode(b, off.load(Ordering::Relaxed), mo.load(Ordering::Relaxed));
                     let labels = l2(k);
                     m2.set_breaker_state(&labels, b.state());
                     report_streaks(b, &m2, labels);
@@ -445,7 +523,7 @@ impl TargetBreakers {
             model: String::new(),
         };
         let overflow = CircuitBreaker::new(template);
-        apply_mode(&overflow, disabled, false);
+        apply_mode(&overflow, disabled.load(Ordering::Relaxed), false);
         {
             let (m, l) = (metrics.clone(), labels_of(&overflow_key));
             report_streaks(&overflow, &m, l.clone());
@@ -462,8 +540,38 @@ impl TargetBreakers {
             evicted,
             metrics_only,
             on_recovered,
+            disabled,
+            per_model_setting: provider.per_model,
             metrics,
         })
+    }
+
+    /// Applies `provider`'s breaker settings in place: every breaker (and the template of new
+    /// ones) gets the new policy, keeping its state; `max_keys` and `idle_evict` change; a
+    /// change of `enabled` disables, or returns to normal, every breaker (an operator's
+    /// forced-open stays).
+    fn apply(&self, provider: &ProviderConfig, clock: Clock) -> Result<(), PolicyError> {
+        let settings = &provider.circuit_breaker;
+        let template = policy(settings, clock)?;
+        self.registry.reconfigure(template.clone());
+        self.overflow.reconfigure(template);
+        self.registry.set_max_keys(provider.max_keys);
+        self.registry
+            .set_idle_after(provider.effective_idle_evict());
+        let disable = !settings.enabled;
+        if self.disabled.swap(disable, Ordering::Relaxed) != disable {
+            for b in self.all() {
+                match (disable, b.mode()) {
+                    (true, Mode::Normal | Mode::MetricsOnly) => b.disable(),
+                    (false, Mode::Disabled) => {
+                        b.set_mode(Mode::Normal);
+                        set_enforcement(&b, !self.is_metrics_only());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The target's name (`""` for a provider given by `base_url`).
@@ -471,9 +579,14 @@ impl TargetBreakers {
         &self.target
     }
 
-    /// Calls `tell` whenever one of these breakers closes after probing (once per target).
+    /// Calls `tell` whenever one of these breakers closes after probing, instead of what was
+    /// called before (a reloaded gateway brings its own).
     pub fn on_recovered(&self, tell: impl Fn() + Send + Sync + 'static) {
-        let _ = self.on_recovered.set(Box::new(tell));
+        let mut hook = self
+            .on_recovered
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        *hook = Some(Box::new(tell));
     }
 
     /// The breaker for a request to `endpoint` (path without query) naming `model`, with its
@@ -637,9 +750,26 @@ fn apply_mode(b: &CircuitBreaker, disabled: bool, metrics_only: bool) {
     }
 }
 
-/// Every provider's breakers, by provider name.
+/// Every provider's breakers, by provider name; a reload swaps the set (see
+/// [`Breakers::reload`]) while requests in flight keep what they started with.
 pub struct Breakers {
-    providers: BTreeMap<String, ProviderBreakers>,
+    providers: ArcSwap<BTreeMap<String, Arc<ProviderBreakers>>>,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+}
+
+/// What [`Breakers::reload`] did, by provider name.
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct BreakersReload {
+    /// New providers.
+    pub added: Vec<String>,
+    /// Providers gone (their breakers drain with their last requests).
+    pub removed: Vec<String>,
+    /// Providers whose breaker settings or targets changed (applied to the breakers in place
+    /// where the targets stayed).
+    pub changed: Vec<String>,
+    /// Providers whose breaker settings did not change.
+    pub unchanged: Vec<String>,
 }
 
 impl Breakers {
@@ -653,30 +783,85 @@ impl Breakers {
         for p in providers {
             let pb = ProviderBreakers::new(p, clock.clone(), metrics.clone())
                 .map_err(|e| (p.name.clone(), e))?;
+            map.insert(p.name.clone(), Arc::new(pb));
+        }
+        Ok(Breakers {
+            providers: ArcSwap::from_pointee(map),
+            clock,
+            metrics,
+        })
+    }
+
+    /// Makes `providers` the set: a provider that stayed keeps its breakers (their state and
+    /// counters) with the new settings applied in place; one whose targets changed keeps the
+    /// breakers of the targets that stayed; new ones start closed; removed ones are dropped
+    /// once their last request ends, their series at once. Nothing changes on an error.
+    pub fn reload(
+        &self,
+        providers: &[ProviderConfig],
+        before: &[ProviderConfig],
+    ) -> Result<BreakersReload, (String, PolicyError)> {
+        let old = self.providers.load_full();
+        // Check every policy first, so a bad one changes nothing.
+        for p in providers {
+            policy(&p.circuit_breaker, self.clock.clone()).map_err(|e| (p.name.clone(), e))?;
+        }
+        let mut report = BreakersReload::default();
+        let mut map = BTreeMap::new();
+        for p in providers {
+            let was = before.iter().find(|b| b.name == p.name);
+            let pb = match old.get(&p.name) {
+                Some(pb) if pb.fits(p) => {
+                    pb.apply(p, &self.clock).map_err(|e| (p.name.clone(), e))?;
+                    pb.clone()
+                }
+                Some(pb) => Arc::new(
+                    pb.rebuilt(p, &self.clock)
+                        .map_err(|e| (p.name.clone(), e))?,
+                ),
+                None => Arc::new(
+                    ProviderBreakers::new(p, self.clock.clone(), self.metrics.clone())
+                        .map_err(|e| (p.name.clone(), e))?,
+                ),
+            };
+            let list = match was {
+                None => &mut report.added,
+                Some(b) if breaker_settings_equal(b, p) => &mut report.unchanged,
+                Some(_) => &mut report.changed,
+            };
+            list.push(p.name.clone());
             map.insert(p.name.clone(), pb);
         }
-        Ok(Breakers { providers: map })
+        for (name, pb) in old.iter() {
+            if !map.contains_key(name) {
+                pb.forget();
+                report.removed.push(name.clone());
+            }
+        }
+        self.providers.store(Arc::new(map));
+        Ok(report)
     }
 
     /// The breakers of provider `name`.
-    pub fn provider(&self, name: &str) -> Option<&ProviderBreakers> {
-        self.providers.get(name)
+    pub fn provider(&self, name: &str) -> Option<Arc<ProviderBreakers>> {
+        self.providers.load().get(name).cloned()
     }
 
     /// Every provider's breakers.
-    pub fn providers(&self) -> impl Iterator<Item = &ProviderBreakers> {
-        self.providers.values()
+    pub fn providers(&self) -> Vec<Arc<ProviderBreakers>> {
+        self.providers.load().values().cloned().collect()
     }
 
     /// Admin views of every breaker.
     pub fn views(&self) -> Vec<BreakerView> {
-        self.providers.values().flat_map(|p| p.views()).collect()
+        self.providers().iter().flat_map(|p| p.views()).collect()
     }
 
     /// The provider breaker labelled `l`, created if absent (another replica named it);
     /// `None` when this replica has no such provider or target.
     pub fn resolve(&self, l: &BreakerLabels) -> Option<CircuitBreaker> {
-        let target = self.provider(&l.name)?.target(&l.target)?;
+        let provider = self.provider(&l.name)?;
+        let target = provider.target(&l.target)?;
         if l.endpoint == "*" {
             target.overflow_used.store(true, Ordering::Relaxed);
             return Some(target.overflow.clone());
@@ -687,18 +872,31 @@ impl Breakers {
 
     /// The breaker whose [`breaker_id`] is `id`, with its labels.
     pub fn find(&self, id: &str) -> Option<(BreakerLabels, CircuitBreaker)> {
-        self.providers
-            .values()
+        self.providers()
+            .iter()
             .flat_map(|p| p.entries())
             .find(|(l, _)| breaker_id(l) == id)
     }
 
     /// Timed transitions and idle eviction for every breaker.
     pub fn tick(&self) {
-        for p in self.providers.values() {
+        for p in self.providers() {
             p.tick();
         }
     }
+}
+
+/// Whether two versions of a provider have the same breakers: the same settings, targets and
+/// keying.
+fn breaker_settings_equal(a: &ProviderConfig, b: &ProviderConfig) -> bool {
+    let names = |p: &ProviderConfig| -> Vec<String> {
+        p.target_list().into_iter().map(|t| t.name).collect()
+    };
+    a.circuit_breaker == b.circuit_breaker
+        && a.per_model == b.per_model
+        && a.max_keys == b.max_keys
+        && a.idle_evict == b.idle_evict
+        && names(a) == names(b)
 }
 
 #[cfg(test)]

@@ -163,16 +163,37 @@ async fn run(args: RunArgs) -> Result<(), CliError> {
     // Installed before the listeners open, so no signal finds the default (fatal) action.
     let mut signals = Termination::new()?;
     let app = App::start(config, secrets).await?;
-    let signal = signals.recv().await;
+    let signal = loop {
+        match signals.recv().await {
+            // The reloader logs what it did.
+            Signal::Reload => drop(app.reload().await),
+            Signal::Stop(name) => break name,
+        }
+    };
     tracing::info!(
         signal,
         "shutting down gracefully; send it again to stop at once"
     );
     app.shutdown();
-    tokio::select! {
-        () = app.wait() => Ok(()),
-        again = signals.recv() => Err(CliError::Interrupted(again)),
+    let wait = app.wait();
+    tokio::pin!(wait);
+    loop {
+        tokio::select! {
+            () = &mut wait => return Ok(()),
+            again = signals.recv() => match again {
+                Signal::Reload => tracing::info!("SIGHUP ignored: shutting down"),
+                Signal::Stop(name) => return Err(CliError::Interrupted(name)),
+            },
+        }
     }
+}
+
+/// A signal the daemon acts on.
+enum Signal {
+    /// `SIGHUP`: reload the configuration.
+    Reload,
+    /// `SIGINT`, `SIGTERM` (Ctrl-C elsewhere), by name: stop.
+    Stop(&'static str),
 }
 
 /// Logs to stderr, filtered by `SEAWALL_LOG`, else `RUST_LOG`, else `info`; in colour only
@@ -199,12 +220,14 @@ fn colour(terminal: bool, no_color: Option<OsString>) -> bool {
     terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
-/// SIGINT and SIGTERM (Ctrl-C elsewhere), listened to from creation on.
+/// SIGINT, SIGTERM and SIGHUP (Ctrl-C elsewhere), listened to from creation on.
 struct Termination {
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
     #[cfg(unix)]
     terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
 }
 
 impl Termination {
@@ -214,6 +237,7 @@ impl Termination {
         Ok(Termination {
             interrupt: signal(SignalKind::interrupt())?,
             terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
         })
     }
 
@@ -222,19 +246,20 @@ impl Termination {
         Ok(Termination {})
     }
 
-    /// The name of the next signal received.
+    /// The next signal received.
     #[cfg(unix)]
-    async fn recv(&mut self) -> &'static str {
+    async fn recv(&mut self) -> Signal {
         tokio::select! {
-            _ = self.interrupt.recv() => "SIGINT",
-            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => Signal::Stop("SIGINT"),
+            _ = self.terminate.recv() => Signal::Stop("SIGTERM"),
+            _ = self.hangup.recv() => Signal::Reload,
         }
     }
 
     #[cfg(not(unix))]
-    async fn recv(&mut self) -> &'static str {
+    async fn recv(&mut self) -> Signal {
         match tokio::signal::ctrl_c().await {
-            Ok(()) => "Ctrl-C",
+            Ok(()) => Signal::Stop("Ctrl-C"),
             Err(_) => std::future::pending().await,
         }
     }

@@ -83,6 +83,8 @@ pub struct Metrics {
     timeline: Timeline,
     /// Told of every breaker transition and failure run (the cluster, when on).
     watcher: OnceLock<Box<dyn BreakerWatcher>>,
+    /// `seawall_gateway_worker_connections`, registered with the first worker listener.
+    worker_connections: OnceLock<Family<WorkerLabels, Gauge>>,
 }
 
 /// What watches every breaker of the daemon (see [`Metrics::watch_breakers`]): the cluster.
@@ -176,6 +178,7 @@ impl Metrics {
             routes: RwLock::new(HashMap::default()),
             timeline: Timeline::new(),
             watcher: OnceLock::new(),
+            worker_connections: OnceLock::new(),
         }
     }
 
@@ -384,14 +387,18 @@ impl Metrics {
     }
 
     /// One gauge per gateway worker thread, counting its open client connections
-    /// (`seawall_gateway_worker_connections{worker}`). Call once, at start.
+    /// (`seawall_gateway_worker_connections{worker}`). Registered on the first call; later calls (a reloaded
+    /// listener) hand out the same gauges.
     pub(crate) fn gateway_worker_connections(&self, workers: usize) -> Vec<Gauge> {
-        let family = Family::<WorkerLabels, Gauge>::default();
-        self.register(
-            "gateway_worker_connections",
-            "Client connections open on each gateway worker thread",
-            family.clone(),
-        );
+        let family = self.worker_connections.get_or_init(|| {
+            let family = Family::<WorkerLabels, Gauge>::default();
+            self.register(
+                "gateway_worker_connections",
+                "Client connections open on each gateway worker thread",
+                family.clone(),
+            );
+            family
+        });
         (0..workers)
             .map(|worker| family.get_or_create(&WorkerLabels { worker }).clone())
             .collect()

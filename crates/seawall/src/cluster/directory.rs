@@ -44,6 +44,7 @@ impl Directory {
         let mut all: Vec<_> = self
             .breakers
             .providers()
+            .iter()
             .flat_map(|p| p.entries())
             .collect();
         if let Some(p) = &self.pipelines {

@@ -54,7 +54,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         file: path.to_owned(),
         source,
     })?;
-    parse(&src)
+    let mut config = parse(&src)?;
+    config.source = Some(path.to_owned());
+    Ok(config)
 }
 
 /// Turns a serde-saphyr error into a [`ConfigError`], finding the field path from its position.

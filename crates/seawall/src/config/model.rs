@@ -54,6 +54,9 @@ pub struct Config {
     /// Positions of the fields in the source, for errors raised after loading.
     #[serde(skip)]
     pub(crate) spans: SpanMap,
+    /// The file it was loaded from (by [`load`](super::load)), which a reload reads again.
+    #[serde(skip)]
+    pub source: Option<std::path::PathBuf>,
 }
 
 impl Config {

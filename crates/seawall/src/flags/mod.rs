@@ -9,6 +9,8 @@
 mod fetch;
 
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use seawall_flags::{CacheSnapshot, FetchResult, FlagCache, FlagHandle, FlagObserver};
@@ -29,8 +31,14 @@ pub const TELEMETRY_ENABLED: &str = "seawall.telemetry.enabled";
 /// The daemon's flag cache and its handles, one per provider and per output endpoint.
 pub struct Flags {
     cache: FlagCache,
+    /// The handles; a reload replaces them (new hosts acquired before old ones are let go).
+    handles: ArcSwap<Handles>,
+}
+
+/// One handle per provider target and per `http` output endpoint.
+struct Handles {
     /// (provider name, target name, handle on the target's host), in configuration order.
-    handles: Vec<(String, String, FlagHandle)>,
+    providers: Vec<(String, String, FlagHandle)>,
     /// (`http` output endpoint URL, handle on its host), endpoints and alternates alike.
     outputs: Vec<(String, FlagHandle)>,
 }
@@ -79,38 +87,42 @@ impl Flags {
         providers: &[ProviderConfig],
         pipelines: &[PipelineConfig],
     ) -> Result<Flags, FlagsError> {
-        let handles = providers
-            .iter()
-            .flat_map(|p| p.target_list().into_iter().map(move |t| (p, t)))
-            .map(|(p, t)| Ok((p.name.clone(), t.name, cache.acquire(t.base_url)?)))
-            .collect::<Result<_, seawall_flags::Error>>()?;
-        let outputs = pipelines
-            .iter()
-            .flat_map(|p| &p.outputs)
-            .filter(|o| o.kind == OutputType::Http)
-            .flat_map(|o| o.endpoint.iter().chain(&o.alternates))
-            .map(|url| Ok((url.clone(), cache.acquire(url)?)))
-            .collect::<Result<_, seawall_flags::Error>>()?;
+        let handles = Handles::acquire(&cache, providers, pipelines)?;
         Ok(Flags {
             cache,
-            handles,
-            outputs,
+            handles: ArcSwap::from_pointee(handles),
         })
+    }
+
+    /// Holds handles for the hosts of `providers` and `pipelines` from now on (a reloaded
+    /// configuration): a host that stays keeps its cached flags; one no longer named is let
+    /// go like any handle dropped.
+    pub fn rehandle(
+        &self,
+        providers: &[ProviderConfig],
+        pipelines: &[PipelineConfig],
+    ) -> Result<(), FlagsError> {
+        let handles = Handles::acquire(&self.cache, providers, pipelines)?;
+        self.handles.store(Arc::new(handles));
+        Ok(())
     }
 
     /// Reads each host's `seawall.circuit_breaker.enabled` (waiting for a cold host's first
     /// fetch, at most `fetch_timeout`) and sets the enforcement of the providers' breakers and
     /// of the output endpoints' breakers on that host.
     pub async fn apply(&self, breakers: &Breakers, pipelines: Option<&Pipelines>) {
-        for (provider, target, handle) in &self.handles {
+        let handles = self.handles.load_full();
+        for (provider, target, handle) in &handles.providers {
             let enabled = handle.get_bool(CIRCUIT_BREAKER_ENABLED, true).await;
-            if let Some(b) = breakers.provider(provider).and_then(|p| p.target(target)) {
-                b.set_metrics_only(!enabled);
+            if let Some(p) = breakers.provider(provider) {
+                if let Some(b) = p.target(target) {
+                    b.set_metrics_only(!enabled);
+                }
             }
         }
         let Some(pipelines) = pipelines else { return };
         let output_breakers = pipelines.breakers();
-        for (url, handle) in &self.outputs {
+        for (url, handle) in &handles.outputs {
             let enabled = handle.get_bool(CIRCUIT_BREAKER_ENABLED, true).await;
             for (labels, breaker) in &output_breakers {
                 if labels.endpoint == *url {
@@ -125,6 +137,8 @@ impl Flags {
     /// `true` for a provider without a handle.
     pub fn telemetry_enabled(&self, provider: &str) -> bool {
         self.handles
+            .load()
+            .providers
             .iter()
             .find(|(name, _, _)| name == provider)
             .is_none_or(|(_, _, handle)| handle.get_bool_now(TELEMETRY_ENABLED, true))
@@ -133,6 +147,28 @@ impl Flags {
     /// Hosts, handle counts, values, ages and errors, for `GET /v1/flags`.
     pub fn snapshot(&self) -> CacheSnapshot {
         self.cache.snapshot()
+    }
+}
+
+impl Handles {
+    fn acquire(
+        cache: &FlagCache,
+        providers: &[ProviderConfig],
+        pipelines: &[PipelineConfig],
+    ) -> Result<Handles, FlagsError> {
+        let providers = providers
+            .iter()
+            .flat_map(|p| p.target_list().into_iter().map(move |t| (p, t)))
+            .map(|(p, t)| Ok((p.name.clone(), t.name, cache.acquire(t.base_url)?)))
+            .collect::<Result<_, seawall_flags::Error>>()?;
+        let outputs = pipelines
+            .iter()
+            .flat_map(|p| &p.outputs)
+            .filter(|o| o.kind == OutputType::Http)
+            .flat_map(|o| o.endpoint.iter().chain(&o.alternates))
+            .map(|url| Ok((url.clone(), cache.acquire(url)?)))
+            .collect::<Result<_, seawall_flags::Error>>()?;
+        Ok(Handles { providers, outputs })
     }
 }
 

@@ -4,6 +4,7 @@
 //! fails over on `rejected`; every refusal is counted.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use foldhash::HashMap;
 use seawall_breaker::{OwnedPermit, Rejected, State};
@@ -11,7 +12,6 @@ use tokio::time::Instant;
 
 use super::target::Target;
 use super::upstream::Upstream;
-use crate::breakers::Breakers;
 use crate::config::FailoverOn;
 
 /// A call a breaker let through, and where it goes.
@@ -40,8 +40,7 @@ pub(crate) enum Refused {
 
 /// The candidates of one client request for `path`, and which have been tried.
 pub(crate) struct Candidates<'a> {
-    upstreams: &'a HashMap<String, Upstream>,
-    breakers: &'a Breakers,
+    upstreams: &'a HashMap<String, Arc<Upstream>>,
     primary: &'a Upstream,
     path: &'a str,
     /// The primary's label of `path`.
@@ -58,8 +57,7 @@ pub(crate) struct Candidates<'a> {
 
 impl<'a> Candidates<'a> {
     pub(crate) fn new(
-        upstreams: &'a HashMap<String, Upstream>,
-        breakers: &'a Breakers,
+        upstreams: &'a HashMap<String, Arc<Upstream>>,
         primary: &'a Upstream,
         path: &'a str,
         endpoint: &'a str,
@@ -67,7 +65,6 @@ impl<'a> Candidates<'a> {
     ) -> Self {
         Candidates {
             upstreams,
-            breakers,
             primary,
             path,
             endpoint,
@@ -85,7 +82,7 @@ impl<'a> Candidates<'a> {
             self.primary
                 .fallbacks
                 .iter()
-                .filter_map(move |n| upstreams.get(n)),
+                .filter_map(move |n| upstreams.get(n).map(|u| &**u)),
         )
     }
 
@@ -96,9 +93,7 @@ impl<'a> Candidates<'a> {
         let mut quota_back: Option<Instant> = None;
         let providers: Vec<&'a Upstream> = self.providers().collect();
         for (p, upstream) in providers.into_iter().enumerate() {
-            let Some(pb) = self.breakers.provider(&upstream.name) else {
-                continue;
-            };
+            let pb = &upstream.breakers;
             let label = if p == 0 {
                 Cow::Borrowed(self.endpoint)
             } else {
@@ -190,17 +185,14 @@ impl<'a> Candidates<'a> {
 /// Whether every candidate would refuse a call now (asking changes and counts nothing): a
 /// request that would be refused is not read first.
 pub(crate) fn would_refuse(
-    upstreams: &HashMap<String, Upstream>,
-    breakers: &Breakers,
+    upstreams: &HashMap<String, Arc<Upstream>>,
     primary: &Upstream,
     path: &str,
     endpoint: &str,
 ) -> bool {
     let now = Instant::now();
     let admits = |upstream: &Upstream, label: &str| {
-        let Some(pb) = breakers.provider(&upstream.name) else {
-            return false;
-        };
+        let pb = &upstream.breakers;
         upstream.targets.iter().zip(pb.targets()).any(|(t, tb)| {
             let spent = t
                 .limits

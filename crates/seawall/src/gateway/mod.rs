@@ -33,6 +33,7 @@ mod verdict;
 mod warn;
 mod websocket;
 
+use arc_swap::ArcSwap;
 use foldhash::HashMap;
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -81,7 +82,9 @@ use crate::telemetry::{Outcome, RequestEvent, Telemetry};
 /// ```
 #[derive(Clone)]
 pub struct Gateway {
-    shared: Arc<Shared>,
+    /// What a request is served with; a reload swaps it, a request keeps the one it began
+    /// with to its end.
+    shared: Arc<ArcSwap<Shared>>,
     /// Global health: while it fails, requests are shed. `None`: never shed.
     health: Option<Arc<Health>>,
     /// Where request events go. `None`: no events.
@@ -89,15 +92,25 @@ pub struct Gateway {
 }
 
 struct Shared {
-    /// Providers by route name.
-    upstreams: HashMap<String, Upstream>,
+    /// Providers by route name (an unchanged one is kept across reloads).
+    upstreams: HashMap<String, Arc<Upstream>>,
     /// The daemon's upstream connection pools (shared with the other outbound calls).
     pools: Arc<Pools>,
-    breakers: Arc<Breakers>,
+    /// The gateway's metric families (registered once).
+    families: Arc<metrics::Families>,
     metrics: Arc<Metrics>,
     auth: ClientAuth,
     /// `server.max_body`.
     max_body: u64,
+}
+
+/// What [`Gateway::reload`] did to the providers, by name.
+#[derive(Debug, Default, serde::Serialize, PartialEq, Eq)]
+pub struct GatewayReload {
+    /// Providers served as before (their targets' state, picker and retry budget kept).
+    pub kept: Vec<String>,
+    /// Providers prepared anew (new, or more than their breaker settings changed).
+    pub rebuilt: Vec<String>,
 }
 
 impl Gateway {
@@ -121,36 +134,38 @@ impl Gateway {
         metrics: Arc<Metrics>,
         pools: Arc<Pools>,
     ) -> Result<Gateway, GatewayError> {
-        let mut upstreams = HashMap::default();
-        let families = metrics::Families::register(&metrics);
-        for p in &config.providers {
-            if breakers.provider(&p.name).is_none() {
-                return Err(GatewayError::MissingBreakers {
-                    provider: p.name.clone(),
-                });
-            }
-            let upstream = Upstream::new(p, secrets, &pools, &families)?;
-            // A target whose breaker closes after probing gets its share back over `slow_start`.
-            if let Some(pb) = breakers.provider(&p.name) {
-                for (target, tb) in upstream.targets.iter().zip(pb.targets()) {
-                    let (picker, load) = (upstream.picker.clone(), target.load.clone());
-                    tb.on_recovered(move || picker.recovered(&load));
-                }
-            }
-            upstreams.insert(p.name.clone(), upstream);
-        }
+        let families = Arc::new(metrics::Families::register(&metrics));
+        let (shared, _) =
+            Shared::build(config, secrets, &breakers, metrics, pools, families, None)?;
         Ok(Gateway {
-            shared: Arc::new(Shared {
-                upstreams,
-                pools,
-                breakers,
-                metrics,
-                auth: ClientAuth::new(config, secrets),
-                max_body: config.server.max_body,
-            }),
+            shared: Arc::new(ArcSwap::from_pointee(shared)),
             health: None,
             telemetry: None,
         })
+    }
+
+    /// Serves `config` from now on (requests in flight finish with what they began with):
+    /// providers whose only change is their breaker settings, which `breakers` already
+    /// applied, are kept as they are; the others are prepared anew; client tokens and
+    /// `server.max_body` are `config`'s. Nothing changes on an error.
+    pub fn reload(
+        &self,
+        config: &Config,
+        secrets: &Secrets,
+        breakers: &Breakers,
+    ) -> Result<GatewayReload, GatewayError> {
+        let current = self.shared.load_full();
+        let (shared, report) = Shared::build(
+            config,
+            secrets,
+            breakers,
+            current.metrics.clone(),
+            current.pools.clone(),
+            current.families.clone(),
+            Some(&current.upstreams),
+        )?;
+        self.shared.store(Arc::new(shared));
+        Ok(report)
     }
 
     /// Sheds requests (provider-shaped `503`) while `health` fails.
@@ -168,13 +183,13 @@ impl Gateway {
     /// Closes pooled upstream connections that idled too long or that their server closed;
     /// call it now and then (the daemon does on every breaker tick).
     pub fn sweep_idle_connections(&self) {
-        self.shared.pools.sweep();
+        self.shared.load().pools.sweep();
     }
 
     /// `None` when `headers` carry an accepted client credential (or client auth is off),
     /// else the `401` to answer: for other routes of the gateway listener (`/ingest/…`).
     pub fn refuse_client(&self, headers: &http::HeaderMap) -> Option<Reply> {
-        (!self.shared.auth.admits(headers)).then(|| answers::unauthorized().into())
+        (!self.shared.load().auth.admits(headers)).then(|| answers::unauthorized().into())
     }
 
     /// Serves one client request from `remote`. Never fails: problems become JSON replies.
@@ -204,7 +219,7 @@ impl Gateway {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let s = &*self.shared;
+        let s = self.shared.load_full();
         if !s.auth.admits(req.headers()) {
             return (answers::unauthorized().into(), None);
         }
@@ -223,7 +238,9 @@ impl Gateway {
         // Dropped before it ends (the client went away; the transport drops the request's
         // future, and with it the upstream call): counted for the provider.
         let mut leaving = Leaving(Some(&primary.metrics.disconnects));
-        let served = self.serve_routed(parts, body, route, primary, remote).await;
+        let served = self
+            .serve_routed(&s, parts, body, route, primary, remote)
+            .await;
         leaving.0 = None;
         served
     }
@@ -231,6 +248,7 @@ impl Gateway {
     /// Serves a request routed to `primary`.
     async fn serve_routed<B>(
         &self,
+        s: &Shared,
         parts: http::request::Parts,
         body: B,
         route: Route<'_>,
@@ -241,7 +259,6 @@ impl Gateway {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let s = &*self.shared;
         let endpoint = primary.endpoint(route.path());
         let wants_event = self
             .telemetry
@@ -272,10 +289,8 @@ impl Gateway {
         // which count it (and admit the call after all if a breaker recovered meanwhile).
         let mut early = None;
         let mut early_candidates = None;
-        if !wants_model && admit::would_refuse(&s.upstreams, &s.breakers, primary, path, &endpoint)
-        {
-            let mut candidates =
-                Candidates::new(&s.upstreams, &s.breakers, primary, path, &endpoint, None);
+        if !wants_model && admit::would_refuse(&s.upstreams, primary, path, &endpoint) {
+            let mut candidates = Candidates::new(&s.upstreams, primary, path, &endpoint, None);
             match candidates.next() {
                 Ok(call) => early = Some(call),
                 Err(refused) => return self.refusal(primary, &endpoint, refused, None, &event),
@@ -301,7 +316,7 @@ impl Gateway {
         };
         let mut candidates = early_candidates.unwrap_or_else(|| {
             let model = model.as_deref();
-            Candidates::new(&s.upstreams, &s.breakers, primary, path, &endpoint, model)
+            Candidates::new(&s.upstreams, primary, path, &endpoint, model)
         });
         let mut parts = parts;
         let upgrade = parts.extensions.remove::<UpgradeRequest>().map(|u| u.0);
@@ -420,6 +435,59 @@ impl Gateway {
             }
             Refused::Exhausted => (answers::bad_gateway(&primary.name).into(), None),
         }
+    }
+}
+
+impl Shared {
+    /// What serves `config`, keeping the upstreams of `before` that may stay.
+    fn build(
+        config: &Config,
+        secrets: &Secrets,
+        breakers: &Breakers,
+        metrics: Arc<Metrics>,
+        pools: Arc<Pools>,
+        families: Arc<metrics::Families>,
+        before: Option<&HashMap<String, Arc<Upstream>>>,
+    ) -> Result<(Shared, GatewayReload), GatewayError> {
+        let mut upstreams = HashMap::default();
+        let mut report = GatewayReload::default();
+        for p in &config.providers {
+            let Some(pb) = breakers.provider(&p.name) else {
+                return Err(GatewayError::MissingBreakers {
+                    provider: p.name.clone(),
+                });
+            };
+            let kept = before
+                .and_then(|b| b.get(&p.name))
+                .filter(|u| u.serves(p, secrets, &pb));
+            let upstream = match kept {
+                Some(u) => {
+                    report.kept.push(p.name.clone());
+                    u.clone()
+                }
+                None => {
+                    report.rebuilt.push(p.name.clone());
+                    let upstream = Upstream::new(p, secrets, &pools, &families, pb.clone())?;
+                    // A target whose breaker closes after probing gets its share back over
+                    // `slow_start`.
+                    for (target, tb) in upstream.targets.iter().zip(pb.targets()) {
+                        let (picker, load) = (upstream.picker.clone(), target.load.clone());
+                        tb.on_recovered(move || picker.recovered(&load));
+                    }
+                    Arc::new(upstream)
+                }
+            };
+            upstreams.insert(p.name.clone(), upstream);
+        }
+        let shared = Shared {
+            upstreams,
+            pools,
+            families,
+            metrics,
+            auth: ClientAuth::new(config, secrets),
+            max_body: config.server.max_body,
+        };
+        Ok((shared, report))
     }
 }
 

@@ -12,8 +12,10 @@ use super::metrics::{Families, ProviderMetrics};
 use super::picker::Picker;
 use super::target::Target;
 use super::{path, GatewayError};
+use crate::breakers::ProviderBreakers;
 use crate::config::{
-    EndpointTemplate, FailoverConfig, ProviderConfig, ProviderKind, ProviderTimeouts, Secrets,
+    EndpointTemplate, FailoverConfig, ProviderConfig, ProviderKind, ProviderTimeouts, Secret,
+    Secrets,
 };
 use crate::http1::outbound::Pools;
 
@@ -37,6 +39,10 @@ pub(crate) struct Upstream {
     pub(crate) metrics: ProviderMetrics,
     /// `endpoints`: templates tried before the id heuristic when labelling an endpoint.
     endpoints: Vec<EndpointTemplate>,
+    /// Its breakers, one set per target.
+    pub(crate) breakers: Arc<ProviderBreakers>,
+    /// What it was made from, so a reload can tell whether it may stay.
+    source: (ProviderConfig, Vec<Option<Secret>>),
 }
 
 impl Upstream {
@@ -46,16 +52,14 @@ impl Upstream {
         secrets: &Secrets,
         pools: &Pools,
         families: &Families,
+        breakers: Arc<ProviderBreakers>,
     ) -> Result<Self, GatewayError> {
+        let keys = keys_of(config, secrets);
         let targets = config
             .target_list()
             .iter()
-            .map(|t| {
-                let key = secrets
-                    .provider_keys
-                    .get(&(config.name.clone(), t.name.clone()));
-                Target::new(config, t, key, pools, families)
-            })
+            .zip(&keys)
+            .map(|(t, key)| Target::new(config, t, key.as_ref(), pools, families))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Upstream {
             name: config.name.clone(),
@@ -76,7 +80,26 @@ impl Upstream {
             ),
             metrics: families.of(&config.name),
             endpoints: config.endpoints.clone(),
+            breakers,
+            source: (config.clone(), keys),
         })
+    }
+
+    /// Whether a reload may keep this upstream (its target state, picker and budget) for
+    /// `config`: nothing but breaker settings changed, its keys did not, and the breakers
+    /// are the same set.
+    pub(crate) fn serves(
+        &self,
+        config: &ProviderConfig,
+        secrets: &Secrets,
+        breakers: &Arc<ProviderBreakers>,
+    ) -> bool {
+        let (was, keys) = &self.source;
+        let mut now = config.clone();
+        now.circuit_breaker = was.circuit_breaker.clone();
+        now.max_keys = was.max_keys;
+        now.idle_evict = was.idle_evict;
+        now == *was && *keys == keys_of(config, secrets) && Arc::ptr_eq(&self.breakers, breakers)
     }
 
     /// The endpoint label of the normal request `path`: this provider's breaker key and the
@@ -102,6 +125,20 @@ impl Upstream {
     }
 }
 
+/// The keys of `config`'s targets, in order.
+fn keys_of(config: &ProviderConfig, secrets: &Secrets) -> Vec<Option<Secret>> {
+    config
+        .target_list()
+        .iter()
+        .map(|t| {
+            secrets
+                .provider_keys
+                .get(&(config.name.clone(), t.name.clone()))
+                .cloned()
+        })
+        .collect()
+}
+
 /// The statuses each kind counts as failures (the README's provider table).
 fn default_failure_status(kind: ProviderKind) -> &'static [u16] {
     match kind {
@@ -118,10 +155,19 @@ mod tests {
 
     fn upstream(base: &str, kind: &str) -> Upstream {
         let yaml = format!("providers: [{{ name: p, kind: {kind}, base_url: '{base}' }}]");
+        of(&yaml)
+    }
+
+    /// The upstream of the first provider of `yaml`.
+    fn of(yaml: &str) -> Upstream {
         let pools = Pools::new().unwrap();
-        let families = Families::register(&crate::metrics::Metrics::new());
-        let config = parse(&yaml).unwrap();
-        Upstream::new(&config.providers[0], &Secrets::default(), &pools, &families).unwrap()
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let families = Families::register(&metrics);
+        let config = parse(yaml).unwrap();
+        let p = &config.providers[0];
+        let clock = crate::breakers::tokio_clock();
+        let breakers = Arc::new(ProviderBreakers::new(p, clock, metrics).unwrap());
+        Upstream::new(p, &Secrets::default(), &pools, &families, breakers).unwrap()
     }
 
     #[test]
@@ -141,11 +187,7 @@ mod tests {
     fn endpoints_follow_the_providers_own_templates() {
         let yaml = "providers: [{ name: p, kind: generic, base_url: 'http://127.0.0.1:1', \
                     endpoints: ['/v1/items/{item}'] }]";
-        let pools = Pools::new().unwrap();
-        let families = Families::register(&crate::metrics::Metrics::new());
-        let config = parse(yaml).unwrap();
-        let u =
-            Upstream::new(&config.providers[0], &Secrets::default(), &pools, &families).unwrap();
+        let u = of(yaml);
         assert_eq!(u.endpoint("/v1/items/short/"), "/v1/items/{item}");
         assert_eq!(u.endpoint("/v1/other/123"), "/v1/other/{id}");
         assert_eq!(

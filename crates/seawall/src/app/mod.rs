@@ -26,6 +26,13 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+mod listener;
+mod reload;
+
+pub use listener::Moved;
+pub use reload::{ReloadOutcome, Reloader};
+
+use self::listener::Listener;
 use crate::admin::{Admin, Readiness};
 use crate::breakers::{tokio_clock, Breakers};
 use crate::cluster::{Cluster, ClusterError, Directory};
@@ -40,14 +47,14 @@ use crate::pipeline::{PipelineError, Pipelines};
 use crate::router::Router;
 use crate::server::tls::{self, TlsAcceptor, TlsError, TlsMetrics};
 use crate::server::workers::Workers;
-use crate::server::{self, Balance, Limits, Timeouts};
+use crate::server::{self, Balance, Limits};
 use crate::telemetry::Telemetry;
 
 /// Breaker timer period when no provider is configured.
 const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Bounds of the admin listener: a handful of scrapers and operators, quick answers.
-fn admin_limits() -> Limits {
+pub(crate) fn admin_limits() -> Limits {
     Limits::new(64, Duration::from_secs(2))
 }
 
@@ -119,7 +126,10 @@ impl AppError {
             Self::Pipeline(e) => e.is_config_error(),
             other => matches!(
                 other,
-                Self::AuthRequired { .. } | Self::Breaker { .. } | Self::Flags(_) | Self::Cluster(_)
+                Self::AuthRequired { .. }
+                    | Self::Breaker { .. }
+                    | Self::Flags(_)
+                    | Self::Cluster(_)
             ),
         }
     }
@@ -175,9 +185,8 @@ impl App {
             None => None,
         };
         let [gateway_tls, admin_tls] = tls_acceptors(&config, &metrics)?;
-        let (mut gateway_listeners, gateway_addr) = bind_workers(&config)?;
-        let (admin_listener, admin_addr) =
-            bind(&config, "admin.listen", config.admin.listen).await?;
+        let (gateway_sockets, gateway_addr) = bind_workers(&config)?;
+        let (admin_sockets, admin_addr) = bind_admin(&config)?;
         tls::warn_if_plaintext("gateway", "server", gateway_addr, gateway_tls.is_some());
         tls::warn_if_plaintext("admin", "admin", admin_addr, admin_tls.is_some());
         // Last of the fallible steps: it spawns the output workers.
@@ -222,6 +231,9 @@ impl App {
             gateway = gateway.with_telemetry(Arc::new(telemetry));
         }
         let sweeper = gateway.clone();
+        let gateway_for_reload = gateway.clone();
+        let breakers_for_reload = breakers.clone();
+        let flags_for_reload = flags.clone();
         let router = Arc::new(Router {
             gateway,
             pipelines: pipelines.clone(),
@@ -245,55 +257,25 @@ impl App {
         }
         let admin = Arc::new(admin);
 
-        let (stop, _) = broadcast::channel::<()>(1);
-        let t = &config.server.timeouts;
-        let gateway_limits = Limits {
-            max_connections: config.server.max_connections,
-            shutdown_grace: config.server.shutdown_grace,
-            timeouts: Timeouts {
-                keepalive_idle: t.keepalive_idle,
-                request_head: t.request_head,
-                request_body_idle: t.request_body_idle,
-                response_write_idle: t.response_write_idle,
-            },
-            h2_max_streams: config.server.h2.max_concurrent_streams,
-        };
-        // No wrapping `async` block: the request future is `Router::handle`'s own.
-        let handler = move |req, remote| router.clone().handle(req, remote);
-        let gateway_server = if config.server.workers == 0 {
-            // On this runtime's shared threads; `bind_workers` bound the one socket.
-            let listener = TcpListener::from_std(gateway_listeners.swap_remove(0))
-                .map_err(bind_error(&config, "server.listen", config.server.listen))?;
-            tokio::spawn(server::serve(
-                listener,
-                gateway_tls.clone(),
-                handler,
-                recv(stop.subscribe()),
-                gateway_limits,
-            ))
-        } else {
-            let stop = stop.clone();
-            let balance = Balance::new(metrics.gateway_worker_connections(config.server.workers));
-            let workers = Workers {
-                shutdown: move || recv(stop.subscribe()),
-                // Each thread keeps and reuses its own upstream connections.
-                on_thread_start: outbound::use_pool_stripe,
-                limits: gateway_limits,
-                tls: gateway_tls.clone(),
-                balance,
-            };
-            tokio::spawn(server::workers::serve(gateway_listeners, handler, workers))
-        };
+        let gateway_listener = Listener::start(
+            "gateway",
+            reload::gateway_listen(&config),
+            gateway_sockets,
+            spawn_gateway(router, metrics.clone(), gateway_tls.clone()),
+        )
+        .map_err(bind_error(&config, "server.listen", config.server.listen))?;
         // The admin listener outlives the gateway's drain, so `/readyz` reports it and
         // `/metrics` can still be scraped.
-        let (admin_stop, admin_stopped) = broadcast::channel::<()>(1);
-        let admin_server = tokio::spawn(server::serve(
-            admin_listener,
-            admin_tls.clone(),
-            move |req, remote| std::future::ready(Reply::from(admin.handle(&req, remote))),
-            recv(admin_stopped),
-            admin_limits(),
-        ));
+        let admin_listener = Listener::start(
+            "admin",
+            reload::admin_listen(&config),
+            admin_sockets,
+            spawn_admin(admin.clone(), admin_tls.clone()),
+        )
+        .map_err(bind_error(&config, "admin.listen", config.admin.listen))?;
+        let (gateway_listener, admin_listener) =
+            (Arc::new(gateway_listener), Arc::new(admin_listener));
+        let (stop, _) = broadcast::channel::<()>(1);
         let flag_watch = flags.map(|f| {
             let every = check_interval(&config);
             tokio::spawn(flags::watch(f, breakers.clone(), pipelines.clone(), every))
@@ -308,28 +290,19 @@ impl App {
         let grace = config.server.shutdown_grace;
         let stopping = pipelines.clone();
         let mut shutdown_started = stop.subscribe();
+        let (gateway_done, admin_done) = (gateway_listener.clone(), admin_listener.clone());
         let done = tokio::spawn(async move {
-            let mut gateway_server = gateway_server;
             // `server.shutdown_grace` bounds the whole drain: the gateway's requests first,
             // then whatever is left of it for the outputs' queues.
-            let started = tokio::select! {
-                _ = shutdown_started.recv() => Some(Instant::now()),
-                result = &mut gateway_server => {
-                    if let Err(error) = result {
-                        tracing::error!(%error, "gateway server task failed");
-                    }
-                    None
-                }
-            };
-            if started.is_some() {
-                if let Err(error) = gateway_server.await {
-                    tracing::error!(%error, "gateway server task failed");
-                }
-            }
+            let _ = shutdown_started.recv().await;
+            let started = Instant::now();
+            gateway_done.stop();
+            gateway_done.wait().await;
             // No new events can arrive now: let the outputs drain what is queued.
             if let Some(pipelines) = &pipelines {
-                let left = started.map_or(grace, |s| grace.saturating_sub(s.elapsed()));
-                pipelines.shutdown(left).await;
+                pipelines
+                    .shutdown(grace.saturating_sub(started.elapsed()))
+                    .await;
             }
             // Breakers tick while requests and queues drain; after that nothing reads them.
             ticker.abort();
@@ -337,12 +310,26 @@ impl App {
             for task in [flag_watch, monitor].into_iter().flatten() {
                 task.abort();
             }
-            let _ = admin_stop.send(());
-            if let Err(error) = admin_server.await {
-                tracing::error!(%error, "admin server task failed");
-            }
+            admin_done.stop();
+            admin_done.wait().await;
             tracing::info!("seawall stopped");
         });
+        let reloader = Arc::new(Reloader::new(
+            config.clone(),
+            secrets.clone(),
+            reload::Parts {
+                breakers: breakers_for_reload,
+                gateway: gateway_for_reload,
+                flags: flags_for_reload,
+                admin_token: admin.token_cell(),
+                gateway_listener,
+                admin_listener,
+                tls: [gateway_tls.clone(), admin_tls.clone()],
+            },
+            &metrics,
+        ));
+        let weak: std::sync::Weak<dyn crate::admin::Reload> = Arc::downgrade(&reloader) as _;
+        admin.set_reloader(weak);
 
         readiness.set_ready();
         let providers: Vec<&str> = config.providers.iter().map(|p| p.name.as_str()).collect();
@@ -359,12 +346,11 @@ impl App {
             telemetry = config.telemetry.as_ref().map(|t| t.pipeline.as_str()),
             admin_actions = secrets.admin_token.is_some(), "seawall started");
         Ok(RunningApp {
-            gateway_addr,
-            admin_addr,
             tls: [gateway_tls, admin_tls].into_iter().flatten().collect(),
             pipelines: stopping,
             stop,
             readiness,
+            reloader,
             done,
         })
     }
@@ -405,10 +391,6 @@ fn health_probes(probes: Probes, pipelines: &Option<Arc<Pipelines>>) -> Probes {
 /// A started daemon: its bound addresses and its shutdown controls.
 #[derive(Debug)]
 pub struct RunningApp {
-    /// Where the gateway actually listens (a configured port 0 is resolved).
-    gateway_addr: SocketAddr,
-    /// Where the admin API actually listens.
-    admin_addr: SocketAddr,
     /// The listeners' TLS (none, one or both), for [`RunningApp::reload_certificates`].
     tls: Vec<Arc<TlsAcceptor>>,
     /// Told to stop accepting events at the first shutdown signal.
@@ -417,19 +399,21 @@ pub struct RunningApp {
     stop: broadcast::Sender<()>,
     /// Set to draining on shutdown, for `/readyz`.
     readiness: Arc<Readiness>,
+    /// Reloads the configuration (`SIGHUP`, `POST /v1/reload`).
+    reloader: Arc<Reloader>,
     /// Completes when both servers have stopped.
     done: JoinHandle<()>,
 }
 
 impl RunningApp {
-    /// The gateway's bound address.
+    /// The gateway's bound address (after a reload that moved it, the new one).
     pub fn gateway_addr(&self) -> SocketAddr {
-        self.gateway_addr
+        self.reloader.gateway_listener.local_addr()
     }
 
-    /// The admin listener's bound address.
+    /// The admin listener's bound address (after a reload that moved it, the new one).
     pub fn admin_addr(&self) -> SocketAddr {
-        self.admin_addr
+        self.reloader.admin_listener.local_addr()
     }
 
     /// Reads every TLS listener's certificate and key files again; each listener serves its
@@ -444,6 +428,12 @@ impl RunningApp {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Reads the configuration file again and applies it (see [`Reloader`]); without a file
+    /// (a configuration built in code) there is nothing to reload.
+    pub async fn reload(&self) -> ReloadOutcome {
+        self.reloader.reload().await
     }
 
     /// Starts a graceful shutdown: `/readyz` turns 503, ingest answers `503 shutting_down`
@@ -470,16 +460,75 @@ impl RunningApp {
     }
 }
 
-/// Binds the listener configured at `field` and reads back its address (port 0 resolved).
-async fn bind(
-    config: &Config,
-    field: &'static str,
-    addr: SocketAddr,
-) -> Result<(TcpListener, SocketAddr), AppError> {
-    let error = bind_error(config, field, addr);
-    let listener = TcpListener::bind(addr).await.map_err(&error)?;
-    let local = listener.local_addr().map_err(&error)?;
-    Ok((listener, local))
+/// The admin listener's socket and its address (port 0 resolved).
+fn bind_admin(config: &Config) -> Result<(Vec<std::net::TcpListener>, SocketAddr), AppError> {
+    let error = bind_error(config, "admin.listen", config.admin.listen);
+    let sockets = server::workers::bind(config.admin.listen, 1).map_err(&error)?;
+    let local = sockets[0].local_addr().map_err(&error)?;
+    Ok((sockets, local))
+}
+
+/// Starts a generation of the gateway listener: on this runtime's shared threads with
+/// `workers: 0`, else on that many threads of their own.
+fn spawn_gateway(
+    router: Arc<Router>,
+    metrics: Arc<Metrics>,
+    tls: Option<Arc<TlsAcceptor>>,
+) -> listener::Spawn {
+    Box::new(move |sockets, listen, stop| {
+        let router = router.clone();
+        // No wrapping `async` block: the request future is `Router::handle`'s own.
+        let handler = move |req, remote| router.clone().handle(req, remote);
+        if listen.workers == 0 {
+            let stop = stop.subscribe();
+            let (tls, limits) = (tls.clone(), listen.limits);
+            let socket = sockets.into_iter().next();
+            tokio::spawn(async move {
+                match socket.map(TcpListener::from_std) {
+                    Some(Ok(listener)) => {
+                        server::serve(listener, tls, handler, recv(stop), limits).await;
+                    }
+                    Some(Err(error)) => tracing::error!(%error, "cannot serve the gateway socket"),
+                    None => tracing::error!("no gateway socket to serve"),
+                }
+            })
+        } else {
+            let stop = stop.clone();
+            let balance = Balance::new(metrics.gateway_worker_connections(listen.workers));
+            let workers = Workers {
+                shutdown: move || recv(stop.subscribe()),
+                // Each thread keeps and reuses its own upstream connections.
+                on_thread_start: outbound::use_pool_stripe,
+                limits: listen.limits,
+                tls: tls.clone(),
+                balance,
+            };
+            tokio::spawn(server::workers::serve(sockets, handler, workers))
+        }
+    })
+}
+
+/// Starts a generation of the admin listener.
+fn spawn_admin(admin: Arc<Admin>, tls: Option<Arc<TlsAcceptor>>) -> listener::Spawn {
+    Box::new(move |sockets, listen, stop| {
+        let admin = admin.clone();
+        let stop = stop.subscribe();
+        let (tls, limits) = (tls.clone(), listen.limits);
+        let socket = sockets.into_iter().next();
+        tokio::spawn(async move {
+            let handler = move |req, remote| {
+                let admin = admin.clone();
+                async move { Reply::from(admin.serve(req, remote).await) }
+            };
+            match socket.map(TcpListener::from_std) {
+                Some(Ok(listener)) => {
+                    server::serve(listener, tls, handler, recv(stop), limits).await
+                }
+                Some(Err(error)) => tracing::error!(%error, "cannot serve the admin socket"),
+                None => tracing::error!("no admin socket to serve"),
+            }
+        })
+    })
 }
 
 /// The gateway's listening sockets, one per worker (`server.workers`; one when it is 0),
