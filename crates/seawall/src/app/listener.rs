@@ -153,6 +153,9 @@ impl Listener {
         let mut state = self.lock();
         state.stopped = true;
         let _ = state.current.stop.send(());
+        // The sockets kept for a next generation: closed, so the address refuses at once
+        // (the generation's own copies close when it stops accepting).
+        state.current.sockets.clear();
     }
 
     /// Resolves when every generation has finished (after [`stop`](Self::stop)).

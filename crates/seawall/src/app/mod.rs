@@ -197,7 +197,7 @@ impl App {
                 &config.pipelines,
                 tokio_clock(),
                 metrics.clone(),
-                &pools,
+                pools.clone(),
             )?)
         };
 
@@ -289,6 +289,7 @@ impl App {
         ));
         let grace = config.server.shutdown_grace;
         let stopping = pipelines.clone();
+        let pipelines_for_reload = pipelines.clone();
         let mut shutdown_started = stop.subscribe();
         let (gateway_done, admin_done) = (gateway_listener.clone(), admin_listener.clone());
         let done = tokio::spawn(async move {
@@ -321,6 +322,7 @@ impl App {
                 breakers: breakers_for_reload,
                 gateway: gateway_for_reload,
                 flags: flags_for_reload,
+                pipelines: pipelines_for_reload,
                 admin_token: admin.token_cell(),
                 gateway_listener,
                 admin_listener,

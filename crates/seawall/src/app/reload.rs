@@ -4,13 +4,16 @@
 //!
 //! - providers that stayed keep their breakers (state and counters), with changed breaker
 //!   settings applied to them; removed ones drain with their last requests;
+//! - pipelines' outputs that stayed keep their queues, breakers and counts (breaker settings
+//!   applied in place); changed and removed ones drain (see [`crate::pipeline`]'s reload);
 //! - client tokens, `server.max_body`, the admin token and the flag handles follow the file;
 //! - TLS certificates are read again (from the new paths, if they moved);
 //! - a listener whose address, workers, limits or timeouts changed gets a new generation
 //!   (the same socket, or a new one at a new address) while the old one drains.
 //!
-//! What cannot change while running (pipelines, `global_health`, `telemetry`, `cluster`,
-//! `feature_flags` settings, TLS switched on or off) is listed as needing a restart.
+//! What cannot change while running (`global_health`, `telemetry`, `cluster`,
+//! `feature_flags` settings, TLS switched on or off, pipelines where none ran, a disk-buffered
+//! pipeline beyond its breaker settings) is listed as needing a restart.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -30,6 +33,7 @@ use crate::config::{self, Config, Secret, Secrets};
 use crate::flags::Flags;
 use crate::gateway::{Gateway, GatewayReload};
 use crate::metrics::Metrics;
+use crate::pipeline::{Pipelines, PipelinesReload};
 use crate::server::tls::TlsAcceptor;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -52,6 +56,9 @@ pub struct ReloadOutcome {
     /// Which providers the gateway kept and which it prepared anew.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewayReload>,
+    /// What happened to each pipeline and its outputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipelines: Option<PipelinesReload>,
     /// What happened to the gateway listener.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway_listener: Option<Moved>,
@@ -69,6 +76,7 @@ impl ReloadOutcome {
             error: Some(error),
             providers: None,
             gateway: None,
+            pipelines: None,
             gateway_listener: None,
             admin_listener: None,
             restart_required: Vec::new(),
@@ -90,6 +98,7 @@ pub struct Reloader {
     pub(crate) breakers: Arc<Breakers>,
     pub(crate) gateway: Gateway,
     pub(crate) flags: Option<Arc<Flags>>,
+    pub(crate) pipelines: Option<Arc<Pipelines>>,
     pub(crate) admin_token: Arc<ArcSwapOption<Secret>>,
     pub(crate) gateway_listener: Arc<Listener>,
     pub(crate) admin_listener: Arc<Listener>,
@@ -111,6 +120,7 @@ pub(crate) struct Parts {
     pub(crate) breakers: Arc<Breakers>,
     pub(crate) gateway: Gateway,
     pub(crate) flags: Option<Arc<Flags>>,
+    pub(crate) pipelines: Option<Arc<Pipelines>>,
     pub(crate) admin_token: Arc<ArcSwapOption<Secret>>,
     pub(crate) gateway_listener: Arc<Listener>,
     pub(crate) admin_listener: Arc<Listener>,
@@ -136,6 +146,7 @@ impl Reloader {
             breakers: parts.breakers,
             gateway: parts.gateway,
             flags: parts.flags,
+            pipelines: parts.pipelines,
             admin_token: parts.admin_token,
             gateway_listener: parts.gateway_listener,
             admin_listener: parts.admin_listener,
@@ -174,6 +185,7 @@ impl Reloader {
             error: None,
             providers: None,
             gateway: None,
+            pipelines: None,
             gateway_listener: None,
             admin_listener: None,
             restart_required: restart_required(old, &config),
@@ -205,6 +217,23 @@ impl Reloader {
             .reload(config, secrets, &self.breakers)
             .map_err(|e| format!("gateway: {e}"))?;
         outcome.gateway = Some(gateway);
+        match &self.pipelines {
+            Some(pipelines) => {
+                let report = pipelines
+                    .reload(&config.pipelines)
+                    .map_err(|e| e.to_string())?;
+                for name in &report.restart_required {
+                    outcome
+                        .restart_required
+                        .push(format!("pipelines `{name}` (disk buffer)"));
+                }
+                outcome.pipelines = Some(report);
+            }
+            None if !config.pipelines.is_empty() => outcome
+                .restart_required
+                .push("pipelines (none ran at start)".into()),
+            None => {}
+        }
         if let Some(flags) = &self.flags {
             flags
                 .rehandle(&config.providers, &config.pipelines)
@@ -243,6 +272,7 @@ impl Reloader {
         }
         match outcome.result {
             "applied" => tracing::info!(providers = ?outcome.providers,
+                pipelines = ?outcome.pipelines,
                 gateway_listener = ?outcome.gateway_listener,
                 admin_listener = ?outcome.admin_listener,
                 restart_required = ?outcome.restart_required, "configuration reloaded"),
@@ -303,7 +333,6 @@ fn restart_required(old: &Config, new: &Config) -> Vec<String> {
             changed.push(name.to_owned());
         }
     };
-    check("pipelines", old.pipelines == new.pipelines);
     check("global_health", old.global_health == new.global_health);
     check("telemetry", old.telemetry == new.telemetry);
     check("cluster", old.cluster == new.cluster);

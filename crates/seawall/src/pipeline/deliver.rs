@@ -23,14 +23,14 @@ pub(crate) enum Delivery {
 }
 
 /// Per-output delivery settings.
-pub(crate) struct Route {
+pub(crate) struct SendLimits {
     /// Timeout of one send.
     pub(crate) timeout: Duration,
     /// Reroutes allowed per batch.
     pub(crate) max_reroutes: u32,
 }
 
-impl Route {
+impl SendLimits {
     /// Walks the endpoints in order for `payload`, named `id` on every endpoint.
     pub(crate) async fn deliver(
         &self,

@@ -1,4 +1,4 @@
-//! The pipeline's Prometheus families (DESIGN §4/§5), registered once per [`Metrics`], with
+//! The pipeline's Prometheus families (named in the README's metrics reference), registered once per [`Metrics`], with
 //! per-output handles created up front so every series exists from the start at zero.
 
 use std::sync::atomic::AtomicU64;

@@ -1,4 +1,4 @@
-//! The event pipeline (DESIGN §4): `POST /ingest/{pipeline}` fans events out to outputs, each
+//! The event pipeline (docs/ARCHITECTURE.md, "An ingested event"): `POST /ingest/{pipeline}` fans events out to outputs, each
 //! behind its own bounded queue and per-endpoint breakers, with reroute → buffer → sampling →
 //! drop. Delivery is at least once: a batch whose send may have arrived is sent again, under
 //! the same `x-seawall-batch-id`.
@@ -16,6 +16,8 @@
 //! - `worker.rs`: batching, holding events while the output cannot deliver, the retry buffer.
 //! - `disk/`: the disk buffer (`buffer.type: disk`): a segmented log per pipeline, a cursor
 //!   file per output, replay at start; `durable.rs`: a worker's side of it.
+//! - `reload.rs`: a new configuration applied while running (unchanged outputs keep their
+//!   queues, removed ones drain).
 //! - `metrics.rs`, `view.rs`: the Prometheus families and `GET /v1/pipelines`.
 
 mod deliver;
@@ -28,6 +30,7 @@ mod ledger;
 mod metrics;
 mod output;
 mod parse;
+mod reload;
 mod sink;
 mod view;
 mod worker;
@@ -36,6 +39,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use prometheus_client::metrics::counter::Counter;
 use seawall_breaker::{CircuitBreaker, Clock};
 use tokio::sync::watch;
@@ -48,9 +52,10 @@ use crate::memory::Budget;
 use crate::metrics::{BreakerLabels, Metrics};
 
 pub use error::PipelineError;
+pub use reload::PipelinesReload;
 pub use view::{BufferView, DroppedView, EndpointView, FillView, OutputView, PipelineView};
 
-use deliver::Route;
+use deliver::SendLimits;
 use disk::{Disk, Refused};
 use durable::Durable;
 use events::Chunk;
@@ -63,7 +68,8 @@ use worker::Worker;
 /// Each output counts its events so that, in every snapshot,
 /// `accepted = delivered + sampled_out + dropped + pending`.
 pub struct Pipelines {
-    pipelines: Vec<Pipeline>,
+    /// Swapped by a reload; a request keeps the pipeline it found until it is done.
+    pipelines: ArcSwap<Vec<Arc<Pipeline>>>,
     /// Cleared by [`stop_accepting`](Pipelines::stop_accepting): ingest answers 503, submit
     /// refuses.
     accepting: AtomicBool,
@@ -72,13 +78,49 @@ pub struct Pipelines {
     /// Counts ingest requests refused at admission and shapes their answer; set by the app
     /// when global health is on.
     health: OnceLock<Arc<Health>>,
-    /// Tells workers to skip linger and finish once everything is delivered.
-    draining: watch::Sender<bool>,
-    workers: Mutex<Vec<JoinHandle<()>>>,
+    /// Every output worker still running: the current outputs' and those a reload removed
+    /// that are still draining.
+    workers: Mutex<Vec<Running>>,
+    /// The disk buffers of pipelines a reload removed (closed at shutdown).
+    retired_disks: Mutex<Vec<Arc<Disk>>>,
+    /// What outputs are built with (at start and by a reload).
+    build: Build,
+}
+
+/// What every output of the daemon is built with.
+struct Build {
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    families: metrics::Families,
+    pools: Arc<Pools>,
+}
+
+impl Build {
+    fn shared<'a>(&'a self, budget: &'a Arc<Budget>) -> Shared<'a> {
+        Shared {
+            clock: &self.clock,
+            metrics: &self.metrics,
+            families: &self.families,
+            budget,
+            pools: &self.pools,
+        }
+    }
+}
+
+/// An output's worker task.
+struct Running {
+    pipeline: String,
+    output: Arc<Output>,
+    on_disk: bool,
+    /// Tells the worker to skip linger and finish once everything is delivered.
+    drain: Arc<watch::Sender<bool>>,
+    handle: JoinHandle<()>,
 }
 
 /// One pipeline: its limits and outputs.
 struct Pipeline {
+    /// The configuration it runs (a reload compares against it).
+    config: PipelineConfig,
     name: String,
     max_body: u64,
     /// `max_depth`: deepest nesting of an event.
@@ -90,6 +132,23 @@ struct Pipeline {
     outputs: Vec<Arc<Output>>,
     /// With `buffer.type: disk`: the log every accepted event is appended to first.
     disk: Option<Arc<Disk>>,
+    /// Outputs a reload removed: told to drain once the last request that found this
+    /// pipeline is done offering to them (when this is dropped), so no late offer is left
+    /// behind.
+    retire_on_drop: Mutex<Vec<Arc<watch::Sender<bool>>>>,
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        for drain in self
+            .retire_on_drop
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            drain.send_replace(true);
+        }
+    }
 }
 
 impl Pipeline {
@@ -149,7 +208,7 @@ impl Pipelines {
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Pipelines>, PipelineError> {
         let pools = Pools::new().map_err(|e| PipelineError::Tls(e.to_string()))?;
-        Self::start_with_pools(configs, clock, metrics, &pools)
+        Self::start_with_pools(configs, clock, metrics, Arc::new(pools))
     }
 
     /// [`Pipelines::start`], sending `http` batches through `pools` (the daemon shares one set).
@@ -157,94 +216,57 @@ impl Pipelines {
         configs: &[PipelineConfig],
         clock: Clock,
         metrics: Arc<Metrics>,
-        pools: &Pools,
+        pools: Arc<Pools>,
     ) -> Result<Arc<Pipelines>, PipelineError> {
         let families = metrics::Families::register(&metrics);
         let budget = Budget::new(&metrics);
-        let (draining, _) = watch::channel(false);
-        let mut pipelines = Vec::new();
-        let mut workers = Vec::new();
-        let shared = Shared {
-            clock: &clock,
-            metrics: &metrics,
-            families: &families,
-            budget: &budget,
+        let build = Build {
+            clock,
+            metrics,
+            families,
             pools,
         };
+        let mut pipelines = Vec::new();
+        let mut workers = Vec::new();
         for p in configs {
-            let (disk, resumed) = open_disk(p, &families)?;
-            let end = disk.as_ref().map_or(0, |d| d.log.end());
-            let mut outputs = Vec::new();
-            for (i, o) in p.outputs.iter().enumerate() {
-                let resume = resumed.get(i).map(|r| (&r.mark, end, r.pos));
-                let (output, sinks) = output::build(p, o, &shared, resume)?;
-                let durable = disk.as_ref().zip(resumed.get(i)).map(|(d, r)| {
-                    let syncs_file =
-                        o.kind == OutputType::File && p.buffer.sync != SyncPolicy::None;
-                    Durable::new(
-                        d.clone(),
-                        r.file.clone(),
-                        r.mark,
-                        syncs_file,
-                        p.buffer.sync_interval,
-                    )
-                });
-                let id_prefix = output
-                    .ledger
-                    .batch_prefix()
-                    .unwrap_or_else(|| fastrand::u64(..));
-                workers.push(Worker {
-                    pipeline: p.name.clone(),
-                    output: output.clone(),
-                    sinks,
-                    batch: o.batch.clone(),
-                    route: Route {
-                        timeout: o.timeout,
-                        max_reroutes: p.fallback.reroute.max_attempts,
-                    },
-                    id_prefix,
-                    draining: draining.subscribe(),
-                    durable,
-                });
-                outputs.push(output);
-            }
-            let accepted_metric = families.accepted(&p.name);
-            accepted_metric.inc_by(end);
-            let accepted = Arc::new(AtomicU64::new(end));
-            if let Some(disk) = &disk {
-                let offer =
-                    offer_logged(outputs.clone(), accepted.clone(), accepted_metric.clone());
-                disk.start_writer(offer)
-                    .map_err(|source| PipelineError::Buffer {
-                        pipeline: p.name.clone(),
-                        path: disk.path.clone(),
-                        source,
-                    })?;
-            }
-            pipelines.push(Pipeline {
-                name: p.name.clone(),
-                max_body: p.max_body,
-                max_depth: p.max_depth,
-                accepted,
-                accepted_metric,
-                outputs,
-                disk,
-            });
+            let (pipeline, w) = build_pipeline(p, &build.shared(&budget))?;
+            pipelines.push(Arc::new(pipeline));
+            workers.extend(w);
         }
-        // Spawn only once everything is built, so a failed start leaves no task behind.
-        let handles = workers.into_iter().map(|w| tokio::spawn(w.run())).collect();
-        Ok(Arc::new(Pipelines {
-            pipelines,
+        let pipelines = Arc::new(Pipelines {
+            pipelines: ArcSwap::from_pointee(pipelines),
             accepting: AtomicBool::new(true),
             budget,
             health: OnceLock::new(),
-            draining,
-            workers: Mutex::new(handles),
-        }))
+            workers: Mutex::new(Vec::new()),
+            retired_disks: Mutex::new(Vec::new()),
+            build,
+        });
+        // Spawn only once everything is built, so a failed start leaves no task behind.
+        pipelines.spawn(workers);
+        Ok(pipelines)
     }
 
-    fn pipeline(&self, name: &str) -> Option<&Pipeline> {
-        self.pipelines.iter().find(|p| p.name == name)
+    /// Spawns `workers`, each with its own drain signal.
+    fn spawn(&self, workers: Vec<(Worker, Arc<watch::Sender<bool>>)>) {
+        let mut running = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        for (worker, drain) in workers {
+            running.push(Running {
+                pipeline: worker.pipeline.clone(),
+                output: worker.output.clone(),
+                on_disk: worker.durable.is_some(),
+                drain,
+                handle: tokio::spawn(worker.run()),
+            });
+        }
+    }
+
+    fn pipeline(&self, name: &str) -> Option<Arc<Pipeline>> {
+        self.pipelines
+            .load()
+            .iter()
+            .find(|p| p.name == name)
+            .cloned()
     }
 
     /// Non-blocking submit of one event (the gateway's own request events). Returns false if
@@ -295,6 +317,7 @@ impl Pipelines {
     /// sheds by `max_size` itself.
     pub fn queue_fill(&self) -> f64 {
         self.pipelines
+            .load()
             .iter()
             .filter(|p| p.disk.is_none())
             .flat_map(|p| p.outputs.iter())
@@ -307,6 +330,7 @@ impl Pipelines {
     /// = URL, file path, `stdout` or `blackhole`), for `/v1/breakers` and admin actions.
     pub fn breakers(&self) -> Vec<(BreakerLabels, CircuitBreaker)> {
         self.outputs()
+            .iter()
             .flat_map(|o| o.endpoints.iter())
             .map(|e| (e.labels.clone(), e.breaker.clone()))
             .collect()
@@ -315,7 +339,8 @@ impl Pipelines {
     /// Timed transitions of output breakers (call it every `check_interval`); wakes workers
     /// whose retry buffer may now drain, and refreshes the sampling-rate gauges.
     pub fn tick(&self) {
-        for o in self.outputs() {
+        let running: Vec<Arc<Output>> = self.running().iter().map(|r| r.output.clone()).collect();
+        for o in running {
             for e in &o.endpoints {
                 e.breaker.tick();
             }
@@ -332,13 +357,17 @@ impl Pipelines {
     /// stopped.
     pub async fn shutdown(&self, grace: Duration) {
         self.stop_accepting();
-        self.draining.send_replace(true);
-        let handles = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
+        let running = std::mem::take(&mut *self.running());
+        for r in &running {
+            r.drain.send_replace(true);
+        }
         let now = tokio::time::Instant::now();
         let deadline = now
             .checked_add(grace)
             .unwrap_or(now + Duration::from_secs(3600));
-        for mut handle in handles {
+        let mut finals = Vec::new();
+        for r in running {
+            let mut handle = r.handle;
             match tokio::time::timeout_at(deadline, &mut handle).await {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => tracing::error!(%error, "an output worker failed"),
@@ -347,31 +376,131 @@ impl Pipelines {
                     let _ = handle.await;
                 }
             }
+            finals.push((r.pipeline, r.output, r.on_disk));
         }
-        for p in &self.pipelines {
-            if let Some(disk) = &p.disk {
-                disk.close();
-            }
-            for o in &p.outputs {
-                log_final(&p.name, o, p.disk.is_some());
-            }
+        let retired =
+            std::mem::take(&mut *self.retired_disks.lock().unwrap_or_else(|e| e.into_inner()));
+        let current = self.pipelines.load();
+        for disk in current
+            .iter()
+            .filter_map(|p| p.disk.as_ref())
+            .chain(&retired)
+        {
+            disk.close();
+        }
+        for (pipeline, output, on_disk) in finals {
+            log_final(&pipeline, &output, on_disk);
         }
     }
 
-    fn outputs(&self) -> impl Iterator<Item = &Arc<Output>> {
-        self.pipelines.iter().flat_map(|p| p.outputs.iter())
+    /// The outputs of the pipelines now configured.
+    fn outputs(&self) -> Vec<Arc<Output>> {
+        self.pipelines
+            .load()
+            .iter()
+            .flat_map(|p| p.outputs.iter().cloned())
+            .collect()
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, Vec<Running>> {
+        self.workers.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl std::fmt::Debug for Pipelines {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.pipelines.iter().map(|p| p.name.as_str()).collect();
+        let pipelines = self.pipelines.load();
+        let names: Vec<&str> = pipelines.iter().map(|p| p.name.as_str()).collect();
         f.debug_struct("Pipelines")
             .field("pipelines", &names)
             .field("accepting", &self.accepting())
             .field("held_bytes", &self.budget.held())
             .finish()
     }
+}
+
+/// An output's worker, not yet spawned, with its drain signal.
+type NewWorker = (Worker, Arc<watch::Sender<bool>>);
+
+/// Builds pipeline `p`: its disk buffer (if any, resumed), its outputs and their workers (not
+/// yet spawned).
+fn build_pipeline(
+    p: &PipelineConfig,
+    shared: &Shared<'_>,
+) -> Result<(Pipeline, Vec<NewWorker>), PipelineError> {
+    let (disk, resumed) = open_disk(p, shared.families)?;
+    let end = disk.as_ref().map_or(0, |d| d.log.end());
+    let mut outputs = Vec::new();
+    let mut workers = Vec::new();
+    for (i, o) in p.outputs.iter().enumerate() {
+        let resume = resumed.get(i).map(|r| (&r.mark, end, r.pos));
+        let (output, sinks) = output::build(p, o, shared, resume)?;
+        let durable = disk.as_ref().zip(resumed.get(i)).map(|(d, r)| {
+            let syncs_file = o.kind == OutputType::File && p.buffer.sync != SyncPolicy::None;
+            Durable::new(
+                d.clone(),
+                r.file.clone(),
+                r.mark,
+                syncs_file,
+                p.buffer.sync_interval,
+            )
+        });
+        workers.push(new_worker(p, o, &output, sinks, durable));
+        outputs.push(output);
+    }
+    let accepted_metric = shared.families.accepted(&p.name);
+    accepted_metric.inc_by(end);
+    let accepted = Arc::new(AtomicU64::new(end));
+    if let Some(disk) = &disk {
+        let offer = offer_logged(outputs.clone(), accepted.clone(), accepted_metric.clone());
+        disk.start_writer(offer)
+            .map_err(|source| PipelineError::Buffer {
+                pipeline: p.name.clone(),
+                path: disk.path.clone(),
+                source,
+            })?;
+    }
+    let pipeline = Pipeline {
+        config: p.clone(),
+        name: p.name.clone(),
+        max_body: p.max_body,
+        max_depth: p.max_depth,
+        accepted,
+        accepted_metric,
+        outputs,
+        disk,
+        retire_on_drop: Mutex::new(Vec::new()),
+    };
+    Ok((pipeline, workers))
+}
+
+/// The worker of output `o` of pipeline `p`, with its own drain signal.
+fn new_worker(
+    p: &PipelineConfig,
+    o: &crate::config::OutputConfig,
+    output: &Arc<Output>,
+    sinks: Vec<sink::Sink>,
+    durable: Option<Durable>,
+) -> NewWorker {
+    let id_prefix = output
+        .ledger
+        .batch_prefix()
+        .unwrap_or_else(|| fastrand::u64(..));
+    let (drain, draining) = watch::channel(false);
+    let worker = Worker {
+        pipeline: p.name.clone(),
+        output: output.clone(),
+        sinks,
+        batch: o.batch.clone(),
+        limits: SendLimits {
+            timeout: o.timeout,
+            max_reroutes: p.fallback.reroute.max_attempts,
+        },
+        id_prefix,
+        draining,
+        durable,
+    };
+    (worker, Arc::new(drain))
 }
 
 /// Opens the disk buffer of `p`, if it has one: the log, and where each output resumes. The

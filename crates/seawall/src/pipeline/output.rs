@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use seawall_breaker::{CircuitBreaker, Clock, Mode, State};
+use seawall_breaker::{CircuitBreaker, Clock, ConfigError as PolicyError, Mode, State};
 use tokio::sync::Notify;
 
 use super::disk::{Mark, Pos};
@@ -12,8 +12,8 @@ use super::ledger::{Capacity, Ledger};
 use super::metrics::Families;
 use super::sink::Sink;
 use super::PipelineError;
-use crate::breakers::{policy, record_transition};
-use crate::config::{OutputConfig, OutputType, PipelineConfig};
+use crate::breakers::{policy, record_transition, report_streaks};
+use crate::config::{BreakerSettings, OutputConfig, OutputType, PipelineConfig};
 use crate::http1::outbound::Pools;
 use crate::memory::Budget;
 use crate::metrics::{BreakerLabels, Metrics};
@@ -100,6 +100,27 @@ impl Output {
     pub(crate) fn may_deliver(&self) -> bool {
         self.endpoints.iter().any(Endpoint::may_admit)
     }
+
+    /// Applies new breaker settings to every endpoint's breaker in place (state and counts
+    /// kept); a change of `enabled` disables them, or returns them to normal (an operator's
+    /// forced-open stays).
+    pub(crate) fn reconfigure(
+        &self,
+        settings: &BreakerSettings,
+        clock: &Clock,
+    ) -> Result<(), PolicyError> {
+        let template = policy(settings, clock.clone())?;
+        for e in &self.endpoints {
+            e.breaker.reconfigure(template.clone());
+            match (settings.enabled, e.breaker.mode()) {
+                (false, Mode::Normal | Mode::MetricsOnly) => e.breaker.disable(),
+                (true, Mode::Disabled) => e.breaker.set_mode(Mode::Normal),
+                _ => {}
+            }
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
 }
 
 /// Where a disk-buffered output resumes: its cursor's mark, the log's next index, and the
@@ -161,6 +182,7 @@ pub(crate) fn build(
             metrics.set_breaker_state(&labels, breaker.state());
             let (m, l) = (metrics.clone(), labels.clone());
             breaker.on_state_change(move |t| record_transition(&m, &l, t));
+            report_streaks(&breaker, metrics, labels.clone());
             let wake = wake.clone();
             breaker.on_state_change(move |_| wake.notify_one());
             Endpoint { labels, breaker }

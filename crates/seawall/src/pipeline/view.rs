@@ -131,6 +131,7 @@ impl Pipelines {
     /// endpoints with their breaker state.
     pub fn views(&self) -> Vec<PipelineView> {
         self.pipelines
+            .load()
             .iter()
             .map(|p| PipelineView {
                 name: p.name.clone(),

@@ -12,7 +12,7 @@ use http::HeaderValue;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::deliver::{Delivery, Route};
+use super::deliver::{Delivery, SendLimits};
 use super::durable::Durable;
 use super::ledger::{Batch, DropReason};
 use super::output::Output;
@@ -32,7 +32,7 @@ pub(crate) struct Worker {
     pub(crate) output: Arc<Output>,
     pub(crate) sinks: Vec<Sink>,
     pub(crate) batch: BatchConfig,
-    pub(crate) route: Route,
+    pub(crate) limits: SendLimits,
     /// Random prefix of this output's batch ids, unique per process run.
     pub(crate) id_prefix: u64,
     /// `true` once shutdown began: skip linger, exit when everything is delivered.
@@ -153,7 +153,7 @@ impl Worker {
         };
         let id = batch_id(self.id_prefix, batch.id);
         let delivery = self
-            .route
+            .limits
             .deliver(output, &mut self.sinks, &self.pipeline, &payload, &id)
             .await;
         drop(payload);
