@@ -666,3 +666,42 @@ async fn a_record_nested_past_max_depth_is_rejected_alone_in_partial_success() {
     assert_eq!(m.value::<f64>(REJECTED), 2.0, "{m}");
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shedding_pipeline_answers_otlp_with_503_and_retry_after() {
+    let collector = Collector::start(Mode::Hang).await;
+    let yaml = format!(
+        "server: {{ listen: 127.0.0.1:0, shutdown_grace: 1s }}
+admin: {{ listen: 127.0.0.1:0 }}
+pipelines:
+  - name: p
+    queue: {{ capacity: 10 }}
+    outputs:
+      - {{ name: o, type: http, endpoint: '{}', timeout: 60s,
+          batch: {{ max_events: 1, linger: 0s }} }}
+global_health: {{ queue_check_enabled: true, queue_threshold_percent: 50, check_interval: 50ms }}
+",
+        collector.url
+    );
+    let d = Daemon::start(&yaml).await;
+    let events: Vec<String> = (0..30).map(|i| format!(r#"{{"i":{i}}}"#)).collect();
+    let answer = client::post(
+        &d.gateway("/ingest/p"),
+        "application/x-ndjson",
+        &events.join("\n"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED);
+    let body = request_with_bodies(&[text("late")]).encode_to_vec();
+    let headers = [("content-type", "application/x-protobuf")];
+    let answer = settle(
+        || post_otlp(&d, &headers, body.clone()),
+        |a| a.status == StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{answer:?}");
+    let retry_after: u64 = answer.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry_after >= 1);
+    assert_eq!(metric(&d, ACCEPTED).await, 0.0);
+    d.stop().await;
+}
