@@ -53,7 +53,7 @@ pub use model::{
     ServerConfig, ServerTimeouts, TelemetryConfig,
 };
 pub use pipeline::{
-    BatchConfig, BufferConfig, BufferType, FallbackConfig, OutputConfig, OutputType,
+    BatchConfig, BufferConfig, BufferType, Compression, FallbackConfig, OutputConfig, OutputType,
     PipelineConfig, QueueConfig, RerouteConfig, ResilienceConfig, SamplingConfig, SyncPolicy,
 };
 pub use provider::{

@@ -1,5 +1,7 @@
-//! `pipelines:` entries: event inputs (`POST /ingest/{name}`), their outputs and fallback.
+//! `pipelines:` entries: event inputs (`POST /ingest/{name}`, and OTLP/HTTP logs at
+//! `POST /ingest/{name}/v1/logs`), their outputs and fallback.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -71,6 +73,9 @@ pub enum OutputType {
     Stdout,
     /// Events are counted as delivered and discarded.
     Blackhole,
+    /// OTLP/HTTP logs: protobuf `ExportLogsServiceRequest` batches POSTed to `endpoint` (and
+    /// `alternates`), each event one log record, grouped by resource and scope.
+    Otlp,
 }
 
 impl OutputType {
@@ -81,6 +86,7 @@ impl OutputType {
             Self::File => "file",
             Self::Stdout => "stdout",
             Self::Blackhole => "blackhole",
+            Self::Otlp => "otlp",
         }
     }
 }
@@ -94,13 +100,23 @@ pub struct OutputConfig {
     /// Destination type. Required.
     #[serde(rename = "type")]
     pub kind: OutputType,
-    /// `http` only, required there: the primary `http(s)://` endpoint URL.
+    /// `http` and `otlp` only, required there: the primary `http(s)://` endpoint URL. For
+    /// `otlp` the logs URL (`http://collector:4318/v1/logs`); a URL without a path gets
+    /// `/v1/logs`.
     #[serde(default)]
     pub endpoint: Option<String>,
-    /// `http` only: more endpoint URLs for reroute, each distinct from `endpoint` and each
-    /// other. Default: none.
+    /// `http` and `otlp` only: more endpoint URLs for reroute, each distinct from `endpoint`
+    /// and each other. Default: none.
     #[serde(default)]
     pub alternates: Vec<String>,
+    /// `otlp` only: headers sent with every batch (an `authorization` or tenant header), by
+    /// name. Not `content-type`, `content-encoding`, `content-length`, `host` or
+    /// `x-seawall-batch-id`, which Seawall sets. Default: none.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// `otlp` only: how a batch's body is compressed, `gzip` (default) or `none`.
+    #[serde(default)]
+    pub compression: Compression,
     /// `file` only, required there: the file NDJSON is appended to.
     #[serde(default)]
     pub path: Option<PathBuf>,
@@ -121,13 +137,25 @@ fn default_output_timeout() -> Duration {
 }
 
 impl OutputConfig {
-    /// Every endpoint of an `http` output: `endpoint` then `alternates` (empty otherwise).
+    /// Every endpoint of an `http` or `otlp` output: `endpoint` then `alternates` (empty
+    /// otherwise).
     pub fn endpoints(&self) -> impl Iterator<Item = &str> {
         self.endpoint
             .iter()
             .chain(self.alternates.iter())
             .map(String::as_str)
     }
+}
+
+/// How an `otlp` output compresses a batch's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// `content-encoding: gzip`, as OTLP/HTTP receivers accept.
+    #[default]
+    Gzip,
+    /// The protobuf as it is.
+    None,
 }
 
 /// A batch is sent when any limit is reached.

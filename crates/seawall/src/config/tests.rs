@@ -571,6 +571,61 @@ fn http_output_needs_endpoint_and_file_output_needs_path() {
 }
 
 #[test]
+fn otlp_output_keys_load_with_defaults_and_are_checked_in_place() {
+    let c = parse(
+        "pipelines:\n  - name: p\n    outputs:\n      - { name: o, type: otlp, endpoint: 'http://c:4318/v1/logs', headers: { authorization: Bearer x } }\n",
+    )
+    .unwrap();
+    let o = &c.pipelines[0].outputs[0];
+    assert_eq!(
+        (o.kind, o.compression),
+        (OutputType::Otlp, Compression::Gzip)
+    );
+    assert_eq!(
+        o.headers.get("authorization").map(String::as_str),
+        Some("Bearer x")
+    );
+    let err = parse_err("pipelines:\n  - name: p\n    outputs:\n      - { name: o, type: otlp }\n");
+    assert_error(
+        &err,
+        "pipelines[0].outputs[0].endpoint",
+        4,
+        9,
+        "an `otlp` output needs `endpoint`",
+    );
+    let err = parse_err(
+        "pipelines:\n  - name: p\n    outputs:\n      - { name: o, type: otlp, endpoint: 'http://c/', headers: { content-type: x } }\n",
+    );
+    assert_error(
+        &err,
+        "pipelines[0].outputs[0].headers.content-type",
+        4,
+        80,
+        "\"content-type\" is set by Seawall itself",
+    );
+    let err = parse_err(
+        "pipelines:\n  - name: p\n    outputs:\n      - { name: o, type: http, endpoint: 'http://c/', headers: { a: b } }\n",
+    );
+    assert_error(
+        &err,
+        "pipelines[0].outputs[0].headers",
+        4,
+        64,
+        "not allowed for a `http` output",
+    );
+    let err = parse_err(
+        "pipelines:\n  - name: p\n    outputs:\n      - { name: o, type: stdout, compression: none }\n",
+    );
+    assert_error(
+        &err,
+        "pipelines[0].outputs[0].compression",
+        4,
+        47,
+        "not allowed for a `stdout` output",
+    );
+}
+
+#[test]
 fn duplicate_pipeline_and_output_names_are_rejected() {
     let err = parse_err("pipelines:\n  - { name: p, outputs: [{ name: s, type: stdout }] }\n  - { name: p, outputs: [{ name: s, type: stdout }] }\n");
     assert_error(

@@ -16,6 +16,16 @@ use super::tls::TlsConfig;
 /// Provider names that would shadow the gateway's own routes.
 const RESERVED_PROVIDER_NAMES: &[&str] = &["ingest"];
 
+/// Headers an `otlp` output sets on every batch, which `headers` may not name.
+const OTLP_RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-encoding",
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "x-seawall-batch-id",
+];
+
 type Checked = Result<(), ConfigError>;
 
 /// Runs every check on `config`, returning the first problem in document order.
@@ -719,9 +729,12 @@ impl Validator<'_> {
     fn output(&self, at: &str, o: &OutputConfig) -> Checked {
         let kind = o.kind.as_str();
         match o.kind {
-            OutputType::Http => match &o.endpoint {
+            OutputType::Http | OutputType::Otlp => match &o.endpoint {
                 None => {
-                    return self.fail(&key(at, "endpoint"), "an `http` output needs `endpoint`")
+                    return self.fail(
+                        &key(at, "endpoint"),
+                        format!("an `{kind}` output needs `endpoint`"),
+                    )
                 }
                 Some(_) => {
                     let mut seen: Vec<&str> = Vec::new();
@@ -760,7 +773,10 @@ impl Validator<'_> {
             (Some(p), OutputType::File) if p.as_os_str().is_empty() => {
                 return self.fail(&key(at, "path"), "must not be empty")
             }
-            (Some(_), OutputType::Http | OutputType::Stdout | OutputType::Blackhole) => {
+            (
+                Some(_),
+                OutputType::Http | OutputType::Stdout | OutputType::Blackhole | OutputType::Otlp,
+            ) => {
                 return self.fail(
                     &key(at, "path"),
                     format!("not allowed for a `{kind}` output"),
@@ -768,6 +784,7 @@ impl Validator<'_> {
             }
             _ => {}
         }
+        self.otlp_keys(at, o)?;
         self.period(&key(at, "timeout"), o.timeout, bounds::REQUEST_TIMEOUT)?;
         self.count(
             &key(at, "batch.max_events"),
@@ -785,6 +802,41 @@ impl Validator<'_> {
             &key(at, "resilience.circuit_breaker"),
             &o.resilience.circuit_breaker,
         )
+    }
+
+    /// `headers` and `compression`: only on an `otlp` output; each header a valid name and
+    /// value that Seawall does not set itself.
+    fn otlp_keys(&self, at: &str, o: &OutputConfig) -> Checked {
+        let kind = o.kind.as_str();
+        let compression = key(at, "compression");
+        if o.kind != OutputType::Otlp {
+            if !o.headers.is_empty() {
+                return self.fail(
+                    &key(at, "headers"),
+                    format!("not allowed for a `{kind}` output"),
+                );
+            }
+            if self.spans.contains(&compression) {
+                return self.fail(&compression, format!("not allowed for a `{kind}` output"));
+            }
+            return Ok(());
+        }
+        for (name, value) in &o.headers {
+            let here = key(&key(at, "headers"), name);
+            let fail = |message: String| self.fail_any(&[&here, &key(at, "headers")], message);
+            let Ok(parsed) = http::HeaderName::from_bytes(name.as_bytes()) else {
+                return fail(format!("{name:?} is not a header name"));
+            };
+            if OTLP_RESERVED_HEADERS.contains(&parsed.as_str()) {
+                return fail(format!("{name:?} is set by Seawall itself"));
+            }
+            if http::HeaderValue::from_str(value).is_err() {
+                return fail(
+                    "the value must be visible ASCII (no control characters or line breaks)".into(),
+                );
+            }
+        }
+        Ok(())
     }
 
     fn global_health(&self, c: &Config) -> Checked {

@@ -164,7 +164,7 @@ impl Handles {
         let outputs = pipelines
             .iter()
             .flat_map(|p| &p.outputs)
-            .filter(|o| o.kind == OutputType::Http)
+            .filter(|o| matches!(o.kind, OutputType::Http | OutputType::Otlp))
             .flat_map(|o| o.endpoint.iter().chain(&o.alternates))
             .map(|url| Ok((url.clone(), cache.acquire(url)?)))
             .collect::<Result<_, seawall_flags::Error>>()?;

@@ -18,6 +18,8 @@ pub(crate) enum Delivery {
     Delivered,
     /// An endpoint refused it for good.
     Refused,
+    /// An OTLP endpoint took it but rejected this many of its events (`partial_success`).
+    Partial(u64),
     /// No endpoint is known to have it: hold it for a retry.
     Undelivered,
 }
@@ -97,6 +99,13 @@ fn verdict(permit: Permit<'_>, sent: Sent) -> Step {
         Sent::Delivered => {
             permit.success();
             Step::Done(Delivery::Delivered)
+        }
+        Sent::Partial { rejected, error } => {
+            // OTLP: the receiver kept the rest, so the batch is not sent again; a receiver
+            // that keeps rejecting records is failing, as far as the breaker is concerned.
+            permit.failure();
+            tracing::warn!(rejected, %error, "OTLP receiver rejected records of a batch; dropped as rejected");
+            Step::Done(Delivery::Partial(rejected))
         }
         Sent::Refused(status) => {
             permit.ignore();

@@ -1,4 +1,5 @@
-//! `POST /ingest/{pipeline}`: method, path and content-type checks, the body size limit
+//! `POST /ingest/{pipeline}` (and the route to OTLP's `/ingest/{pipeline}/v1/logs`, `otlp/`):
+//! method, path and content-type checks, the body size limit
 //! (announced and streamed), the memory threshold (reserved before the body is read, frame by
 //! frame when it is not announced), strict parsing, and all-or-nothing acceptance →
 //! `202 {"accepted":N}` (with a disk buffer: once the events are in the log, and synced with
@@ -11,7 +12,7 @@ use http_body_util::BodyExt;
 use super::disk::Refused;
 use super::events::Chunk;
 use super::parse::{self, Format};
-use super::Pipelines;
+use super::{Pipeline, Pipelines};
 use crate::health::{Check, Edge};
 use crate::memory::{Lease, OverBudget};
 use crate::message::{json, json_error, Body, BoxError};
@@ -24,7 +25,8 @@ enum ReadError {
 }
 
 impl Pipelines {
-    /// `POST /ingest/{pipeline}` handler; pass the whole request. Answers `202
+    /// `POST /ingest/{pipeline}` handler (and `/ingest/{pipeline}/v1/logs`, OTLP/HTTP logs);
+    /// pass the whole request. Answers `202
     /// {"accepted":N}`; `400` naming the bad line (and then accepts nothing from the request);
     /// `413` over the pipeline's `max_body`; `415` for a content type other than JSON or
     /// NDJSON; `503 overloaded` when the body would pass the memory threshold; `503
@@ -37,11 +39,16 @@ impl Pipelines {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let name = req
+        let rest = req
             .uri()
             .path()
             .strip_prefix("/ingest/")
-            .filter(|n| !n.is_empty() && !n.contains('/'));
+            .unwrap_or_default();
+        let (name, otlp) = match rest.strip_suffix(super::otlp::LOGS_PATH) {
+            Some(name) => (name, true),
+            None => (rest, false),
+        };
+        let name = Some(name).filter(|n| !n.is_empty() && !n.contains('/'));
         let Some(pipeline) = name.and_then(|n| self.pipeline(n)) else {
             let message = format!("no pipeline at {}", req.uri().path());
             return json_error(StatusCode::NOT_FOUND, "unknown_pipeline", &message);
@@ -59,6 +66,9 @@ impl Pipelines {
         if !self.accepting() {
             return shutting_down();
         }
+        if otlp {
+            return self.ingest_otlp(&pipeline, req).await;
+        }
         let content_type = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -73,30 +83,10 @@ impl Pipelines {
                 )
             }
         };
-        let limit = pipeline.max_body;
-        let announced = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if announced.is_some_and(|n| n > limit) {
-            return too_large(limit);
-        }
-        // The body's bytes count from before it is read: refused at once if they do not fit.
-        let lease = match self.budget.try_reserve(announced.unwrap_or(0)) {
-            Ok(lease) => lease,
-            Err(over) => return self.over_budget(over),
-        };
-        let body = match read(req.into_body(), limit, announced, lease).await {
+        let (text, lease) = match self.read_body(&pipeline, req).await {
             Ok(body) => body,
-            Err(ReadError::TooLarge) => return too_large(limit),
-            Err(ReadError::OverBudget(over)) => return self.over_budget(over),
-            Err(ReadError::Broken(e)) => {
-                let message = format!("reading the body failed: {e}");
-                return json_error(StatusCode::BAD_REQUEST, "bad_body", &message);
-            }
+            Err(refusal) => return refusal,
         };
-        let (text, lease) = body;
         let events = match parse::events(text, format, pipeline.max_depth) {
             Ok(events) => events,
             Err(bad) => return json_error(StatusCode::BAD_REQUEST, "bad_event", &bad.0),
@@ -116,8 +106,45 @@ impl Pipelines {
         )
     }
 
+    /// The whole body of `req` and the lease counting it, within the pipeline's `max_body`
+    /// (announced and streamed) and the memory threshold; else the answer refusing it.
+    pub(super) async fn read_body<B>(
+        &self,
+        pipeline: &Pipeline,
+        req: Request<B>,
+    ) -> Result<(Vec<u8>, Lease), Response<Body>>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let limit = pipeline.max_body;
+        let announced = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > limit) {
+            return Err(too_large(limit));
+        }
+        // The body's bytes count from before it is read: refused at once if they do not fit.
+        let lease = self
+            .budget
+            .try_reserve(announced.unwrap_or(0))
+            .map_err(|over| self.over_budget(over))?;
+        read(req.into_body(), limit, announced, lease)
+            .await
+            .map_err(|e| match e {
+                ReadError::TooLarge => too_large(limit),
+                ReadError::OverBudget(over) => self.over_budget(over),
+                ReadError::Broken(e) => {
+                    let message = format!("reading the body failed: {e}");
+                    json_error(StatusCode::BAD_REQUEST, "bad_body", &message)
+                }
+            })
+    }
+
     /// The `503` for a body that would pass the memory threshold, counted as shed.
-    fn over_budget(&self, over: OverBudget) -> Response<Body> {
+    pub(super) fn over_budget(&self, over: OverBudget) -> Response<Body> {
         match self.health.get() {
             Some(health) => {
                 health.count_shed(Edge::Ingest, Check::Memory);
@@ -131,7 +158,7 @@ impl Pipelines {
     }
 }
 
-fn shutting_down() -> Response<Body> {
+pub(super) fn shutting_down() -> Response<Body> {
     let mut resp = json_error(
         StatusCode::SERVICE_UNAVAILABLE,
         "shutting_down",
@@ -145,7 +172,7 @@ fn shutting_down() -> Response<Body> {
 
 /// The `503` for events a disk buffer could not take. After a failed sync the events may
 /// still be delivered (at least once): the client's retry may duplicate them.
-fn buffer_refused(refused: Refused) -> Response<Body> {
+pub(super) fn buffer_refused(refused: Refused) -> Response<Body> {
     let (kind, message) = match refused {
         Refused::Full => (
             "buffer_full",
@@ -164,7 +191,7 @@ fn buffer_refused(refused: Refused) -> Response<Body> {
     resp
 }
 
-fn too_large(limit: u64) -> Response<Body> {
+pub(super) fn too_large(limit: u64) -> Response<Body> {
     let message = format!("body larger than the pipeline's max_body ({limit} bytes)");
     json_error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", &message)
 }

@@ -53,7 +53,19 @@ pub(crate) struct Families {
     held: Family<StoreLabels, Gauge>,
     reroutes: Family<OutputLabels, Counter>,
     sampling: Family<OutputLabels, Gauge<f64, AtomicU64>>,
+    otlp_accepted: Family<PipelineLabels, Counter>,
+    otlp_rejected: Family<PipelineLabels, Counter>,
     buffer: BufferFamilies,
+}
+
+/// A pipeline's OTLP log record counters.
+#[derive(Clone, Default)]
+pub(crate) struct OtlpMetrics {
+    /// Records that became events.
+    pub(crate) accepted: Counter,
+    /// Records of a decoded request that did not: rejected one by one (partial success) or
+    /// with their whole request (shutdown, a full disk buffer).
+    pub(crate) rejected: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -147,6 +159,8 @@ impl Families {
             held: Family::default(),
             reroutes: Family::default(),
             sampling: Family::default(),
+            otlp_accepted: Family::default(),
+            otlp_rejected: Family::default(),
             buffer: BufferFamilies::default(),
         };
         metrics.register(
@@ -189,8 +203,30 @@ impl Families {
              (floored at min_rate)",
             f.sampling.clone(),
         );
+        metrics.register(
+            "pipeline_otlp_records_accepted",
+            "OTLP log records accepted at `POST /ingest/{pipeline}/v1/logs`, each one event",
+            f.otlp_accepted.clone(),
+        );
+        metrics.register(
+            "pipeline_otlp_records_rejected",
+            "OTLP log records of decoded requests not accepted: rejected one by one (reported \
+             in partial_success) or with their whole request (shutdown, a full disk buffer)",
+            f.otlp_rejected.clone(),
+        );
         f.buffer.register(metrics);
         f
+    }
+
+    /// The OTLP record counters of `pipeline`.
+    pub(crate) fn otlp(&self, pipeline: &str) -> OtlpMetrics {
+        let labels = PipelineLabels {
+            pipeline: pipeline.to_owned(),
+        };
+        OtlpMetrics {
+            accepted: self.otlp_accepted.get_or_create(&labels).clone(),
+            rejected: self.otlp_rejected.get_or_create(&labels).clone(),
+        }
     }
 
     /// The disk buffer series of `pipeline`.

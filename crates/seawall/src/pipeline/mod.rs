@@ -8,10 +8,12 @@
 //! - `events.rs`: [`Chunk`](events::Chunk), a run of events in one shared buffer.
 //! - `ingest.rs`: the HTTP handler (method, path, content type, size and memory limits,
 //!   all-or-nothing acceptance).
+//! - `otlp/`: OpenTelemetry logs: `POST /ingest/{pipeline}/v1/logs` (OTLP/HTTP, protobuf or
+//!   JSON, gzip), log records ↔ events, and the `otlp` output's request encoding.
 //! - `ledger/`: an output's queue, retry buffer and exact accounting under one small lock;
 //!   `ledger/logged.rs`: the same with a disk buffer (its place in the log).
 //! - `output.rs`: an output's endpoints and breakers, built from configuration.
-//! - `sink.rs`: sending one NDJSON batch to `http`, `file`, `stdout` or `blackhole`.
+//! - `sink.rs`: sending one batch to `http`, `otlp`, `file`, `stdout` or `blackhole`.
 //! - `deliver.rs`: one batch's walk over the endpoints (reroute rules).
 //! - `worker.rs`: batching, holding events while the output cannot deliver, the retry buffer.
 //! - `disk/`: the disk buffer (`buffer.type: disk`): a segmented log per pipeline, a cursor
@@ -28,6 +30,7 @@ mod events;
 mod ingest;
 mod ledger;
 mod metrics;
+mod otlp;
 mod output;
 mod parse;
 mod reload;
@@ -129,6 +132,8 @@ struct Pipeline {
     /// its writer thread as it appends them.
     accepted: Arc<AtomicU64>,
     accepted_metric: Counter,
+    /// OTLP log records accepted and rejected at `/ingest/{name}/v1/logs`.
+    otlp: metrics::OtlpMetrics,
     outputs: Vec<Arc<Output>>,
     /// With `buffer.type: disk`: the log every accepted event is appended to first.
     disk: Option<Arc<Disk>>,
@@ -467,6 +472,7 @@ fn build_pipeline(
         max_depth: p.max_depth,
         accepted,
         accepted_metric,
+        otlp: shared.families.otlp(&p.name),
         outputs,
         disk,
         retire_on_drop: Mutex::new(Vec::new()),

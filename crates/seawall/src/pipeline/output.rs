@@ -13,7 +13,7 @@ use super::metrics::Families;
 use super::sink::Sink;
 use super::PipelineError;
 use crate::breakers::{policy, record_transition, report_streaks};
-use crate::config::{BreakerSettings, OutputConfig, OutputType, PipelineConfig};
+use crate::config::{BreakerSettings, Compression, OutputConfig, OutputType, PipelineConfig};
 use crate::http1::outbound::Pools;
 use crate::memory::Budget;
 use crate::metrics::{BreakerLabels, Metrics};
@@ -223,7 +223,7 @@ pub(crate) fn build(
 /// The endpoint names (breaker labels) and sinks of an output.
 fn sinks(o: &OutputConfig, pools: &Pools) -> Result<(Vec<String>, Vec<Sink>), String> {
     match o.kind {
-        OutputType::Http => {
+        OutputType::Http | OutputType::Otlp => {
             let mut names = Vec::new();
             let mut sinks = Vec::new();
             for url in o.endpoints() {
@@ -237,10 +237,16 @@ fn sinks(o: &OutputConfig, pools: &Pools) -> Result<(Vec<String>, Vec<Sink>), St
                     .pool_for(&uri)
                     .map_err(|e| format!("endpoint {url:?}: {e}"))?;
                 names.push(url.to_owned());
-                sinks.push(Sink::http(pool, &uri, o.timeout));
+                sinks.push(match o.kind {
+                    OutputType::Otlp => {
+                        let gzip = o.compression == Compression::Gzip;
+                        Sink::otlp(pool, &uri, o.timeout, &o.headers, gzip)?
+                    }
+                    _ => Sink::http(pool, &uri, o.timeout),
+                });
             }
             if sinks.is_empty() {
-                return Err("an `http` output needs `endpoint`".into());
+                return Err(format!("an `{}` output needs `endpoint`", o.kind.as_str()));
             }
             Ok((names, sinks))
         }

@@ -246,6 +246,7 @@ fn replan(
         max_depth: p.max_depth,
         accepted: old.accepted.clone(),
         accepted_metric: old.accepted_metric.clone(),
+        otlp: old.otlp.clone(),
         outputs,
         // Kept as it was: a disk-buffered pipeline gets here only with every output kept.
         disk: old.disk.clone(),

@@ -160,6 +160,7 @@ impl Worker {
         let (mark, delivered) = match delivery {
             Delivery::Delivered => (output.ledger.delivered(batch), true),
             Delivery::Refused => (output.ledger.dropped(batch, DropReason::Rejected), true),
+            Delivery::Partial(rejected) => (output.ledger.delivered_partly(batch, rejected), true),
             Delivery::Undelivered => {
                 output.ledger.hold(batch);
                 (None, false)

@@ -443,6 +443,21 @@ impl Ledger {
         s.finished(&batch)
     }
 
+    /// The batch in flight was delivered but for `rejected` of its events, which the
+    /// destination refused (dropped `rejected`). With a disk buffer, returns the cursor's new
+    /// mark.
+    pub(crate) fn delivered_partly(&self, batch: Batch, rejected: u64) -> Option<Mark> {
+        let mut s = self.lock();
+        let n = batch.events as u64;
+        let rejected = rejected.min(n);
+        s.counts.in_flight -= n;
+        s.counts.delivered += n - rejected;
+        self.metrics.delivered.inc_by(n - rejected);
+        self.drop_counted(&mut s, rejected, DropReason::Rejected);
+        self.publish(&s);
+        s.finished(&batch)
+    }
+
     /// The batch in flight is dropped for `reason`. With a disk buffer, returns the cursor's
     /// new mark.
     pub(crate) fn dropped(&self, batch: Batch, reason: DropReason) -> Option<Mark> {
