@@ -435,7 +435,26 @@ fn reset_clears_what_decides_a_trip_and_keeps_the_lifetime_totals() {
         (0, 0, 0)
     );
     assert_eq!((counts.rejected, counts.trips), (4, 1));
+    assert_eq!((counts.successes, counts.failures), (0, 2));
     assert_eq!(counts.transitions, 2);
+}
+
+#[test]
+fn every_verdict_counts_in_the_lifetime_totals_but_ignored_calls() {
+    let clock = ManualClock::new();
+    let cb = breaker(builder(&clock).failure_threshold(2).half_open_max_calls(1));
+    succeed(&cb, 3);
+    cb.try_acquire().unwrap().ignore();
+    drop(cb.try_acquire().unwrap());
+    let stale = cb.try_acquire().unwrap();
+    fail(&cb, 2);
+    // Admitted before the trip: its verdict no longer moves the breaker, but it happened.
+    stale.success();
+    assert_eq!(cb.state(), State::Open);
+    clock.advance(30 * SEC);
+    cb.try_acquire().unwrap().failure_with_retry_after(SEC);
+    let counts = cb.snapshot().counts;
+    assert_eq!((counts.successes, counts.failures), (4, 3));
 }
 
 #[test]

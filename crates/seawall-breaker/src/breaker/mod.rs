@@ -89,6 +89,10 @@ pub(crate) struct Inner {
     clock: Clock,
     rejected: StripedCounter,
     would_reject: StripedCounter,
+    /// Calls reported a success, ever.
+    successes: StripedCounter,
+    /// Calls reported a failure, ever.
+    failures: StripedCounter,
     /// Told of every change of `consecutive_failures` while closed (see
     /// [`CircuitBreaker::on_failure_streak`]).
     streak_watcher: std::sync::OnceLock<StreakWatcher>,
@@ -148,6 +152,8 @@ impl CircuitBreaker {
             policy: PolicyCell::new(Policy::new(config, None)),
             rejected: StripedCounter::default(),
             would_reject: StripedCounter::default(),
+            successes: StripedCounter::default(),
+            failures: StripedCounter::default(),
             streak_watcher: std::sync::OnceLock::new(),
             control: Mutex::new(Control {
                 reason: None,
@@ -278,8 +284,9 @@ impl CircuitBreaker {
 
     /// Back to closed in normal mode (reason `manual`), with the counts that decide the next
     /// trip cleared: consecutive failures, the rolling window, the back-off of repeated trips.
-    /// The lifetime totals of [`Counts`] (`rejected`, `would_reject`, `trips`, `transitions`)
-    /// are kept: like the monitoring counters fed from them, they never go down.
+    /// The lifetime totals of [`Counts`] (`rejected`, `would_reject`, `successes`, `failures`,
+    /// `trips`, `transitions`) are kept: like the monitoring counters fed from them, they never
+    /// go down.
     ///
     /// ```
     /// use seawall_breaker::{CircuitBreaker, Config};
@@ -412,6 +419,8 @@ impl Inner {
                 half_open_successes: w.successes(),
                 rejected: self.rejected.sum(),
                 would_reject: self.would_reject.sum(),
+                successes: self.successes.sum(),
+                failures: self.failures.sum(),
                 trips: ctl.trips,
                 transitions: ctl.transitions,
             },

@@ -8,10 +8,17 @@ use super::*;
 impl Inner {
     #[inline(always)]
     pub(crate) fn record(&self, t: Ticket, outcome: Outcome) {
+        // Lifetime totals count every verdict, stale or not: they say what the calls did.
+        match outcome {
+            Outcome::Success => self.successes.increment(),
+            Outcome::Failure | Outcome::FailureWithRetryAfter(_) => self.failures.increment(),
+            Outcome::Ignore => {}
+        }
         if t.kind() == TicketKind::Closed && self.simple.load(Relaxed) {
             match outcome {
                 Outcome::Success => {
-                    // The hot path: two loads, and a store only after a failure streak.
+                    // The hot path: a striped count, two loads, and a store only after a failure
+                    // streak.
                     if self.load().generation() == t.generation()
                         && self.consecutive_failures.load(Relaxed) != 0
                     {
