@@ -10,7 +10,7 @@
 //!   (the same socket, or a new one at a new address) while the old one drains.
 //!
 //! What cannot change while running (pipelines, `global_health`, `telemetry`, `cluster`,
-//! `feature_flags` settings, TLS switched on or off) is listed as needing a restart.
+//! `admin.history`, `feature_flags` settings, TLS switched on or off) is listed as needing a restart.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -307,6 +307,7 @@ fn restart_required(old: &Config, new: &Config) -> Vec<String> {
     check("global_health", old.global_health == new.global_health);
     check("telemetry", old.telemetry == new.telemetry);
     check("cluster", old.cluster == new.cluster);
+    check("admin.history", old.admin.history == new.admin.history);
     let flag_settings = |c: &Config| {
         c.feature_flags.clone().map(|f| {
             (
