@@ -540,6 +540,14 @@ mod tests {
     }
 
     #[test]
+    fn a_point_costs_what_the_readme_says() {
+        // README, "The dashboard": points × (8 + 16 per breaker series + 12 per output series).
+        assert_eq!(std::mem::size_of::<u64>(), 8);
+        assert_eq!(std::mem::size_of::<BreakerPoint>(), 16);
+        assert_eq!(std::mem::size_of::<[u32; 3]>(), 12);
+    }
+
+    #[test]
     fn a_counter_that_went_down_started_again() {
         let h = History::new(&config(5, 60));
         h.record(0, vec![], vec![output(100, 5, 1)]);
