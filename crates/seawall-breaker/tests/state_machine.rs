@@ -435,14 +435,18 @@ fn reset_clears_what_decides_a_trip_and_keeps_the_lifetime_totals() {
         (0, 0, 0)
     );
     assert_eq!((counts.rejected, counts.trips), (4, 1));
-    assert_eq!((counts.successes, counts.failures), (0, 2));
     assert_eq!(counts.transitions, 2);
 }
 
 #[test]
 fn every_verdict_counts_in_the_lifetime_totals_but_ignored_calls() {
     let clock = ManualClock::new();
-    let cb = breaker(builder(&clock).failure_threshold(2).half_open_max_calls(1));
+    let cb = breaker(
+        builder(&clock)
+            .failure_threshold(2)
+            .half_open_max_calls(1)
+            .count_outcomes(true),
+    );
     succeed(&cb, 3);
     cb.try_acquire().unwrap().ignore();
     drop(cb.try_acquire().unwrap());
@@ -455,6 +459,28 @@ fn every_verdict_counts_in_the_lifetime_totals_but_ignored_calls() {
     cb.try_acquire().unwrap().failure_with_retry_after(SEC);
     let counts = cb.snapshot().counts;
     assert_eq!((counts.successes, counts.failures), (4, 3));
+    cb.reset();
+    let counts = cb.snapshot().counts;
+    assert_eq!((counts.successes, counts.failures), (4, 3), "kept by reset");
+}
+
+#[test]
+fn without_count_outcomes_the_totals_stay_zero() {
+    let clock = ManualClock::new();
+    let cb = breaker(builder(&clock).failure_threshold(3));
+    succeed(&cb, 2);
+    fail(&cb, 1);
+    let counts = cb.snapshot().counts;
+    assert_eq!((counts.successes, counts.failures), (0, 0));
+    cb.reconfigure(
+        builder(&clock)
+            .failure_threshold(3)
+            .count_outcomes(true)
+            .build()
+            .unwrap(),
+    );
+    succeed(&cb, 1);
+    assert_eq!(cb.snapshot().counts.successes, 1);
 }
 
 #[test]

@@ -85,13 +85,15 @@ pub(crate) struct Inner {
     simple: AtomicBool,
     /// Whether permits time their calls (a slow-call threshold is set): read on admission.
     timed: AtomicBool,
+    /// Whether verdicts add to `successes` and `failures` (the policy's `count_outcomes`).
+    counted: AtomicBool,
     /// The breaker's time; kept across reconfigurations.
     clock: Clock,
     rejected: StripedCounter,
     would_reject: StripedCounter,
-    /// Calls reported a success, ever.
+    /// Calls reported a success, ever, while `counted`.
     successes: StripedCounter,
-    /// Calls reported a failure, ever.
+    /// Calls reported a failure, ever, while `counted`.
     failures: StripedCounter,
     /// Told of every change of `consecutive_failures` while closed (see
     /// [`CircuitBreaker::on_failure_streak`]).
@@ -148,6 +150,7 @@ impl CircuitBreaker {
             probes_held: AtomicBool::new(false),
             simple: AtomicBool::new(false),
             timed: AtomicBool::new(false),
+            counted: AtomicBool::new(false),
             clock: config.clock.clone(),
             policy: PolicyCell::new(Policy::new(config, None)),
             rejected: StripedCounter::default(),
