@@ -216,11 +216,6 @@ impl History {
         }
     }
 
-    /// Time between samples.
-    pub fn period(&self) -> Duration {
-        self.period
-    }
-
     /// Samples every `period` from `breakers` and `pipelines` until the task is aborted.
     pub async fn run(self: Arc<Self>, breakers: Arc<Breakers>, pipelines: Option<Arc<Pipelines>>) {
         let mut interval = tokio::time::interval(self.period);
