@@ -61,6 +61,7 @@ pub struct Config {
     pub(crate) half_open_timeout: Duration,
     pub(crate) retry_after_max: Duration,
     pub(crate) trip_on_retry_after: bool,
+    pub(crate) count_outcomes: bool,
     pub(crate) seed: Option<u64>,
     pub(crate) clock: Clock,
 }
@@ -84,6 +85,7 @@ impl Default for Config {
             half_open_timeout: Duration::from_secs(60),
             retry_after_max: Duration::from_secs(600),
             trip_on_retry_after: true,
+            count_outcomes: false,
             seed: None,
             clock: Clock::system(),
         }
@@ -147,6 +149,11 @@ impl Config {
     /// Whether one failure with a `Retry-After` hint trips the breaker at once.
     pub fn trip_on_retry_after(&self) -> bool {
         self.trip_on_retry_after
+    }
+    /// Whether the breaker keeps lifetime `successes` and `failures` in its
+    /// [`Counts`](crate::Counts).
+    pub fn count_outcomes(&self) -> bool {
+        self.count_outcomes
     }
     /// The time source.
     pub fn clock(&self) -> &Clock {
@@ -309,6 +316,14 @@ impl ConfigBuilder {
     /// the breaker stays open once it trips.
     pub fn trip_on_retry_after(mut self, trip: bool) -> Self {
         self.0.trip_on_retry_after = trip;
+        self
+    }
+    /// Keep lifetime `successes` and `failures` in [`Counts`](crate::Counts), for dashboards
+    /// and request rates. Default `false`: counting costs every verdict an atomic add (a few
+    /// nanoseconds on the closed-success path, which otherwise makes two loads); without it
+    /// both totals stay 0.
+    pub fn count_outcomes(mut self, on: bool) -> Self {
+        self.0.count_outcomes = on;
         self
     }
     /// Seed for the jitter, for reproducible open periods.

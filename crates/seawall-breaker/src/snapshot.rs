@@ -43,6 +43,11 @@ pub struct Counts {
     pub rejected: u64,
     /// Calls a `MetricsOnly` breaker admitted but would have rejected, ever.
     pub would_reject: u64,
+    /// Calls reported a success, ever (stale verdicts included; ignored calls are not), while
+    /// the policy's [`count_outcomes`](crate::ConfigBuilder::count_outcomes) is on; else 0.
+    pub successes: u64,
+    /// Calls reported a failure, ever (stale verdicts included), while `count_outcomes` is on.
+    pub failures: u64,
     /// Transitions to open, ever, forced ones included.
     pub trips: u64,
     /// Transitions of any kind, ever.

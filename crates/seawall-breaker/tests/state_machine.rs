@@ -439,6 +439,51 @@ fn reset_clears_what_decides_a_trip_and_keeps_the_lifetime_totals() {
 }
 
 #[test]
+fn every_verdict_counts_in_the_lifetime_totals_but_ignored_calls() {
+    let clock = ManualClock::new();
+    let cb = breaker(
+        builder(&clock)
+            .failure_threshold(2)
+            .half_open_max_calls(1)
+            .count_outcomes(true),
+    );
+    succeed(&cb, 3);
+    cb.try_acquire().unwrap().ignore();
+    drop(cb.try_acquire().unwrap());
+    let stale = cb.try_acquire().unwrap();
+    fail(&cb, 2);
+    // Admitted before the trip: its verdict no longer moves the breaker, but it happened.
+    stale.success();
+    assert_eq!(cb.state(), State::Open);
+    clock.advance(30 * SEC);
+    cb.try_acquire().unwrap().failure_with_retry_after(SEC);
+    let counts = cb.snapshot().counts;
+    assert_eq!((counts.successes, counts.failures), (4, 3));
+    cb.reset();
+    let counts = cb.snapshot().counts;
+    assert_eq!((counts.successes, counts.failures), (4, 3), "kept by reset");
+}
+
+#[test]
+fn without_count_outcomes_the_totals_stay_zero() {
+    let clock = ManualClock::new();
+    let cb = breaker(builder(&clock).failure_threshold(3));
+    succeed(&cb, 2);
+    fail(&cb, 1);
+    let counts = cb.snapshot().counts;
+    assert_eq!((counts.successes, counts.failures), (0, 0));
+    cb.reconfigure(
+        builder(&clock)
+            .failure_threshold(3)
+            .count_outcomes(true)
+            .build()
+            .unwrap(),
+    );
+    succeed(&cb, 1);
+    assert_eq!(cb.snapshot().counts.successes, 1);
+}
+
+#[test]
 fn disabled_admits_everything_and_never_trips_but_counts() {
     let clock = ManualClock::new();
     let cb = breaker(builder(&clock).failure_threshold(1));

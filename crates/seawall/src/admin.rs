@@ -1,6 +1,6 @@
 //! The admin listener's routes: `/metrics`, `/healthz`, `/readyz`, `GET /v1/breakers` (provider
 //! and output breakers), `GET /v1/flags`, `GET /v1/pipelines`, `GET /v1/transitions` (recent
-//! breaker transitions, newest first), the dashboard at `GET /ui` (also served at `/`) and the
+//! breaker transitions, newest first), `GET /v1/history` (sampled counters), the dashboard at `GET /ui` (also served at `/`) and the
 //! token-protected `POST /v1/breakers/{id}/{force-open|disable|reset}` (fleet-wide with
 //! `cluster`), `/v1/cluster`, and the token-protected `POST /v1/reload` (served by a
 //! [`Reload`], the app's reloader).
@@ -21,6 +21,7 @@ use crate::cluster::{AdminAction, Cluster};
 use crate::config::Secret;
 use crate::exposition::Format;
 use crate::flags::Flags;
+use crate::history::History;
 use crate::message::{full, json, json_error, Body};
 use crate::metrics::{BreakerLabels, Metrics};
 use crate::pipeline::Pipelines;
@@ -108,6 +109,8 @@ pub struct Admin {
     pipelines: Option<Arc<Pipelines>>,
     /// Source of `/v1/cluster`, told of breaker actions; `None` without `cluster`.
     cluster: Option<Arc<Cluster>>,
+    /// Source of `/v1/history`; `None` until [`Admin::with_history`].
+    history: Option<Arc<History>>,
     /// Serves `POST /v1/reload`; unset for a daemon not started from a file.
     reloader: OnceLock<Weak<dyn Reload>>,
 }
@@ -128,6 +131,7 @@ impl Admin {
             flags: None,
             pipelines: None,
             cluster: None,
+            history: None,
             reloader: OnceLock::new(),
         }
     }
@@ -143,6 +147,12 @@ impl Admin {
     /// breakers alongside the providers'.
     pub fn with_pipelines(mut self, pipelines: Arc<Pipelines>) -> Self {
         self.pipelines = Some(pipelines);
+        self
+    }
+
+    /// Serves `GET /v1/history` from `history`.
+    pub fn with_history(mut self, history: Arc<History>) -> Self {
+        self.history = Some(history);
         self
     }
 
@@ -169,6 +179,7 @@ impl Admin {
             ["v1", "flags"] => get(&|| self.flags()),
             ["v1", "pipelines"] => get(&|| self.pipelines()),
             ["v1", "cluster"] => get(&|| self.cluster()),
+            ["v1", "history"] => get(&|| self.history(req.uri().query())),
             ["v1", "transitions"] => {
                 get(&|| json(StatusCode::OK, &self.metrics.timeline().recent()))
             }
@@ -233,6 +244,32 @@ impl Admin {
         match &self.pipelines {
             Some(p) => json(StatusCode::OK, &p.views()),
             None => json(StatusCode::OK, &json!([])),
+        }
+    }
+
+    /// `GET /v1/history`, of one breaker with `?breaker=ID`.
+    fn history(&self, query: Option<&str>) -> Response<Body> {
+        let Some(history) = &self.history else {
+            return json_error(
+                StatusCode::NOT_FOUND,
+                "history_off",
+                "this admin API keeps no history",
+            );
+        };
+        let breaker = query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .find_map(|pair| pair.strip_prefix("breaker="));
+        match history.view(breaker) {
+            Some(view) => json(StatusCode::OK, &view),
+            None => json_error(
+                StatusCode::NOT_FOUND,
+                "unknown_breaker",
+                &format!(
+                    "no history of a breaker with id `{}`; list them with GET /v1/breakers",
+                    breaker.unwrap_or_default()
+                ),
+            ),
         }
     }
 
@@ -562,6 +599,30 @@ mod tests {
                 "text/html; charset=utf-8"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn history_serves_every_series_or_one_breaker() {
+        let (admin, breakers, _) = admin(None);
+        let resp = admin.handle(&req(Method::GET, "/v1/history", None), REMOTE);
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        let history = Arc::new(History::new(&Default::default()));
+        let admin = admin.with_history(history.clone());
+        let (cb, labels) = breakers.provider("p").unwrap().get("/v1/x", None);
+        cb.try_acquire().unwrap().failure();
+        history.sample(&breakers, None);
+        let all = body(admin.handle(&req(Method::GET, "/v1/history", None), REMOTE)).await;
+        assert_eq!(all["period_seconds"], 5.0, "{all}");
+        assert_eq!(all["points"], 180, "{all}");
+        assert_eq!(all["breakers"][0]["failures"], json!([1]), "{all}");
+        assert_eq!(all["breakers"][0]["states"], json!(["closed"]), "{all}");
+        let id = breaker_id(&labels);
+        let path = format!("/v1/history?breaker={id}");
+        let one = body(admin.handle(&req(Method::GET, &path, None), REMOTE)).await;
+        assert_eq!(one["breakers"][0]["id"], id.as_str(), "{one}");
+        let resp = admin.handle(&req(Method::GET, "/v1/history?breaker=0", None), REMOTE);
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert_eq!(body(resp).await["error"]["type"], "unknown_breaker");
     }
 
     #[test]

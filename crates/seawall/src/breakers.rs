@@ -39,6 +39,8 @@ pub fn policy(settings: &BreakerSettings, clock: Clock) -> Result<Policy, Policy
         .half_open_timeout(settings.half_open_timeout)
         .retry_after_max(settings.retry_after_max)
         .trip_on_retry_after(settings.trip_on_retry_after)
+        // Lifetime successes and failures feed `GET /v1/history`.
+        .count_outcomes(true)
         .clock(clock);
     if let Some(rate) = settings.failure_rate_threshold {
         b = b.failure_rate_threshold(rate);

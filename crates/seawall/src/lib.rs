@@ -12,6 +12,8 @@
 //! - [`metrics`]: the Prometheus metrics (prefix `seawall_`); [`exposition`]: `/metrics` in
 //!   OpenMetrics or the 0.0.4 text format, as the client's `accept` asks.
 //! - [`timeline`]: the bounded ring of recent breaker transitions (`GET /v1/transitions`).
+//! - [`history`]: the sampled rings of breaker and output counters (`GET /v1/history`, the
+//!   dashboard's charts).
 //! - [`message`]: what handlers receive and answer ([`message::Reply`]), JSON replies.
 //! - `http1`: the HTTP/1.1 transport: codec, client connections, upstream connections.
 //! - [`gateway`]: the HTTP gateway: routing, breakers per provider × endpoint, streaming.
@@ -42,6 +44,7 @@ pub mod exposition;
 pub mod flags;
 pub mod gateway;
 pub mod health;
+pub mod history;
 mod http1;
 mod labels;
 pub mod memory;

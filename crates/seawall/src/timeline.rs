@@ -114,7 +114,7 @@ impl Default for Timeline {
 }
 
 /// `s`, cut to at most [`MAX_LABEL`] bytes on a character boundary (with `…` when cut).
-fn bounded(s: &str) -> String {
+pub(crate) fn bounded(s: &str) -> String {
     if s.len() <= MAX_LABEL {
         return s.to_owned();
     }

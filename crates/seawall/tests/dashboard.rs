@@ -1,7 +1,9 @@
 //! The admin dashboard (`GET /ui`) rendered by headless Chromium: the app runs in-process
 //! (`App::start` on port 0) in front of a mock upstream that answers 503, one request trips the
 //! provider's breaker, a few events go through a pipeline, and the test reads the DOM the page
-//! built from the admin API, as a person would see it.
+//! built from the admin API, as a person would see it. The history test also takes a
+//! screenshot (saved as `dashboard-history.png` in cargo's target `tmp/` directory) and checks
+//! its pixels: the open band's colour under the breaker's chart, the lines above it.
 //!
 //! Needs `/usr/bin/chromium` (Debian's `chromium` package). Without it the test is skipped with
 //! a message, except under CI (`CI` set), where it fails.
@@ -49,6 +51,59 @@ fn chromium() -> Option<&'static Path> {
 
 /// The DOM of `url` after the page has run for five seconds of virtual time.
 async fn dump_dom(chromium: &Path, url: &str) -> String {
+    let output = run_chromium(chromium, &["--dump-dom"], url).await;
+    let dom = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        dom.contains("</html>"),
+        "chromium dumped no page:\nstdout:\n{dom}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    dom
+}
+
+/// A `width`×`height` screenshot of `url` after five seconds of virtual time, saved at `path`
+/// and decoded: (width, height, RGB bytes).
+async fn screenshot(
+    chromium: &Path,
+    url: &str,
+    (width, height): (u32, u32),
+    path: &Path,
+) -> (u32, u32, Vec<u8>) {
+    let _ = std::fs::remove_file(path);
+    let output = run_chromium(
+        chromium,
+        &[
+            &format!("--screenshot={}", path.display()),
+            &format!("--window-size={width},{height}"),
+            "--hide-scrollbars",
+            "--force-device-scale-factor=1",
+        ],
+        url,
+    )
+    .await;
+    let file = std::fs::File::open(path).unwrap_or_else(|e| {
+        panic!(
+            "no screenshot at {} ({e}); chromium said:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size().expect("a sane size")];
+    let info = reader.next_frame(&mut buf).expect("a frame");
+    let channels = info.color_type.samples();
+    let rgb = buf[..info.buffer_size()]
+        .chunks(channels)
+        .flat_map(|px| px[..3].to_vec())
+        .collect();
+    (info.width, info.height, rgb)
+}
+
+/// Runs headless Chromium on `url` with `args` (after the common ones and five seconds of
+/// virtual time); panics if it fails or hangs.
+async fn run_chromium(chromium: &Path, args: &[&str], url: &str) -> std::process::Output {
     let profile = temp_dir("dashboard");
     let mut cmd = tokio::process::Command::new(chromium);
     cmd.args([
@@ -63,7 +118,9 @@ async fn dump_dom(chromium: &Path, url: &str) -> String {
         "--disable-dev-shm-usage",
     ])
     .arg(format!("--user-data-dir={}", profile.display()))
-    .args(["--virtual-time-budget=5000", "--dump-dom", url])
+    .arg("--virtual-time-budget=5000")
+    .args(args)
+    .arg(url)
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
@@ -84,14 +141,14 @@ async fn dump_dom(chromium: &Path, url: &str) -> String {
     let output = outcome
         .unwrap_or_else(|_| panic!("chromium did not finish within {CHROMIUM_DEADLINE:?}"))
         .expect("chromium runs");
-    let dom = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
-        output.status.success() && dom.contains("</html>"),
-        "chromium failed ({}):\nstdout:\n{dom}\nstderr:\n{}",
+        output.status.success(),
+        "chromium failed ({}):\nstdout:\n{}\nstderr:\n{}",
         output.status,
+        String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    dom
+    output
 }
 
 /// The element opened by the first `<tag` whose opening tag contains every one of `attrs`,
@@ -217,6 +274,222 @@ pipelines:
         );
     }
     assert!(dom.contains("feature flags not configured"), "{dom}");
+    app.stop().await;
+}
+
+/// The open state's colour in the history band (Okabe–Ito vermillion); nothing else on the
+/// page is drawn in it.
+const OPEN_BAND: [u8; 3] = [0xD5, 0x5E, 0x00];
+/// The requests line's colour (Okabe–Ito blue).
+const REQUESTS_LINE: [u8; 3] = [0x00, 0x72, 0xB2];
+/// The failures line's colour (Okabe–Ito orange).
+const FAILURES_LINE: [u8; 3] = [0xE6, 0x9F, 0x00];
+
+/// Waits until `/v1/history` holds a sample newer than the newest one now.
+async fn next_sample(app: &Daemon) {
+    let newest = |h: serde_json::Value| h["timestamps"].as_array().unwrap().last().cloned();
+    let before = newest(app.admin_json("/v1/history").await);
+    common::wait::eventually("a new history sample", || async {
+        newest(app.admin_json("/v1/history").await) != before
+    })
+    .await;
+}
+
+/// Sends `n` gateway requests to the mock provider; they answer `expect`.
+async fn requests(app: &Daemon, n: usize, expect: StatusCode) {
+    for _ in 0..n {
+        let answer = get(&app.gateway("/mock/v1/fail")).await;
+        assert_eq!(answer.status, expect, "{:?}", answer.body);
+    }
+}
+
+/// Whether `px` is `colour`, give or take `slack` per channel (anti-aliased edges).
+fn near(px: &[u8], colour: [u8; 3], slack: u8) -> bool {
+    px.iter().zip(colour).all(|(&a, b)| a.abs_diff(b) <= slack)
+}
+
+/// The bounding box (x0, y0, x1, y1, inclusive) of the pixels of `colour` that lie in
+/// horizontal runs of at least `min_run`: a filled block, not a line or text.
+fn block_of(
+    (width, height, rgb): &(u32, u32, Vec<u8>),
+    colour: [u8; 3],
+    min_run: u32,
+) -> Option<(u32, u32, u32, u32)> {
+    let mut bbox: Option<(u32, u32, u32, u32)> = None;
+    for y in 0..*height {
+        let mut run = 0;
+        for x in 0..*width {
+            let i = ((y * width + x) * 3) as usize;
+            run = if near(&rgb[i..i + 3], colour, 2) {
+                run + 1
+            } else {
+                0
+            };
+            if run >= min_run {
+                let x0 = x + 1 - run;
+                bbox = Some(match bbox {
+                    None => (x0, y, x, y),
+                    Some((a, b, c, _)) => (a.min(x0), b, c.max(x), y),
+                });
+            }
+        }
+    }
+    bbox
+}
+
+/// How many pixels of `colour` lie in columns `xs` and rows `ys`.
+fn count_in(
+    (width, _, rgb): &(u32, u32, Vec<u8>),
+    colour: [u8; 3],
+    xs: std::ops::Range<u32>,
+    ys: std::ops::Range<u32>,
+) -> usize {
+    ys.flat_map(|y| xs.clone().map(move |x| ((y * width + x) * 3) as usize))
+        .filter(|&i| near(&rgb[i..i + 3], colour, 40))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_charts_the_history_of_a_breaker_that_opens_and_of_an_output() {
+    let Some(chromium) = chromium() else { return };
+    let upstream = MockUpstream::start(Reply::ok()).await;
+    // A short sample period so that the history fills in a second, not in minutes.
+    let yaml = format!(
+        "server: {{ listen: 127.0.0.1:0 }}
+admin: {{ listen: 127.0.0.1:0, history: {{ period: 100ms, window: 15s }} }}
+providers:
+  - {{ name: mock, kind: generic, base_url: 'http://{}',
+      circuit_breaker: {{ failure_threshold: 3, open_timeout: 1h, jitter: 0 }} }}
+pipelines:
+  - name: events
+    outputs: [{{ name: sink, type: blackhole, batch: {{ linger: 0s }} }}]
+",
+        upstream.addr()
+    );
+    let app = Daemon::start(&yaml).await;
+
+    // Healthy traffic over four samples, with events through the pipeline; then the upstream
+    // fails, three failures trip the breaker, and the next calls are rejected over three more.
+    for (calls, events) in [(2, 3), (5, 6), (8, 10), (4, 5)] {
+        requests(&app, calls, StatusCode::OK).await;
+        let body = "{\"n\":1}\n".repeat(events);
+        let ingested = post(
+            &app.gateway("/ingest/events"),
+            "application/x-ndjson",
+            &body,
+        )
+        .await;
+        assert!(ingested.status.is_success(), "{:?}", ingested.body);
+        next_sample(&app).await;
+    }
+    upstream.set_default(Reply::overloaded());
+    requests(&app, 3, StatusCode::SERVICE_UNAVAILABLE).await;
+    next_sample(&app).await;
+    for rejected in [6, 10, 4] {
+        requests(&app, rejected, StatusCode::SERVICE_UNAVAILABLE).await;
+        next_sample(&app).await;
+    }
+    // A second of quiet: the open band spans at least 15 samples, wider than any legend swatch.
+    for _ in 0..10 {
+        next_sample(&app).await;
+    }
+    let sum = |v: &serde_json::Value| -> u64 {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|x| x.as_u64())
+            .sum()
+    };
+    let history = settle(
+        || app.admin_json("/v1/history"),
+        |h| sum(&h["outputs"][0]["delivered"]) == 24,
+    )
+    .await;
+    let mock = history["breakers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "mock")
+        .unwrap_or_else(|| panic!("no history of the mock breaker: {history}"));
+    assert_eq!(sum(&mock["requests"]), 19 + 3, "{mock}");
+    assert_eq!(sum(&mock["failures"]), 3, "{mock}");
+    assert_eq!(sum(&mock["rejections"]), 20, "{mock}");
+    assert_eq!(mock["states"].as_array().unwrap().last().unwrap(), "open");
+    assert_eq!(sum(&history["outputs"][0]["delivered"]), 24, "{history}");
+
+    // The DOM: a chart per breaker with its three lines and an open band, the legend, and a
+    // chart of the output.
+    let dom = dump_dom(chromium, &app.admin("/ui")).await;
+    let breakers = element(&dom, "div", &[r#"id="history-breakers""#]);
+    let figure = element(
+        &dom,
+        "figure",
+        &[r#"class="chart breaker-chart""#, r#"data-name="mock""#],
+    );
+    for line in ["requests", "failures", "rejections"] {
+        let path = element(figure, "path", &[&format!(r#"class="line {line}""#)]);
+        assert!(
+            path.contains(r#" d="M"#) && path.matches(" L").count() >= 8,
+            "the {line} line has no points: {path}"
+        );
+    }
+    assert!(
+        figure.contains(r#"class="band band-open""#),
+        "no open band: {figure}"
+    );
+    assert!(
+        figure.contains("22 requests · 3 failures · 20 rejections"),
+        "{figure}"
+    );
+    for label in [
+        "requests",
+        "failures",
+        "rejections",
+        "band: closed",
+        "band: half-open",
+        "band: open",
+    ] {
+        assert!(
+            element(breakers, "ul", &[r#"class="legend""#]).contains(&format!(">{label}<")),
+            "the legend lacks {label}: {breakers}"
+        );
+    }
+    let outputs = element(&dom, "div", &[r#"id="history-outputs""#]);
+    let legend = element(outputs, "ul", &[r#"class="legend""#]);
+    for label in ["delivered", "sampled out", "dropped"] {
+        assert!(legend.contains(&format!(">{label}<")), "{legend}");
+    }
+    let sink = element(
+        &dom,
+        "figure",
+        &[r#"class="chart output-chart""#, r#"data-output="sink""#],
+    );
+    assert!(sink.contains("events/s"), "{sink}");
+    assert!(sink.contains("24 delivered"), "{sink}");
+
+    // The pixels: an open-coloured band under the mock's chart (the first: open comes first),
+    // with the requests and failures lines drawn above it.
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-history.png");
+    let image = screenshot(chromium, &app.admin("/ui"), (1400, 1400), &path).await;
+    eprintln!("dashboard screenshot: {}", path.display());
+    let (x0, y0, x1, y1) = block_of(&image, OPEN_BAND, 20)
+        .unwrap_or_else(|| panic!("no open band in {}", path.display()));
+    assert!(
+        y1 - y0 + 1 >= 6,
+        "the open band is {} px high in {}",
+        y1 - y0 + 1,
+        path.display()
+    );
+    let plot = y0.saturating_sub(110)..y0;
+    let left = 0..x1 + 1;
+    let blue = count_in(&image, REQUESTS_LINE, left.clone(), plot.clone());
+    let orange = count_in(&image, FAILURES_LINE, left, plot);
+    assert!(
+        blue >= 20 && orange >= 5,
+        "lines above the band at x {x0}..{x1}, y {y0}: {blue} requests px, {orange} failures px \
+         in {}",
+        path.display()
+    );
     app.stop().await;
 }
 

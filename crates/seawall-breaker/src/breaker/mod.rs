@@ -85,10 +85,16 @@ pub(crate) struct Inner {
     simple: AtomicBool,
     /// Whether permits time their calls (a slow-call threshold is set): read on admission.
     timed: AtomicBool,
+    /// Whether verdicts add to `successes` and `failures` (the policy's `count_outcomes`).
+    counted: AtomicBool,
     /// The breaker's time; kept across reconfigurations.
     clock: Clock,
     rejected: StripedCounter,
     would_reject: StripedCounter,
+    /// Calls reported a success, ever, while `counted`.
+    successes: StripedCounter,
+    /// Calls reported a failure, ever, while `counted`.
+    failures: StripedCounter,
     /// Told of every change of `consecutive_failures` while closed (see
     /// [`CircuitBreaker::on_failure_streak`]).
     streak_watcher: std::sync::OnceLock<StreakWatcher>,
@@ -144,10 +150,13 @@ impl CircuitBreaker {
             probes_held: AtomicBool::new(false),
             simple: AtomicBool::new(false),
             timed: AtomicBool::new(false),
+            counted: AtomicBool::new(false),
             clock: config.clock.clone(),
             policy: PolicyCell::new(Policy::new(config, None)),
             rejected: StripedCounter::default(),
             would_reject: StripedCounter::default(),
+            successes: StripedCounter::default(),
+            failures: StripedCounter::default(),
             streak_watcher: std::sync::OnceLock::new(),
             control: Mutex::new(Control {
                 reason: None,
@@ -278,8 +287,9 @@ impl CircuitBreaker {
 
     /// Back to closed in normal mode (reason `manual`), with the counts that decide the next
     /// trip cleared: consecutive failures, the rolling window, the back-off of repeated trips.
-    /// The lifetime totals of [`Counts`] (`rejected`, `would_reject`, `trips`, `transitions`)
-    /// are kept: like the monitoring counters fed from them, they never go down.
+    /// The lifetime totals of [`Counts`] (`rejected`, `would_reject`, `successes`, `failures`,
+    /// `trips`, `transitions`) are kept: like the monitoring counters fed from them, they never
+    /// go down.
     ///
     /// ```
     /// use seawall_breaker::{CircuitBreaker, Config};
@@ -412,6 +422,8 @@ impl Inner {
                 half_open_successes: w.successes(),
                 rejected: self.rejected.sum(),
                 would_reject: self.would_reject.sum(),
+                successes: self.successes.sum(),
+                failures: self.failures.sum(),
                 trips: ctl.trips,
                 transitions: ctl.transitions,
             },

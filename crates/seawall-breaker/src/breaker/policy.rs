@@ -66,6 +66,7 @@ impl Inner {
         let policy = self.policy();
         self.simple.store(policy.is_simple(), Release);
         self.timed.store(policy.track_slow, Release);
+        self.counted.store(policy.config.count_outcomes, Release);
     }
 }
 

@@ -8,6 +8,9 @@ use super::*;
 impl Inner {
     #[inline(always)]
     pub(crate) fn record(&self, t: Ticket, outcome: Outcome) {
+        if self.counted.load(Relaxed) {
+            self.count(outcome);
+        }
         if t.kind() == TicketKind::Closed && self.simple.load(Relaxed) {
             match outcome {
                 Outcome::Success => {
@@ -25,6 +28,17 @@ impl Inner {
             }
         }
         self.record_slow(t, outcome);
+    }
+
+    /// Adds `outcome` to the lifetime totals (with `count_outcomes`). Every verdict counts,
+    /// stale or not: the totals say what the calls did, not what moved the breaker.
+    #[inline(never)]
+    fn count(&self, outcome: Outcome) {
+        match outcome {
+            Outcome::Success => self.successes.increment(),
+            Outcome::Failure | Outcome::FailureWithRetryAfter(_) => self.failures.increment(),
+            Outcome::Ignore => {}
+        }
     }
 
     /// Tells the streak watcher, if any, the run's new length.

@@ -40,6 +40,7 @@ use crate::config::{AuthMode, Config, Position, Secrets, TlsFileError};
 use crate::flags::{self, Flags, FlagsError};
 use crate::gateway::{Gateway, GatewayError};
 use crate::health::{Health, MemoryProbe, Probes, ProcessMemory, QueueProbe};
+use crate::history::History;
 use crate::http1::outbound::{self, Pools};
 use crate::message::Reply;
 use crate::metrics::Metrics;
@@ -255,6 +256,8 @@ impl App {
         if let Some(cluster) = &cluster {
             admin = admin.with_cluster(cluster.clone());
         }
+        let history = Arc::new(History::new(&config.admin.history));
+        admin = admin.with_history(history.clone());
         let admin = Arc::new(admin);
 
         let gateway_listener = Listener::start(
@@ -281,6 +284,7 @@ impl App {
             tokio::spawn(flags::watch(f, breakers.clone(), pipelines.clone(), every))
         });
         let monitor = health.map(|h| tokio::spawn(h.monitor(health_probes(probes, &pipelines))));
+        let sampler = tokio::spawn(history.run(breakers.clone(), pipelines.clone()));
         let ticker = tokio::spawn(tick(
             breakers,
             pipelines.clone(),
@@ -308,6 +312,7 @@ impl App {
             // Breakers tick while requests and queues drain; after that nothing reads them.
             ticker.abort();
             drop(cluster);
+            sampler.abort();
             for task in [flag_watch, monitor].into_iter().flatten() {
                 task.abort();
             }

@@ -12,8 +12,8 @@
 //!   (the same socket, or a new one at a new address) while the old one drains.
 //!
 //! What cannot change while running (`global_health`, `telemetry`, `cluster`,
-//! `feature_flags` settings, TLS switched on or off, pipelines where none ran, a disk-buffered
-//! pipeline beyond its breaker settings) is listed as needing a restart.
+//! `admin.history`, `feature_flags` settings, TLS switched on or off, pipelines where none
+//! ran, a disk-buffered pipeline beyond its breaker settings) is listed as needing a restart.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -336,6 +336,7 @@ fn restart_required(old: &Config, new: &Config) -> Vec<String> {
     check("global_health", old.global_health == new.global_health);
     check("telemetry", old.telemetry == new.telemetry);
     check("cluster", old.cluster == new.cluster);
+    check("admin.history", old.admin.history == new.admin.history);
     let flag_settings = |c: &Config| {
         c.feature_flags.clone().map(|f| {
             (

@@ -32,6 +32,13 @@ pub const LINGER: Duration = HOUR;
 /// `pipelines[].buffer.sync_interval`.
 pub const SYNC_INTERVAL: Duration = HOUR;
 
+/// `admin.history.period`: the shortest and the longest.
+pub const HISTORY_PERIOD_MIN: Duration = Duration::from_millis(100);
+/// `admin.history.period`'s upper bound.
+pub const HISTORY_PERIOD_MAX: Duration = HOUR;
+/// `admin.history.window / admin.history.period`: samples kept per series.
+pub const HISTORY_POINTS: u64 = 1440;
+
 /// `server.max_body` and `pipelines[].max_body`: a body is held whole by ingest.
 pub const MAX_BODY: u64 = 1 << 30;
 /// `pipelines[].outputs[].batch.max_bytes`: a batch is encoded into one buffer.

@@ -50,7 +50,7 @@ pub use error::{ConfigError, Location, Position};
 pub use load::{load, parse};
 pub use model::{
     AdminConfig, AuthConfig, AuthMode, Config, FeatureFlagsConfig, GlobalHealthConfig, H2Config,
-    ServerConfig, ServerTimeouts, TelemetryConfig,
+    HistoryConfig, ServerConfig, ServerTimeouts, TelemetryConfig,
 };
 pub use pipeline::{
     BatchConfig, BufferConfig, BufferType, Compression, FallbackConfig, OutputConfig, OutputType,

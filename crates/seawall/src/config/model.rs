@@ -179,6 +179,8 @@ pub struct AdminConfig {
     pub token_env: Option<String>,
     /// Serve the admin API over TLS. Default: none, plaintext; `server.tls` is not inherited.
     pub tls: Option<TlsConfig>,
+    /// The counters kept for `GET /v1/history` and the dashboard's charts.
+    pub history: HistoryConfig,
 }
 
 impl Default for AdminConfig {
@@ -187,6 +189,39 @@ impl Default for AdminConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             token_env: None,
             tls: None,
+            history: HistoryConfig::default(),
+        }
+    }
+}
+
+/// How the daemon samples its counters for `GET /v1/history`: one sample every `period`,
+/// `window / period` samples kept per series (at most 1440).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Time between samples. Default `5s`; from `100ms` to `1h`.
+    #[serde(with = "duration")]
+    #[schemars(with = "DurationText")]
+    pub period: Duration,
+    /// How far back the history reaches. Default `15m`; at least `period`.
+    #[serde(with = "duration")]
+    #[schemars(with = "DurationText")]
+    pub window: Duration,
+}
+
+impl HistoryConfig {
+    /// Samples kept per series: `window / period`, rounded up.
+    pub fn points(&self) -> usize {
+        let period = self.period.as_nanos().max(1);
+        usize::try_from(self.window.as_nanos().div_ceil(period)).unwrap_or(usize::MAX)
+    }
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            period: Duration::from_secs(5),
+            window: Duration::from_secs(15 * 60),
         }
     }
 }

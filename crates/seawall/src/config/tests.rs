@@ -949,3 +949,35 @@ fn disk_buffer_settings_are_checked_naming_field_and_position() {
         (BufferType::Disk, 1 << 30, SyncPolicy::Interval)
     );
 }
+
+#[test]
+fn admin_history_defaults_to_15_minutes_of_5s_samples_and_is_bounded() {
+    let c = parse("{}").unwrap();
+    assert_eq!(c.admin.history, HistoryConfig::default());
+    assert_eq!(c.admin.history.points(), 180);
+    let c = parse("admin: { history: { period: 5s, window: 1h } }").unwrap();
+    assert_eq!(c.admin.history.points(), 720);
+    let c = parse("admin: { history: { period: 7s, window: 1m } }").unwrap();
+    assert_eq!(c.admin.history.points(), 9, "rounded up");
+    assert_error(
+        &parse_err("admin:\n  history: { period: 2s, window: 3h }\n"),
+        "admin.history.window",
+        2,
+        34,
+        "3h holds 5400 periods of 2s: at most 1440 samples are kept per series",
+    );
+    assert_error(
+        &parse_err("admin:\n  history: { period: 10ms }\n"),
+        "admin.history.period",
+        2,
+        22,
+        "10ms is too short: must be at least 100ms",
+    );
+    assert_error(
+        &parse_err("admin: { history: { period: 1m, window: 30s } }\n"),
+        "admin.history.window",
+        1,
+        41,
+        "30s is shorter than admin.history.period (1m)",
+    );
+}

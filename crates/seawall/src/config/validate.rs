@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::bounds;
 use super::breaker::BreakerSettings;
 use super::error::{ConfigError, Location};
-use super::model::{AuthMode, Config};
+use super::model::{AuthMode, Config, HistoryConfig};
 use super::pipeline::{BufferType, OutputConfig, OutputType, PipelineConfig, SyncPolicy};
 use super::provider::{ProviderConfig, MAX_IDLE_EVICT};
 use super::spans::{join_index, join_key as key, SpanMap};
@@ -275,7 +275,47 @@ impl Validator<'_> {
         if let Some(var) = &c.admin.token_env {
             self.env_name("admin.token_env", var)?;
         }
+        self.history(&c.admin.history)?;
         self.tls("admin.tls", c.admin.tls.as_ref())
+    }
+
+    /// `admin.history`: a period within its bounds, a window of at least one and at most
+    /// [`bounds::HISTORY_POINTS`] periods.
+    fn history(&self, h: &HistoryConfig) -> Checked {
+        if h.period < bounds::HISTORY_PERIOD_MIN {
+            return self.fail(
+                "admin.history.period",
+                format!(
+                    "{} is too short: must be at least {}",
+                    humantime::format_duration(h.period),
+                    humantime::format_duration(bounds::HISTORY_PERIOD_MIN)
+                ),
+            );
+        }
+        self.at_most("admin.history.period", h.period, bounds::HISTORY_PERIOD_MAX)?;
+        if h.window < h.period {
+            return self.fail(
+                "admin.history.window",
+                format!(
+                    "{} is shorter than admin.history.period ({})",
+                    humantime::format_duration(h.window),
+                    humantime::format_duration(h.period)
+                ),
+            );
+        }
+        let points = h.points() as u64;
+        if points > bounds::HISTORY_POINTS {
+            return self.fail(
+                "admin.history.window",
+                format!(
+                    "{} holds {points} periods of {}: at most {} samples are kept per series",
+                    humantime::format_duration(h.window),
+                    humantime::format_duration(h.period),
+                    bounds::HISTORY_POINTS
+                ),
+            );
+        }
+        Ok(())
     }
 
     /// A listener's TLS section: both files named, a handshake timeout within its bound (the
