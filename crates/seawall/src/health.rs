@@ -23,15 +23,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use http::header::RETRY_AFTER;
-use http::{HeaderValue, Response, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::config::GlobalHealthConfig;
-use crate::message::{json_error, Body};
 use crate::metrics::Metrics;
 
 /// One of the global health checks.
@@ -342,21 +339,6 @@ impl Health {
     /// The `retry-after` of shed responses, in seconds (≥ 1).
     pub fn retry_after_secs(&self) -> u64 {
         self.retry_after_secs
-    }
-
-    /// The `503` answered to a shed `POST /ingest/{pipeline}`:
-    /// `{"error":{"type":"overloaded","message":…}}` with `retry-after`.
-    pub fn ingest_rejection(&self, check: Check) -> Response<Body> {
-        let secs = self.retry_after_secs;
-        let message = format!(
-            "seawall: global health check `{}` is failing ({}); new events are shed, retry after {secs}s",
-            check.as_str(),
-            check.pressure()
-        );
-        let mut resp = json_error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", &message);
-        resp.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(secs));
-        resp
     }
 
     /// Reads `probes` every `check_interval` (the first time at once) and applies the

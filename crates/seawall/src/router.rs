@@ -38,7 +38,7 @@ impl Router {
         }
         if let Some(health) = &self.health {
             if let Some(check) = health.shed(health::Edge::Ingest) {
-                return health.ingest_rejection(check).into();
+                return crate::pipeline::shed(health, check).into();
             }
         }
         match &self.pipelines {

@@ -692,13 +692,12 @@ global_health: {{ queue_check_enabled: true, queue_threshold_percent: 50, check_
     )
     .await;
     assert_eq!(answer.status, StatusCode::ACCEPTED);
+    // The monitor sees the queue at its next check; OTLP is posted once it sheds.
+    let unhealthy = r#"seawall_global_health_unhealthy{check="queue"}"#;
+    settle(|| metric(&d, unhealthy), |v| *v == 1.0).await;
     let body = request_with_bodies(&[text("late")]).encode_to_vec();
     let headers = [("content-type", "application/x-protobuf")];
-    let answer = settle(
-        || post_otlp(&d, &headers, body.clone()),
-        |a| a.status == StatusCode::SERVICE_UNAVAILABLE,
-    )
-    .await;
+    let answer = post_otlp(&d, &headers, body.clone()).await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{answer:?}");
     let retry_after: u64 = answer.header("retry-after").unwrap().parse().unwrap();
     assert!(retry_after >= 1);

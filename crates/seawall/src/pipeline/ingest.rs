@@ -13,7 +13,7 @@ use super::disk::Refused;
 use super::events::Chunk;
 use super::parse::{self, Format};
 use super::{Pipeline, Pipelines};
-use crate::health::{Check, Edge};
+use crate::health::{Check, Edge, Health};
 use crate::memory::{Lease, OverBudget};
 use crate::message::{json, json_error, Body, BoxError};
 
@@ -148,7 +148,7 @@ impl Pipelines {
         match self.health.get() {
             Some(health) => {
                 health.count_shed(Edge::Ingest, Check::Memory);
-                health.ingest_rejection(Check::Memory)
+                shed(health, Check::Memory)
             }
             None => {
                 let message = format!("seawall: {over}");
@@ -156,6 +156,21 @@ impl Pipelines {
             }
         }
     }
+}
+
+/// The `503` answered to an ingest request shed because `health`'s `check` fails:
+/// `{"error":{"type":"overloaded","message":…}}` with `retry-after`.
+pub(crate) fn shed(health: &Health, check: Check) -> Response<Body> {
+    let secs = health.retry_after_secs();
+    let message = format!(
+        "seawall: global health check `{}` is failing ({}); new events are shed, retry after {secs}s",
+        check.as_str(),
+        check.pressure()
+    );
+    let mut resp = json_error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", &message);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    resp
 }
 
 pub(super) fn shutting_down() -> Response<Body> {
@@ -236,4 +251,28 @@ where
         }
     }
     Ok((buf, lease))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::GlobalHealthConfig;
+    use crate::metrics::Metrics;
+
+    /// The shed answer asks to come back after the check interval, in whole seconds.
+    #[test]
+    fn a_shed_answer_names_the_check_and_retries_after_the_interval() {
+        for (interval, secs) in [(250, "1"), (1500, "2"), (30_000, "30")] {
+            let config = GlobalHealthConfig {
+                check_interval: Duration::from_millis(interval),
+                ..GlobalHealthConfig::default()
+            };
+            let health = Health::new(&config, &Metrics::new());
+            let resp = shed(&health, Check::Memory);
+            assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(resp.headers()["retry-after"], secs);
+        }
+    }
 }

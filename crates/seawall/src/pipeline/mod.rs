@@ -55,6 +55,7 @@ use crate::memory::Budget;
 use crate::metrics::{BreakerLabels, Metrics};
 
 pub use error::PipelineError;
+pub(crate) use ingest::shed;
 pub use reload::PipelinesReload;
 pub use view::{BufferView, DroppedView, EndpointView, FillView, OutputView, PipelineView};
 
