@@ -415,12 +415,12 @@ pub struct RunningApp {
 impl RunningApp {
     /// The gateway's bound address (after a reload that moved it, the new one).
     pub fn gateway_addr(&self) -> SocketAddr {
-        self.reloader.gateway_listener.local_addr()
+        self.reloader.parts.gateway_listener.local_addr()
     }
 
     /// The admin listener's bound address (after a reload that moved it, the new one).
     pub fn admin_addr(&self) -> SocketAddr {
-        self.reloader.admin_listener.local_addr()
+        self.reloader.parts.admin_listener.local_addr()
     }
 
     /// Reads every TLS listener's certificate and key files again; each listener serves its

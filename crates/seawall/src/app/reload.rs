@@ -95,15 +95,7 @@ pub struct Reloader {
     path: Option<PathBuf>,
     /// One reload at a time, and the configuration now running.
     running: tokio::sync::Mutex<(Config, Secrets)>,
-    pub(crate) breakers: Arc<Breakers>,
-    pub(crate) gateway: Gateway,
-    pub(crate) flags: Option<Arc<Flags>>,
-    pub(crate) pipelines: Option<Arc<Pipelines>>,
-    pub(crate) admin_token: Arc<ArcSwapOption<Secret>>,
-    pub(crate) gateway_listener: Arc<Listener>,
-    pub(crate) admin_listener: Arc<Listener>,
-    /// The gateway's and the admin listener's TLS, when they have it.
-    pub(crate) tls: [Option<Arc<TlsAcceptor>>; 2],
+    pub(crate) parts: Parts,
     reloads: Family<ResultLabels, Counter>,
 }
 
@@ -143,14 +135,7 @@ impl Reloader {
         Reloader {
             path: config.source.clone(),
             running: tokio::sync::Mutex::new((config, secrets)),
-            breakers: parts.breakers,
-            gateway: parts.gateway,
-            flags: parts.flags,
-            pipelines: parts.pipelines,
-            admin_token: parts.admin_token,
-            gateway_listener: parts.gateway_listener,
-            admin_listener: parts.admin_listener,
-            tls: parts.tls,
+            parts,
             reloads,
         }
     }
@@ -208,16 +193,18 @@ impl Reloader {
         outcome: &mut ReloadOutcome,
     ) -> Result<(), String> {
         let providers = self
+            .parts
             .breakers
             .reload(&config.providers, &old.providers)
             .map_err(|(provider, e)| format!("provider `{provider}`: {e}"))?;
         outcome.providers = Some(providers);
         let gateway = self
+            .parts
             .gateway
-            .reload(config, secrets, &self.breakers)
+            .reload(config, secrets, &self.parts.breakers)
             .map_err(|e| format!("gateway: {e}"))?;
         outcome.gateway = Some(gateway);
-        match &self.pipelines {
+        match &self.parts.pipelines {
             Some(pipelines) => {
                 let report = pipelines
                     .reload(&config.pipelines)
@@ -234,26 +221,29 @@ impl Reloader {
                 .push("pipelines (none ran at start)".into()),
             None => {}
         }
-        if let Some(flags) = &self.flags {
+        if let Some(flags) = &self.parts.flags {
             flags
                 .rehandle(&config.providers, &config.pipelines)
                 .map_err(|e| e.to_string())?;
         }
-        self.admin_token
+        self.parts
+            .admin_token
             .store(secrets.admin_token.clone().map(Arc::new));
         let tls = [config.server.tls.as_ref(), config.admin.tls.as_ref()];
-        for (acceptor, settings) in self.tls.iter().zip(tls) {
+        for (acceptor, settings) in self.parts.tls.iter().zip(tls) {
             if let (Some(acceptor), Some(settings)) = (acceptor, settings) {
                 acceptor.reload_from(settings).map_err(|e| e.to_string())?;
             }
         }
         let listen = gateway_listen(config);
         let moved = self
+            .parts
             .gateway_listener
             .reload(listen)
             .map_err(|e| format!("server.listen {}: {e}", config.server.listen))?;
         outcome.gateway_listener = Some(moved);
         let moved = self
+            .parts
             .admin_listener
             .reload(admin_listen(config))
             .map_err(|e| format!("admin.listen {}: {e}", config.admin.listen))?;

@@ -148,6 +148,20 @@ pub(super) enum Vote {
     },
 }
 
+impl Vote {
+    /// A VOTE or STREAK script's answer: `0` below the quorum, `1` open (the fleet's record in
+    /// `text`, else `ours`), `2` open by this very message.
+    fn answered(code: u8, text: &str, ours: OpenRecord) -> Vote {
+        match code {
+            0 => Vote::Below,
+            _ => Vote::Open {
+                record: parse_record(text).unwrap_or(ours),
+                published: code == 2,
+            },
+        }
+    }
+}
+
 /// What Redis holds when a replica (re)connects.
 #[derive(Debug, Default)]
 pub(super) struct Loaded {
@@ -232,17 +246,7 @@ impl Store {
         quorum: u32,
         window: Duration,
     ) -> RedisResult<Vote> {
-        let record = OpenRecord {
-            key: key.clone(),
-            until_ms,
-            first: self.node.clone(),
-            reason: reason.to_owned(),
-        };
-        let event = Event::Trip {
-            until_ms,
-            first: self.node.clone(),
-            reason: reason.to_owned(),
-        };
+        let (record, event) = self.trip(key, reason, until_ms);
         let (code, text): (u8, String) = Script::new(&format!("{WITH}{VOTE}"))
             .key(self.keys.votes(id))
             .key(self.keys.open())
@@ -256,13 +260,23 @@ impl Store {
             .arg(self.keys.channel())
             .invoke_async(&mut self.conn)
             .await?;
-        Ok(match code {
-            0 => Vote::Below,
-            _ => Vote::Open {
-                record: parse_record(&text).unwrap_or(record),
-                published: code == 2,
-            },
-        })
+        Ok(Vote::answered(code, &text, record))
+    }
+
+    /// The record and the message of this replica's trip of `key`.
+    fn trip(&self, key: &FleetKey, reason: &str, until_ms: u64) -> (OpenRecord, Event) {
+        let record = OpenRecord {
+            key: key.clone(),
+            until_ms,
+            first: self.node.clone(),
+            reason: reason.to_owned(),
+        };
+        let event = Event::Trip {
+            until_ms,
+            first: self.node.clone(),
+            reason: reason.to_owned(),
+        };
+        (record, event)
     }
 
     /// This replica's run of failures of `id` is `streak` long: the runs of the fleet add up
@@ -280,17 +294,7 @@ impl Store {
         until_ms: u64,
     ) -> RedisResult<Vote> {
         let reason = "consecutive_failures";
-        let record = OpenRecord {
-            key: key.clone(),
-            until_ms,
-            first: self.node.clone(),
-            reason: reason.to_owned(),
-        };
-        let event = Event::Trip {
-            until_ms,
-            first: self.node.clone(),
-            reason: reason.to_owned(),
-        };
+        let (record, event) = self.trip(key, reason, until_ms);
         let (code, text): (u8, String) = Script::new(&format!("{WITH}{STREAK}"))
             .key(self.keys.streaks(id))
             .key(self.keys.open())
@@ -306,13 +310,7 @@ impl Store {
             .arg(now_ms())
             .invoke_async(&mut self.conn)
             .await?;
-        Ok(match code {
-            0 => Vote::Below,
-            _ => Vote::Open {
-                record: parse_record(&text).unwrap_or(record),
-                published: code == 2,
-            },
-        })
+        Ok(Vote::answered(code, &text, record))
     }
 
     /// This replica's trip of `id` no longer counts (it recovered on its own).
@@ -328,17 +326,7 @@ impl Store {
         reason: &str,
         until_ms: u64,
     ) -> RedisResult<OpenRecord> {
-        let record = OpenRecord {
-            key: key.clone(),
-            until_ms,
-            first: self.node.clone(),
-            reason: reason.to_owned(),
-        };
-        let event = Event::Trip {
-            until_ms,
-            first: self.node.clone(),
-            reason: reason.to_owned(),
-        };
+        let (record, event) = self.trip(key, reason, until_ms);
         let text: String = Script::new(&format!("{WITH}{REOPEN}"))
             .key(self.keys.open())
             .key(self.keys.lease(id))

@@ -1,5 +1,6 @@
-//! What the server and the upstream client both do with a connection: read into its buffer,
-//! and bound a wait with a deadline timer the connection keeps.
+//! What the server and the upstream client both do with a connection: plain TCP or TLS over
+//! it ([`MaybeTls`]), read into its buffer, and bound a wait with a deadline timer the
+//! connection keeps.
 
 use std::future::Future;
 use std::io;
@@ -8,8 +9,76 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
+
+/// Plain TCP, or `T`: TLS over TCP (a server's or a client's session).
+pub(crate) enum MaybeTls<T> {
+    Plain(TcpStream),
+    /// Boxed: a TLS session's state is large, and a plaintext connection should not carry
+    /// room for it.
+    Tls(Box<T>),
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for MaybeTls<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            MaybeTls::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for MaybeTls<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTls::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            MaybeTls::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            MaybeTls::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+        }
+    }
+
+    /// For TLS, a `close_notify` alert goes out before the TCP write side closes.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            MaybeTls::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTls::Plain(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            MaybeTls::Tls(tls) => Pin::new(tls.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            MaybeTls::Plain(tcp) => tcp.is_write_vectored(),
+            MaybeTls::Tls(tls) => tls.is_write_vectored(),
+        }
+    }
+}
 
 /// Bytes read per system call at most.
 pub(crate) const READ_CHUNK: usize = 16 * 1024;
