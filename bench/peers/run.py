@@ -253,6 +253,17 @@ def report(raw):
     print("| peak RSS, MiB (VmHWM summed over the proxy's processes) | – | "
           + " | ".join(f"{rss[n]:.1f}" for n in names if n != "direct") + " | "
           + ("ahead" if rss.get("seawall", 1e9) <= min(rss[n] for n in peers) else "behind") + " |")
+    print("\nPer-round ratios, Seawall / peer, of figures from the same round (median, and the "
+          "rounds in which Seawall was ahead; a drift in the host's load moves both sides of a ratio alike):\n")
+    for key, label, higher in (("top_rps", "most calls/s", True), ("bound_rps", f"calls/s at p99 ≤ {BOUND:.0f} ms", True),
+                               ("cpu_per_1000", "CPU per 1000 calls", False)):
+        parts = []
+        for n in peers:
+            ratios = [r["seawall"][key] / r[n][key] for r in rounds if r[n].get(key) and r["seawall"].get(key)]
+            if ratios:
+                ahead = sum(1 for x in ratios if (x >= 1 if higher else x <= 1))
+                parts.append(f"{n} {statistics.median(ratios):.3g}× ({ahead} of {len(ratios)})")
+        print(f"- {label}: " + ", ".join(parts))
     s = storms
     print(f"\n### 429 storm: {STORM_RATE:.0f} calls/s for {CALM + STORM + AFTER} s; from {CALM} s the provider answers 429 "
           f"with retry-after: {HINT} for {STORM} s, then heals\n")
