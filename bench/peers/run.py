@@ -190,8 +190,11 @@ def main():
 
 def report(raw):
     rounds, storms, rss = raw["rounds"], raw["storms"], raw["rss"]
-    names = list(rounds[0])
+    names = list(rounds[0]) if rounds else list(raw["storms"])
     peers = [n for n in names if n not in ("direct", "seawall")]
+    if not rounds:  # bench/peers.sh 0: the storm alone
+        storm_table(raw["storms"], names)
+        return
 
     def added(key, name):
         """Per-round values of key for name minus direct's in the same round."""
@@ -264,7 +267,15 @@ def report(raw):
                 ahead = sum(1 for x in ratios if (x >= 1 if higher else x <= 1))
                 parts.append(f"{n} {statistics.median(ratios):.3g}× ({ahead} of {len(ratios)})")
         print(f"- {label}: " + ", ".join(parts))
-    s = storms
+    storm_table(storms, names)
+    print("\nPer round (raw):")
+    for i, r in enumerate(rounds):
+        print(f"- round {i + 1}: " + "; ".join(
+            f"{n} c1 p50 {r[n]['c1_p50']:.3f} / bound {r[n]['bound_rps']:.0f} rps @ {r[n]['bound_conns']}c / "
+            f"{HIGH:.0f}/s p99 {r[n]['high_p99']} ({r[n]['high_ok']}/{r[n]['high_sent']} ok)" for n in names))
+
+
+def storm_table(s, names):
     print(f"\n### 429 storm: {STORM_RATE:.0f} calls/s for {CALM + STORM + AFTER} s; from {CALM} s the provider answers 429 "
           f"with retry-after: {HINT} for {STORM} s, then heals\n")
     print("| target | calls sent (in the storm) | reached the provider in the storm | reached the provider in all | "
@@ -278,11 +289,6 @@ def report(raw):
         mix = lambda m: ", ".join(f"{k}: {v}" for k, v in m.items())
         print(f"| {n} | {r['sent']} ({r['storm_sent']}) | {r['reached_in_storm']} | {r['reached_provider']} | "
               f"{mix(r['statuses'])} | {mix(r['storm_statuses'])} | {r['recovery_lag_s']} | {r['provider_first_ok_after_s']} |")
-    print("\nPer round (raw):")
-    for i, r in enumerate(rounds):
-        print(f"- round {i + 1}: " + "; ".join(
-            f"{n} c1 p50 {r[n]['c1_p50']:.3f} / bound {r[n]['bound_rps']:.0f} rps @ {r[n]['bound_conns']}c / "
-            f"{HIGH:.0f}/s p99 {r[n]['high_p99']} ({r[n]['high_ok']}/{r[n]['high_sent']} ok)" for n in names))
 
 
 if __name__ == "__main__":
