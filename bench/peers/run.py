@@ -141,8 +141,10 @@ def one_round(name):
     r["c1_p50"], r["c1_p99"] = c1["p50"], c1["p99"]
     best = (c1["rps"], 1) if c1["p99"] is not None and c1["p99"] <= BOUND and not c1["errors"] else (0.0, 0)
     calls, top = c1["calls"], c1["rps"]
+    r["sweep"] = [[1, c1["rps"], c1["p99"], c1["errors"]]]  # [connections, calls/s, p99 ms, errors] per step
     for c in SWEEP:
         s = wrk(name, c, SWEEP_SECS)
+        r["sweep"].append([c, s["rps"], s["p99"], s["errors"]])
         calls, top = calls + s["calls"], max(top, s["rps"])
         if s["p99"] is not None and s["p99"] <= BOUND and not s["errors"] and s["rps"] > best[0]:
             best = (s["rps"], c)
