@@ -50,8 +50,10 @@ count() {
         curl -s -o /dev/null "$url" 2>/dev/null && break
         sleep 0.2
     done
+    # shellcheck disable=SC2086 # $script is empty or "-s FILE": meant to split
     wrk -t1 -c8 -d2s $script "$url" >/dev/null
     callgrind_control -i on "$pid" >/dev/null 2>&1
+    # shellcheck disable=SC2086 # as above
     wrk -t1 -c8 -d"${SECS}s" $script "$url" >"$WORK/$name.wrk"
     callgrind_control -i off "$pid" >/dev/null 2>&1
     callgrind_control -d "$pid" >/dev/null 2>&1
@@ -59,6 +61,7 @@ count() {
     wait "$pid" 2>/dev/null || true
     local requests file
     requests=$(awk '/requests in/{print $1}' "$WORK/$name.wrk")
+    # shellcheck disable=SC2010 # the largest dump among callgrind's NAME.PID files (as bench/instructions.sh)
     file=$(ls -S "$WORK/$name".* | grep -v '\.log$\|\.wrk$' | head -1)
     callgrind_annotate "$file" 2>/dev/null | awk -v n="$name" -v r="$requests" '/PROGRAM TOTALS/ {
         for (i = 1; i <= NF; i++) gsub(",", "", $i)
