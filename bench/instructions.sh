@@ -6,6 +6,8 @@
 # simulated L1 misses show how much memory a request touches. Kernel time is not counted.
 # Prints a Markdown table. Installs nginx, wrk and valgrind with apt-get when missing.
 # Usage: bench/instructions.sh [seconds=4]
+# BASELINE=<another seawall binary> adds its row (same configuration); CALLGRIND_OUT=<dir> keeps
+# the callgrind files there for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-4}
@@ -54,6 +56,9 @@ count() {
     callgrind_control -d "$pid" >/dev/null 2>&1
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+    if [ -n "${CALLGRIND_OUT:-}" ]; then
+        mkdir -p "$CALLGRIND_OUT" && cp "$WORK/$name".* "$CALLGRIND_OUT/"
+    fi
     local requests file
     requests=$(awk '/requests in/{print $1}' "$WORK/$name.wrk")
     file=$(ls -S "$WORK/$name".* | grep -v '\.log$\|\.wrk$' | head -1)
@@ -74,3 +79,7 @@ echo "|---|---|---|---|---|"
 count nginx "http://127.0.0.1:$NGX/v1/messages" "$NGINX" -c "$WORK/proxy/nginx.conf" -p "$WORK/proxy"
 TOKIO_WORKER_THREADS=2 SEAWALL_LOG=warn count seawall "http://127.0.0.1:$SW/up/v1/messages" \
     "$SEAWALL" run -c "$WORK/seawall.yaml"
+if [ -n "${BASELINE:-}" ]; then
+    TOKIO_WORKER_THREADS=2 SEAWALL_LOG=warn count baseline "http://127.0.0.1:$SW/up/v1/messages" \
+        "$BASELINE" run -c "$WORK/seawall.yaml"
+fi

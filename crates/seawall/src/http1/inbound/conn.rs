@@ -5,7 +5,7 @@
 
 use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -209,13 +209,14 @@ impl<'s> ClientConn<'s> {
 
     /// Runs the handler's future to its reply, meanwhile writing held-back answers, pumping
     /// the request body and watching the client. `None` when the client went away (the
-    /// handler's future is dropped) or could not be written to.
-    pub(super) async fn run(
+    /// handler's future is dropped) or could not be written to. The handler comes pinned
+    /// where the caller made it: the gateway's future is kilobytes, and moving it into this
+    /// one cost a copy of it per request.
+    pub(super) async fn run<H: Future<Output = Reply>>(
         &mut self,
-        handler: impl Future<Output = Reply>,
+        mut handler: Pin<&mut H>,
         mut pump: Option<&mut BodyPump>,
     ) -> Option<Reply> {
-        let mut handler = pin!(handler);
         poll_fn(|cx| {
             if let Poll::Ready(reply) = handler.as_mut().poll(cx) {
                 return Poll::Ready(Some(reply));

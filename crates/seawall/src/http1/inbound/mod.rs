@@ -95,7 +95,12 @@ pub(crate) async fn serve<H, F>(
         let (method, version) = (parts.method.clone(), parts.version);
         let (body, mut pump) = conn.request_body(framing, expects_continue);
         let request = Request::from_parts(parts, body);
-        let Some(mut reply) = conn.run(handler(request, remote), pump.as_mut()).await else {
+        let answered = {
+            // Dropped here, when it answered or its client went away.
+            let handling = std::pin::pin!(handler(request, remote));
+            conn.run(handling, pump.as_mut()).await
+        };
+        let Some(mut reply) = answered else {
             tracing::debug!(%remote, "client went away before its answer");
             return;
         };
