@@ -37,49 +37,17 @@ providers:
     base_url: http://127.0.0.1:$UP
 YAML
 
-# count NAME URL command... -> "NAME requests Ir D1-misses I1-misses" per request
-count() {
-    local name=$1 url=$2
-    shift 2
-    valgrind --tool=callgrind --cache-sim=yes --instr-atstart=no \
-        --callgrind-out-file="$WORK/$name.%p" "$@" >"$WORK/$name.log" 2>&1 &
-    local pid=$!
-    PIDS+=("$pid")
-    for _ in $(seq 150); do
-        curl -fs -o /dev/null "$url" 2>/dev/null && break
-        sleep 0.2
-    done
-    wrk -t1 -c8 -d2s "$url" >/dev/null # warm up: connections and pools open, caches filled
-    callgrind_control -i on "$pid" >/dev/null 2>&1
-    wrk -t1 -c8 -d"${SECS}s" "$url" >"$WORK/$name.wrk"
-    callgrind_control -i off "$pid" >/dev/null 2>&1
-    callgrind_control -d "$pid" >/dev/null 2>&1
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    if [ -n "${CALLGRIND_OUT:-}" ]; then
-        mkdir -p "$CALLGRIND_OUT" && cp "$WORK/$name".* "$CALLGRIND_OUT/"
-    fi
-    local requests file
-    requests=$(awk '/requests in/{print $1}' "$WORK/$name.wrk")
-    file=$(ls -S "$WORK/$name".* | grep -v '\.log$\|\.wrk$' | head -1)
-    # Totals in the order Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw.
-    callgrind_annotate "$file" 2>/dev/null | awk -v n="$name" -v r="$requests" '/PROGRAM TOTALS/ {
-        for (i = 1; i <= NF; i++) gsub(",", "", $i)
-        # fields: value (pct) value (pct) ...
-        ir = $1; i1 = $7; d1r = $9; d1w = $11
-        printf "| %s | %d | %.0f | %.0f | %.0f |\n", n, r, ir / r, (d1r + d1w) / r, i1 / r
-    }'
-}
+source bench/callgrind.sh
 
 echo
 echo "callgrind, wrk -t1 -c8 for ${SECS}s after a 2s warm-up ($(date +%F)); user-space counts per forwarded request"
 echo
 echo "| proxy | requests counted | instructions | L1 data misses | L1 instruction misses |"
 echo "|---|---|---|---|---|"
-count nginx "http://127.0.0.1:$NGX/v1/messages" "$NGINX" -c "$WORK/proxy/nginx.conf" -p "$WORK/proxy"
-TOKIO_WORKER_THREADS=2 SEAWALL_LOG=warn count seawall "http://127.0.0.1:$SW/up/v1/messages" \
+count nginx "http://127.0.0.1:$NGX/v1/messages" "" "$NGINX" -c "$WORK/proxy/nginx.conf" -p "$WORK/proxy"
+TOKIO_WORKER_THREADS=2 SEAWALL_LOG=warn count seawall "http://127.0.0.1:$SW/up/v1/messages" "" \
     "$SEAWALL" run -c "$WORK/seawall.yaml"
 if [ -n "${BASELINE:-}" ]; then
-    TOKIO_WORKER_THREADS=2 SEAWALL_LOG=warn count baseline "http://127.0.0.1:$SW/up/v1/messages" \
+    TOKIO_WORKER_THREADS=2 SEAWALL_LOG=warn count baseline "http://127.0.0.1:$SW/up/v1/messages" "" \
         "$BASELINE" run -c "$WORK/seawall.yaml"
 fi

@@ -39,36 +39,7 @@ wrk.headers["content-type"] = "application/json"
 wrk.headers["x-api-key"] = "test-key"
 wrk.headers["anthropic-version"] = "2023-06-01"
 LUA
-count() {
-    local name=$1 url=$2 script=$3
-    shift 3
-    valgrind --tool=callgrind --cache-sim=yes --instr-atstart=no \
-        --callgrind-out-file="$WORK/$name.%p" "$@" >"$WORK/$name.log" 2>&1 &
-    local pid=$!
-    PIDS+=("$pid")
-    for _ in $(seq 150); do
-        curl -s -o /dev/null "$url" 2>/dev/null && break
-        sleep 0.2
-    done
-    # shellcheck disable=SC2086 # $script is empty or "-s FILE": meant to split
-    wrk -t1 -c8 -d2s $script "$url" >/dev/null
-    callgrind_control -i on "$pid" >/dev/null 2>&1
-    # shellcheck disable=SC2086 # as above
-    wrk -t1 -c8 -d"${SECS}s" $script "$url" >"$WORK/$name.wrk"
-    callgrind_control -i off "$pid" >/dev/null 2>&1
-    callgrind_control -d "$pid" >/dev/null 2>&1
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    local requests file
-    requests=$(awk '/requests in/{print $1}' "$WORK/$name.wrk")
-    # shellcheck disable=SC2010 # the largest dump among callgrind's NAME.PID files (as bench/instructions.sh)
-    file=$(ls -S "$WORK/$name".* | grep -v '\.log$\|\.wrk$' | head -1)
-    callgrind_annotate "$file" 2>/dev/null | awk -v n="$name" -v r="$requests" '/PROGRAM TOTALS/ {
-        for (i = 1; i <= NF; i++) gsub(",", "", $i)
-        ir = $1; i1 = $7; d1r = $9; d1w = $11
-        printf "| %s | %d | %.0f | %.0f | %.0f |\n", n, r, ir / r, (d1r + d1w) / r, i1 / r
-    }'
-}
+source bench/callgrind.sh
 echo "| proxy, request | calls counted | instructions per call | L1 data misses | L1 instruction misses |"
 echo "|---|---:|---:|---:|---:|"
 count nginx-post "http://127.0.0.1:$NGX/v1/messages" "-s $WORK/post.lua" "$NGINX" -c "$WORK/proxy/nginx.conf" -p "$WORK/proxy"

@@ -103,15 +103,15 @@ impl Pipelines {
             report.changed.push(p.name.clone());
             plans.push(replan(old, p, &shared, &mut report.outputs)?);
         }
-        for old in current.iter() {
-            if !configs.iter().any(|p| p.name == old.name) {
-                report.removed.push(old.name.clone());
-                for o in &old.outputs {
-                    report
-                        .outputs
-                        .draining
-                        .push(format!("{}/{}", old.name, o.name));
-                }
+        let removed: Vec<&Arc<Pipeline>> = current
+            .iter()
+            .filter(|old| !configs.iter().any(|p| p.name == old.name))
+            .collect();
+        for old in &removed {
+            report.removed.push(old.name.clone());
+            for o in &old.outputs {
+                let id = format!("{}/{}", old.name, o.name);
+                report.outputs.draining.push(id);
             }
         }
         // Nothing below fails but breaker settings `seawall check` has already accepted.
@@ -154,14 +154,11 @@ impl Pipelines {
                 }
             }
         }
-        for old in current.iter() {
-            if !configs.iter().any(|p| p.name == old.name) {
-                self.retire_pipeline(old);
-            }
+        for old in removed {
+            self.retire_pipeline(old);
         }
         self.pipelines.store(Arc::new(next));
         self.spawn(spawn);
-        drop(current);
         Ok(report)
     }
 
