@@ -145,6 +145,41 @@ async fn a_stalled_request_body_gets_408_and_never_reaches_the_upstream() {
     assert_eq!(b["counts"]["window_failures"], 0, "{b}");
 }
 
+/// Found (issue 14): an ingest body that stalled was waited for forever, and `100 Continue`
+/// went out before a body too large for the pipeline was refused. Now ingest, on the same
+/// port, gets 408 after `request_body_idle` with nothing accepted, and an oversized body is
+/// refused with 413 before any `100 Continue`.
+#[tokio::test(start_paused = true)]
+async fn a_stalled_ingest_body_gets_408_and_an_oversized_one_413_without_100_continue() {
+    let app = Daemon::start(
+        "server: { listen: 127.0.0.1:0, workers: 0, timeouts: { request_body_idle: 10s } }
+admin: { listen: 127.0.0.1:0 }
+pipelines:
+  - { name: p, max_body: 1KB, outputs: [ { name: sink, type: blackhole } ] }
+",
+    )
+    .await;
+    let mut client = Wire::connect(app.gateway_addr()).await;
+    client
+        .send(b"POST /ingest/p HTTP/1.1\r\nhost: gw\r\ncontent-type: application/x-ndjson\r\ncontent-length: 100\r\n\r\n{\"a\":")
+        .await;
+    let started = tokio::time::Instant::now();
+    let reply = client.response("POST").await;
+    assert_eq!(reply.head.status, 408, "{reply:?}");
+    assert!(started.elapsed() >= Duration::from_secs(10));
+    client.assert_closed().await;
+
+    let mut client = Wire::connect(app.gateway_addr()).await;
+    client
+        .send(b"POST /ingest/p HTTP/1.1\r\nhost: gw\r\ncontent-type: application/x-ndjson\r\ncontent-length: 4096\r\nexpect: 100-continue\r\n\r\n")
+        .await;
+    let reply = client.response("POST").await;
+    assert_eq!(reply.head.status, 413, "no 100 Continue first: {reply:?}");
+
+    let pipelines = app.admin_json("/v1/pipelines").await;
+    assert_eq!(pipelines[0]["accepted"], 0, "{pipelines}");
+}
+
 /// Found: a client that stopped reading a streamed answer held it forever. Now the
 /// connection is dropped once a write waits longer than `response_write_idle`.
 #[tokio::test(start_paused = true)]

@@ -218,16 +218,6 @@ pub(crate) fn too_large(limit: u64) -> Response<Body> {
     )
 }
 
-/// `408`: the client paused its request body longer than `server.timeouts.request_body_idle`
-/// (the connection closes after it).
-pub(crate) fn body_timeout() -> Response<Body> {
-    json_error(
-        StatusCode::REQUEST_TIMEOUT,
-        "request_timeout",
-        "the request body stalled longer than server.timeouts.request_body_idle",
-    )
-}
-
 /// `400`: the request path is refused by the path rules:
 /// `{"error":{"type":"invalid_path","reason":…,"message":…}}`, `reason` as in
 /// `seawall_refused_paths_total`.

@@ -506,7 +506,7 @@ impl Drop for Leaving<'_> {
 fn unreadable(error: BodyError, max_body: u64) -> Reply {
     match error {
         BodyError::TooLarge => answers::too_large(max_body),
-        BodyError::TimedOut => answers::body_timeout(),
+        BodyError::TimedOut => crate::message::body_timeout(),
         // Nobody reads the answer to a client that left; it is written for the log's sake.
         BodyError::ClientGone | BodyError::Unreadable => {
             answers::bad_request("the request body could not be read")

@@ -10,7 +10,7 @@ mod request;
 mod upgrade;
 
 pub(crate) use pipe::{pipe, PipeSender, Want};
-pub use reply::{empty, full, json, json_error, Body, Reply};
+pub use reply::{body_timeout, empty, full, json, json_error, Body, Reply};
 pub use request::{RequestBody, RequestBodyError};
 pub(crate) use upgrade::Tunnel;
 pub use upgrade::UpgradeRequest;

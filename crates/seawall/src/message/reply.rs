@@ -149,6 +149,16 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     resp
 }
 
+/// `408`: the client paused its request body longer than `server.timeouts.request_body_idle`
+/// (the connection closes after it), for the gateway and ingest alike.
+pub fn body_timeout() -> Response<Body> {
+    json_error(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        "the request body stalled longer than server.timeouts.request_body_idle",
+    )
+}
+
 /// A JSON error: `{"error":{"type":kind,"message":message}}`.
 pub fn json_error(status: StatusCode, kind: &str, message: &str) -> Response<Body> {
     json(

@@ -15,7 +15,7 @@ use super::parse::{self, Format};
 use super::{Pipeline, Pipelines};
 use crate::health::{Check, Edge, Health};
 use crate::memory::{Lease, OverBudget};
-use crate::message::{json, json_error, Body, BoxError};
+use crate::message::{body_timeout, json, json_error, Body, BoxError, RequestBodyError};
 
 /// Why a body could not be read.
 enum ReadError {
@@ -136,6 +136,11 @@ impl Pipelines {
             .map_err(|e| match e {
                 ReadError::TooLarge => too_large(limit),
                 ReadError::OverBudget(over) => self.over_budget(over),
+                ReadError::Broken(e)
+                    if RequestBodyError::of(&*e) == Some(RequestBodyError::TimedOut) =>
+                {
+                    body_timeout()
+                }
                 ReadError::Broken(e) => {
                     let message = format!("reading the body failed: {e}");
                     json_error(StatusCode::BAD_REQUEST, "bad_body", &message)
